@@ -1,0 +1,232 @@
+// Package templating turns a campaign's message template and one recipient's
+// CSV row into the text sent to that recipient.
+//
+// A template is text/template text whose data is the row, by normalized
+// column name (see NormalizeColumn), plus the campaign's own details:
+//
+//	Hi {{.name | firstName | title | default "there"}}, your appointment in
+//	{{.city}} is on {{.date}}. {{.campaign.name}} team
+//
+// The life of a template follows the upload (DESIGN.md, "Data flow"): Parse
+// it once; CheckColumns against the CSV header before any row is enqueued, so
+// a typo in a field name is one 400 at upload and not a failure for every
+// recipient; then Render it per recipient, from as many goroutines as wanted.
+//
+// Data a template sees:
+//   - {{.first_name}}: the row's value of the column whose header normalizes
+//     to "first_name" ("First Name"). An empty cell is "", and renders as
+//     nothing; {{default "there" .first_name}} gives a fallback. Every value
+//     is text: {{if .vip}} is true for any non-empty value, "no" included;
+//     compare instead: {{if eq .vip "yes"}}.
+//   - {{.campaign.name}}, {{.campaign.id}}: the campaign's. If the CSV has a
+//     column named "campaign", that column wins and {{.campaign}} is its
+//     value; CheckColumns then rejects templates that use .campaign.name or
+//     .campaign.id, which could no longer work.
+//   - A column whose name starts with a digit ("2nd_phone") is written
+//     {{index . "2nd_phone"}}.
+//
+// Functions, besides text/template's built-ins (eq, printf, index, ...):
+//   - default FALLBACK VALUE: VALUE, or FALLBACK when VALUE is empty or only
+//     whitespace. Piped, the value comes last: {{.nick | default "there"}}.
+//   - upper, lower, trim: strings.ToUpper, strings.ToLower, strings.TrimSpace.
+//   - title: each word's first letter upper-case, the rest lower-case, by
+//     Unicode rules ("maría JOSÉ" → "María José").
+//   - firstName: the first word of a full name, trimmed, in the casing the
+//     CSV has ("  maría josé garcía " → "maría"); pipe it into title to fix
+//     the casing.
+//
+// None reads files, the environment, the network or the clock: a message
+// depends only on its row and campaign, so a preview shows what is sent.
+// Output is plain text; nothing is HTML-escaped.
+package templating
+
+import (
+	"errors"
+	"io/fs"
+	"slices"
+	"strings"
+	"text/template"
+	"text/template/parse"
+	"unicode/utf8"
+)
+
+// MaxLength is the longest message, in Unicode code points, that the provider
+// accepts.
+const MaxLength = 2000
+
+// Campaign holds the campaign details a template can use as
+// {{.campaign.name}} and {{.campaign.id}}.
+type Campaign struct {
+	ID, Name string
+}
+
+// Template is a parsed message template. It does not change after Parse and
+// is safe for concurrent use.
+type Template struct {
+	name     string
+	src      string
+	tmpl     *template.Template
+	used     usage
+	sizeHint int // bytes of literal text, to size the output once
+}
+
+// Parse parses a message template. name is used for nothing but Name; errors
+// are about lines of text. Text that is empty or only whitespace is
+// ErrEmptyTemplate; a template that cannot work is a *SyntaxError (bad
+// syntax, an unknown function, a function given the wrong number of
+// arguments, a field that can never have a value).
+func Parse(name, text string) (*Template, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, ErrEmptyTemplate
+	}
+	tmpl, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
+	if err != nil {
+		return nil, syntaxError(err, name)
+	}
+	used, serr := findUsage(tmpl, text)
+	if serr != nil {
+		return nil, serr
+	}
+	return &Template{
+		name:     name,
+		src:      text,
+		tmpl:     tmpl,
+		used:     used,
+		sizeHint: literalBytes(tmpl) + 16*len(used.fields),
+	}, nil
+}
+
+// ParseFS reads the template file name from fsys (such as os.DirFS of the
+// shipped templates/ directory) and parses it. The name must be a plain
+// fs.ValidPath, so a request cannot reach outside fsys with "../".
+func ParseFS(fsys fs.FS, name string) (*Template, error) {
+	text, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(name, string(text))
+}
+
+// Name returns the name given to Parse.
+func (t *Template) Name() string { return t.name }
+
+// Source returns the template text given to Parse.
+func (t *Template) Source() string { return t.src }
+
+// Fields returns the row columns the template references, sorted, each once.
+// The campaign details ({{.campaign.name}}) are not columns and are not
+// listed. Fields inside {{range}} and {{with}} bodies, where dot is not the
+// row, are not listed either; $.col there is.
+func (t *Template) Fields() []string { return slices.Clone(t.used.fields) }
+
+// CheckColumns reports whether rows with the given columns (normalized
+// names, as NormalizeColumn or NormalizeHeader return them) have everything
+// the template uses. It returns a *MissingColumnsError naming the fields the
+// columns lack, a *CampaignColumnError if a "campaign" column hides campaign
+// details the template reads, or both joined.
+func (t *Template) CheckColumns(columns []string) error {
+	have := make(map[string]bool, len(columns))
+	available := make([]string, 0, len(columns))
+	for _, c := range columns {
+		if c == "" || have[c] {
+			continue
+		}
+		have[c] = true
+		available = append(available, c)
+	}
+	var missing []string
+	for _, f := range t.used.fields {
+		if !have[f] {
+			missing = append(missing, f)
+		}
+	}
+	var errs []error
+	if len(missing) > 0 {
+		errs = append(errs, &MissingColumnsError{Missing: missing, Available: available})
+	}
+	if have[campaignKey] && len(t.used.campaign) > 0 {
+		errs = append(errs, &CampaignColumnError{Fields: slices.Clone(t.used.campaign)})
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return errors.Join(errs...)
+}
+
+// Render renders the message for one recipient. row maps normalized column
+// names to the recipient's values and must hold every column the template
+// uses (an empty cell as ""): a column it lacks is a *RenderError, as is any
+// other failure while executing the template.
+//
+// Leading and trailing whitespace is removed from the result: it never means
+// anything in a chat message, and template files end with a newline.
+//
+// A result longer than MaxLength code points is a *TooLongError. The text is
+// returned with it, so a preview can show what is too long.
+func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
+	var data any = row
+	switch {
+	case t.used.wholeData:
+		m := make(map[string]any, len(row)+1)
+		m[campaignKey] = campaignData(c)
+		for k, v := range row {
+			m[k] = v // a "campaign" column wins
+		}
+		data = m
+	case t.used.readsCampaign:
+		// Copy only what the template reads: rows may have many columns.
+		m := make(map[string]any, len(t.used.fields)+1)
+		m[campaignKey] = campaignData(c)
+		if v, ok := row[campaignKey]; ok {
+			m[campaignKey] = v // a "campaign" column wins
+		}
+		for _, f := range t.used.fields {
+			if v, ok := row[f]; ok { // absent: Execute reports it
+				m[f] = v
+			}
+		}
+		data = m
+	}
+	// Otherwise the row itself is the data: no copy.
+	var b strings.Builder
+	b.Grow(t.sizeHint)
+	if err := t.tmpl.Execute(&b, data); err != nil {
+		return "", renderError(err, t.name)
+	}
+	msg := strings.TrimSpace(b.String())
+	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
+		if n := utf8.RuneCountInString(msg); n > MaxLength {
+			return msg, &TooLongError{Length: n, Max: MaxLength}
+		}
+	}
+	return msg, nil
+}
+
+func campaignData(c Campaign) map[string]string {
+	return map[string]string{"name": c.Name, "id": c.ID}
+}
+
+// literalBytes sums the literal text of a template, its minimum output.
+func literalBytes(tmpl *template.Template) int {
+	n := 0
+	var walk func(parse.Node)
+	walk = func(node parse.Node) {
+		switch node := node.(type) {
+		case *parse.TextNode:
+			n += len(node.Text)
+		case *parse.ListNode:
+			if node != nil {
+				for _, c := range node.Nodes {
+					walk(c)
+				}
+			}
+		}
+	}
+	if tmpl.Tree != nil {
+		walk(tmpl.Tree.Root)
+	}
+	return n
+}
