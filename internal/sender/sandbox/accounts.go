@@ -1,0 +1,192 @@
+package sandbox
+
+import (
+	"regexp"
+	"strings"
+	"time"
+)
+
+// account is a WhatsApp account of the workspace.
+type account struct {
+	phone       string // E.164
+	connected   bool
+	seq         int64 // higher: connected more recently
+	connectedOn time.Time
+}
+
+// chat is a conversation of one account with one recipient. The sandbox
+// creates one when an account first messages a recipient.
+type chat struct {
+	id        int64
+	sender    string // the account's phone
+	recipient string // E.164 phone, or a group's JID
+	jid       string
+}
+
+type chatKey struct{ sender, recipient string }
+
+// ConnectAccount connects phone to the workspace (adding it when it is not
+// there yet) and makes it the most recently connected account: the default
+// sender of requests that name none.
+func (s *Server) ConnectAccount(phone string) {
+	normalized, ok := normalizePhone(phone)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connectLocked(normalized, s.now())
+}
+
+// DisconnectAccount disconnects phone: sends through it are refused with a
+// validation error until ConnectAccount.
+func (s *Server) DisconnectAccount(phone string) {
+	normalized, ok := normalizePhone(phone)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acc := s.findAccountLocked(normalized)
+	if acc == nil {
+		acc = &account{phone: normalized}
+		s.accounts = append(s.accounts, acc)
+	}
+	acc.connected = false
+}
+
+func (s *Server) connectLocked(phone string, now time.Time) *account {
+	acc := s.findAccountLocked(phone)
+	if acc == nil {
+		acc = &account{phone: phone}
+		s.accounts = append(s.accounts, acc)
+	}
+	s.accountSeq++
+	acc.seq = s.accountSeq
+	acc.connected = true
+	acc.connectedOn = now
+	return acc
+}
+
+func (s *Server) findAccountLocked(phone string) *account {
+	for _, acc := range s.accounts {
+		if acc.phone == phone {
+			return acc
+		}
+	}
+	return nil
+}
+
+// resolveSenderLocked picks the account that sends a message to the phone
+// or JID endpoints: the named one, or the most recently connected one. It
+// explains a refusal in the provider's field-error shape.
+func (s *Server) resolveSenderLocked(named string) (string, *fieldError) {
+	if named == "" {
+		var best *account
+		for _, acc := range s.accounts {
+			if acc.connected && (best == nil || acc.seq > best.seq) {
+				best = acc
+			}
+		}
+		switch {
+		case best != nil:
+			return best.phone, nil
+		case s.restrictAccounts || len(s.accounts) > 0:
+			return "", &fieldError{Fields: []string{"whatsapp_account_phone"}, Msg: "no WhatsApp account is connected to this workspace"}
+		default:
+			return "", nil // any account goes, and none was named
+		}
+	}
+	phone, ok := normalizePhone(named)
+	if !ok {
+		return "", &fieldError{Fields: []string{"whatsapp_account_phone"}, Msg: "must be a phone number in international format"}
+	}
+	acc := s.findAccountLocked(phone)
+	switch {
+	case acc == nil && s.restrictAccounts:
+		return "", &fieldError{Fields: []string{"whatsapp_account_phone"}, Msg: "WhatsApp account " + phone + " is not connected to this workspace"}
+	case acc != nil && !acc.connected:
+		return "", &fieldError{Fields: []string{"whatsapp_account_phone"}, Msg: "WhatsApp account " + phone + " is disconnected"}
+	}
+	return phone, nil
+}
+
+// learnAccountLocked adds an account first seen in a request (when
+// Config.Accounts is empty and any account goes).
+func (s *Server) learnAccountLocked(phone string, now time.Time) {
+	if phone == "" || s.findAccountLocked(phone) != nil {
+		return
+	}
+	s.accounts = append(s.accounts, &account{phone: phone, connected: true, connectedOn: now})
+}
+
+func (s *Server) chatLocked(id int64) *chat {
+	if id < 1 || id > int64(len(s.chats)) {
+		return nil
+	}
+	return s.chats[id-1]
+}
+
+// chatForLocked returns the chat of sender with recipient, creating it.
+func (s *Server) chatForLocked(sender, recipient string) *chat {
+	key := chatKey{sender, recipient}
+	if c, ok := s.chatByKey[key]; ok {
+		return c
+	}
+	c := &chat{id: int64(len(s.chats)) + 1, sender: sender, recipient: recipient, jid: jidOf(recipient)}
+	s.chats = append(s.chats, c)
+	s.chatByKey[key] = c
+	return c
+}
+
+// phoneSeparators are what people write inside phone numbers.
+var phoneSeparators = strings.NewReplacer(" ", "", "-", "", ".", "", "(", "", ")", "")
+
+var phoneDigits = regexp.MustCompile(`^\+?[0-9]{7,15}$`)
+
+// normalizePhone accepts [+] and 7 to 15 digits, after removing spaces,
+// dashes, dots and parentheses (the provider's guide accepts
+// "(415) 555-1234"), and returns the number as +digits.
+func normalizePhone(s string) (string, bool) {
+	s = phoneSeparators.Replace(strings.TrimSpace(s))
+	if !phoneDigits.MatchString(s) {
+		return "", false
+	}
+	return "+" + strings.TrimPrefix(s, "+"), true
+}
+
+var (
+	contactJID = regexp.MustCompile(`^([0-9]{7,15})@s\.whatsapp\.net$`)
+	groupJID   = regexp.MustCompile(`^[0-9]+(-[0-9]+)*@g\.us$`)
+)
+
+// parseJID returns the recipient a JID addresses: +digits for a contact,
+// the JID itself for a group.
+func parseJID(jid string) (string, bool) {
+	jid = strings.TrimSpace(jid)
+	if m := contactJID.FindStringSubmatch(jid); m != nil {
+		return "+" + m[1], true
+	}
+	if groupJID.MatchString(jid) {
+		return jid, true
+	}
+	return "", false
+}
+
+// normalizeRecipient reads a phone or a JID, for matching faults.
+func normalizeRecipient(s string) string {
+	if p, ok := normalizePhone(s); ok {
+		return p
+	}
+	if r, ok := parseJID(s); ok {
+		return r
+	}
+	return s
+}
+
+func jidOf(recipient string) string {
+	if strings.HasPrefix(recipient, "+") {
+		return recipient[1:] + "@s.whatsapp.net"
+	}
+	return recipient
+}

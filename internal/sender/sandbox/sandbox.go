@@ -1,0 +1,403 @@
+// Package sandbox is an in-process stand-in for the TimelinesAI Public API: an
+// http.Handler that authenticates, validates, charges credits, paces and
+// reports message statuses the way the provider's pages and the facts sheet
+// (shared/spec) describe, and that can be told to misbehave (Inject).
+//
+// Tests run it behind httptest.Server and check what it recorded;
+// `make run` serves it when no provider token is configured, so the whole
+// product can be tried without an account. Inspection endpoints under
+// /_sandbox/ (no auth) show what it received and let a test that drives a
+// separate process change its state.
+//
+// Decisions where the provider's behaviour is unknown are the documented
+// defaults below; they are the contract the rest of the product is tested
+// against.
+//
+//   - Statuses are "Sent", "Delivered", "Read" and "Failed". A message has no
+//     history until its Sent time; GET /messages/{uid} calls it "Queued" then.
+//   - A message the provider cannot deliver (OutcomeFailed) is Sent first and
+//     Failed DeliverAfter later; its credits return RefundAfter after that.
+//   - Credits are charged from the monthly quota first, then from the
+//     non-recurring balance, and refunded to where they came from.
+//   - Every authenticated API request counts as an API call. With
+//     Config.APICalls set, a request beyond it is answered 403
+//     {"error_code":"quota_exceeded"} and not counted; that includes the quota
+//     endpoints. Requests refused by auth or the rate limit are not API calls.
+//   - Durations in Config: zero means the realistic default, negative means
+//     none (at once).
+package sandbox
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Outcome is what finally happens to a sent message.
+type Outcome int
+
+const (
+	// OutcomeByRates lets Config.ReadRate and Config.FailRate decide.
+	OutcomeByRates Outcome = iota
+	// OutcomeDelivered: Sent, then Delivered.
+	OutcomeDelivered
+	// OutcomeRead: Sent, Delivered, then Read.
+	OutcomeRead
+	// OutcomeFailed: Sent, then Failed (number not on WhatsApp, say); the
+	// credits come back RefundAfter later.
+	OutcomeFailed
+	// OutcomeSent: Sent and nothing after (a phone that stays off).
+	OutcomeSent
+)
+
+// Status names as the sandbox writes them in status histories.
+const (
+	StatusQueued    = "Queued" // only in GET /messages/{uid}, before Sent
+	StatusSent      = "Sent"
+	StatusDelivered = "Delivered"
+	StatusRead      = "Read"
+	StatusFailed    = "Failed"
+)
+
+// TimestampLayout is how the provider writes times in its bodies.
+const TimestampLayout = "2006-01-02 15:04:05 -0700"
+
+// Config shapes a sandbox. The zero value of every field but Token is usable.
+type Config struct {
+	Token string // the Bearer token requests must carry; required
+
+	// Accounts are the workspace's WhatsApp account phones (E.164). The
+	// first is the default sender ("the most recently connected account")
+	// until ConnectAccount names another. Empty: any whatsapp_account_phone
+	// is accepted.
+	Accounts []string
+
+	Credits             int64 // messaging_quota.total; 0: none, every send is refused with quota_exceeded
+	NonRecurringCredits int64 // non_recurring_quota.remaining_balance at start
+	APICalls            int64 // api_calls_quota.total; 0: unlimited (reported as a large total)
+
+	RateLimit  float64 // requests per second per client IP; 0: no limit
+	RateBurst  int     // token bucket size; 0: 10
+	RetryAfter bool    // send Retry-After with a 429 (the real API may not)
+	BurstAs403 bool    // answer a burst with 403 and an HTML page, as the CDN in front of the real API does
+
+	PlainText401 bool   // answer 401 with text/plain "Unauthorized" (observed) instead of the JSON error
+	QuotaPath    string // "": serve GET /quotas and GET /workspace/quotas; otherwise only this path
+
+	SendInterval time.Duration // the provider's pacing per account: least gap between two Sent times; 0: 2s
+	DeliverAfter time.Duration // Delivered (or Failed) this long after Sent; 0: 2s
+	ReadAfter    time.Duration // Read this long after Sent; 0: 5s
+	RefundAfter  time.Duration // a Failed message's credits return this long after it failed; 0: 2h
+
+	ReadRate float64 // fraction of recipients who read the message
+	FailRate float64 // fraction of recipients whose message fails
+	Seed     int64   // makes the rates pick the same recipients every run
+
+	// Outcome, when set, decides per recipient (E.164 phone, or a group's
+	// JID); OutcomeByRates defers to the rates. It is called with the
+	// sandbox locked: it must not call the Server.
+	Outcome func(phone string) Outcome
+
+	Now func() time.Time // the clock; nil: time.Now
+}
+
+// Defaults of Config's durations.
+const (
+	DefaultSendInterval = 2 * time.Second
+	DefaultDeliverAfter = 2 * time.Second
+	DefaultReadAfter    = 5 * time.Second
+	DefaultRefundAfter  = 2 * time.Hour
+	DefaultRateBurst    = 10
+
+	// unlimitedAPICalls is what api_calls_quota.total says when Config.APICalls is 0.
+	unlimitedAPICalls = 1_000_000_000
+)
+
+// Ops name the kinds of API request, for Fault.Op.
+const (
+	OpSend     = "send"     // POST /messages, /chats/{chat_id}/messages, /messages/to_jid
+	OpQuota    = "quota"    // GET /quotas, /workspace/quotas
+	OpStatus   = "status"   // GET /messages/{uid}/status_history, GET /messages/{uid}
+	OpAccounts = "accounts" // GET /whatsapp_accounts
+)
+
+// Message is one accepted message as the sandbox recorded it: the request's
+// fields as received, and what the sandbox resolved them to.
+type Message struct {
+	UID string `json:"uid"`
+
+	// The request's fields. Fields the endpoint does not have (reply_to of
+	// POST /messages, whatsapp_account_phone of a chat send) stay empty.
+	Phone                string `json:"phone,omitempty"`
+	ChatID               int64  `json:"chat_id,omitempty"`
+	JID                  string `json:"jid,omitempty"`
+	AccountPhone         string `json:"whatsapp_account_phone,omitempty"`
+	Text                 string `json:"text,omitempty"`
+	FileUID              string `json:"file_uid,omitempty"`
+	AttachmentTemplateID int64  `json:"attachment_template_id,omitempty"`
+	Label                string `json:"label,omitempty"`
+	ChatName             string `json:"chat_name,omitempty"`
+	ReplyTo              string `json:"reply_to,omitempty"`
+
+	// Resolved by the sandbox.
+	Sender    string `json:"sender"`    // the sending account's phone (E.164); "" when Accounts is empty and none was named
+	Recipient string `json:"recipient"` // the recipient's phone (E.164), or a group's JID
+	Chat      int64  `json:"chat"`      // the chat the message went to
+
+	Credits    int       `json:"credits"` // charged at acceptance: 1, or 2 for text with an attachment
+	ReceivedAt time.Time `json:"received_at"`
+	SentAt     time.Time `json:"sent_at"` // when the provider's pacing lets it out (may be in the future)
+	Status     string    `json:"status"`  // the latest status when the snapshot was taken
+}
+
+// StatusEvent is one entry of a message's status history.
+type StatusEvent struct {
+	Status string
+	At     time.Time
+}
+
+// Server is the sandbox. It is an http.Handler and safe for concurrent use.
+type Server struct {
+	cfg        Config // durations and burst with defaults applied
+	now        func() time.Time
+	api        *http.ServeMux
+	inspection *http.ServeMux
+
+	mu       sync.Mutex
+	messages []*record
+	byUID    map[string]*record
+
+	chats     []*chat // chats[i] has id i+1
+	chatByKey map[chatKey]*chat
+
+	accounts         []*account // in the order the sandbox learnt of them
+	accountSeq       int64      // increases with every connection; the highest is the default sender
+	restrictAccounts bool       // Config.Accounts was set: unknown accounts are refused
+
+	lastSentAt map[string]time.Time // per sending account: the latest Sent time handed out
+
+	creditsTotal       int64 // messaging_quota.total
+	creditsUsed        int64 // messaging_quota.used
+	nonRecurringCredit int64 // non_recurring_quota.remaining_balance
+	nonRecurringAt     time.Time
+	refunds            refundQueue
+
+	apiCallsUsed int64
+	answers      map[int]int
+	faults       []*activeFault
+	buckets      map[string]*tokenBucket
+}
+
+// New returns a sandbox configured by cfg. It panics when cfg.Token is
+// empty: a sandbox that accepts anything would hide auth bugs.
+func New(cfg Config) *Server {
+	if cfg.Token == "" {
+		panic("sandbox: Config.Token is required")
+	}
+	cfg.SendInterval = durationOr(cfg.SendInterval, DefaultSendInterval)
+	cfg.DeliverAfter = durationOr(cfg.DeliverAfter, DefaultDeliverAfter)
+	cfg.ReadAfter = max(durationOr(cfg.ReadAfter, DefaultReadAfter), cfg.DeliverAfter)
+	cfg.RefundAfter = durationOr(cfg.RefundAfter, DefaultRefundAfter)
+	if cfg.QuotaPath != "" && !strings.HasPrefix(cfg.QuotaPath, "/") {
+		cfg.QuotaPath = "/" + cfg.QuotaPath
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = DefaultRateBurst
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	s := &Server{
+		cfg:                cfg,
+		now:                now,
+		byUID:              map[string]*record{},
+		chatByKey:          map[chatKey]*chat{},
+		lastSentAt:         map[string]time.Time{},
+		creditsTotal:       cfg.Credits,
+		nonRecurringCredit: cfg.NonRecurringCredits,
+		nonRecurringAt:     now(),
+		answers:            map[int]int{},
+		buckets:            map[string]*tokenBucket{},
+		restrictAccounts:   len(cfg.Accounts) > 0,
+	}
+	// Accounts[0] gets the highest sequence: it is the default sender.
+	for i := len(cfg.Accounts) - 1; i >= 0; i-- {
+		if phone, ok := normalizePhone(cfg.Accounts[i]); ok {
+			s.connectLocked(phone, s.nonRecurringAt)
+		}
+	}
+	// Keep the configured order for listings.
+	ordered := make([]*account, 0, len(s.accounts))
+	for i := len(s.accounts) - 1; i >= 0; i-- {
+		ordered = append(ordered, s.accounts[i])
+	}
+	s.accounts = ordered
+
+	s.api = s.apiRoutes()
+	s.inspection = s.inspectionRoutes()
+	return s
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0
+	}
+	return d
+}
+
+// apiPrefix is the real API's path root. The sandbox serves its routes both
+// at its own root and under this prefix, so that a base URL copied from the
+// real one (with the host swapped) works too.
+const apiPrefix = "/integrations/api"
+
+// ServeHTTP serves the API and the /_sandbox/ inspection endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		s.inspection.ServeHTTP(w, r)
+		return
+	}
+	if rest, ok := strings.CutPrefix(r.URL.Path, apiPrefix); ok && (rest == "" || rest[0] == '/') {
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = rest
+		r2.URL.RawPath = ""
+		r = r2
+	}
+	s.serveAPI(w, r)
+}
+
+// serveAPI runs what stands in front of every API route: the answer
+// counter, the per-IP rate limit (the CDN's), and the router's HTML 404.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	cw := &countingWriter{ResponseWriter: w, server: s}
+	// The provider's clock, so that a Retry-After date is read against it.
+	cw.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+
+	if allowed, wait := s.allowRequest(clientIP(r), now); !allowed {
+		s.rateLimited(wait).write(cw)
+		return
+	}
+	// The real API answers a trailing slash with its web app's 404 page.
+	if r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
+		notFoundPage().write(cw)
+		return
+	}
+	s.api.ServeHTTP(cw, r)
+}
+
+// countingWriter counts each answer's status once, in Server.answers.
+type countingWriter struct {
+	http.ResponseWriter
+	server  *Server
+	counted bool
+}
+
+func (c *countingWriter) WriteHeader(status int) {
+	if !c.counted && status >= 200 {
+		c.counted = true
+		c.server.mu.Lock()
+		c.server.answers[status]++
+		c.server.mu.Unlock()
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if !c.counted {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Fault.Drop).
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// Messages returns every accepted message in arrival order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make([]Message, len(s.messages))
+	for i, rec := range s.messages {
+		out[i] = rec.snapshot(now, s.cfg)
+	}
+	return out
+}
+
+// Message returns the accepted message with the given UID.
+func (s *Server) Message(uid string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.byUID[uid]
+	if !ok {
+		return Message{}, false
+	}
+	return rec.snapshot(s.now(), s.cfg), true
+}
+
+// StatusHistory returns a message's status history as of now, oldest
+// first, as GET /messages/{uid}/status_history would (without spending an
+// API call).
+func (s *Server) StatusHistory(uid string) ([]StatusEvent, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.byUID[uid]
+	if !ok {
+		return nil, false
+	}
+	return rec.history(s.now(), s.cfg), true
+}
+
+// Answers counts the API's answers by HTTP status (not those of /_sandbox/,
+// and not dropped connections).
+func (s *Server) Answers() map[int]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[int]int, len(s.answers))
+	for status, n := range s.answers {
+		out[status] = n
+	}
+	return out
+}
+
+// APICallsUsed is api_calls_quota.used.
+func (s *Server) APICallsUsed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiCallsUsed
+}
+
+// SetCredits sets messaging_quota.total (a plan change or a top-up).
+func (s *Server) SetCredits(total int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.creditsTotal = total
+}
+
+// CreditsUsed is what accepted messages cost and has not been refunded, from
+// the monthly quota and the non-recurring balance together.
+func (s *Server) CreditsUsed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyRefundsLocked(s.now())
+	return s.creditsUsed + (s.cfg.NonRecurringCredits - s.nonRecurringCredit)
+}
+
+// CreditsRemaining is what may still be spent: the rest of the monthly
+// quota plus the non-recurring balance.
+func (s *Server) CreditsRemaining() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applyRefundsLocked(s.now())
+	return s.remainingLocked()
+}
+
+func (s *Server) remainingLocked() int64 {
+	return max(0, s.creditsTotal-s.creditsUsed) + max(0, s.nonRecurringCredit)
+}
