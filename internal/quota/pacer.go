@@ -1,0 +1,252 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultSendInterval is the least gap between two sends of one account
+// (SEND_INTERVAL): the provider spaces an account's messages ~2 s apart
+// anyway and queues the excess, charging credits at queue time.
+const DefaultSendInterval = 2 * time.Second
+
+// Pacer spaces the sends of each WhatsApp account: at most one per interval
+// per account, across all workers. Take enforces it at send time (GCRA with a
+// burst of one, in Redis); Plan books slots ahead at enqueue time, so that
+// tasks become due at the rate they may be sent; WentOutLate moves the next
+// slot when a send left the process well after its slot. It is safe for
+// concurrent use.
+//
+// The slot script is this package's own rather than redis_rate's (which the
+// API-call ceiling uses): a burst of one is just "the account's next free
+// moment", and redis_rate has no way to move that moment forward after a
+// late send.
+type Pacer struct {
+	rdb      redis.UniversalClient
+	interval time.Duration
+	jitter   time.Duration
+
+	// Overrides are read once a second per account and process, not on
+	// every send: a change reaches every worker within a second.
+	mu        sync.Mutex
+	overrides map[string]cachedInterval
+}
+
+type cachedInterval struct {
+	d  time.Duration
+	at time.Time
+}
+
+const overrideCacheFor = time.Second
+
+// NewPacer returns a Pacer whose accounts send at most once per interval
+// unless SetInterval says otherwise. An interval of 0 turns pacing off (for
+// a provider that paces by itself, and for measuring the send path): accounts
+// without an override then send as fast as the rest allows. jitter (0: none)
+// adds a random extra in [0, jitter) to every wait Take answers and to the
+// step of every Plan, so sends do not tick like a clock; the least gap stays
+// the interval.
+func NewPacer(rdb redis.UniversalClient, interval, jitter time.Duration) *Pacer {
+	if interval < 0 {
+		interval = DefaultSendInterval
+	}
+	return &Pacer{
+		rdb:       rdb,
+		interval:  interval,
+		jitter:    max(0, jitter),
+		overrides: map[string]cachedInterval{},
+	}
+}
+
+// takeScript takes the slot KEYS[1] (the account's next free moment, in ms
+// of the Redis clock) when it has come, and sets the next one ARGV[1] ms
+// later. Answers 0 when taken, else the ms until the slot.
+var takeScript = redis.NewScript(luaNowMillis + `
+local now = tonumber(now_ms)
+local free_at = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if free_at > now then
+  return free_at - now
+end
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%d', now + interval), 'PX', interval)
+return 0
+`)
+
+// lateScript moves the slot KEYS[1] to no earlier than ARGV[1] ms from now
+// (a send that went out late holds the account until an interval after it
+// went out).
+var lateScript = redis.NewScript(luaNowMillis + `
+local now = tonumber(now_ms)
+local free_at = now + tonumber(ARGV[1])
+if free_at > (tonumber(redis.call('GET', KEYS[1]) or '0') or 0) then
+  redis.call('SET', KEYS[1], string.format('%d', free_at), 'PX', tonumber(ARGV[1]))
+end
+return 0
+`)
+
+// Take claims the account's send slot. It answers 0 when the slot was free
+// and is now taken: send now. Otherwise it answers how long until the next
+// slot (plus jitter), and nothing is taken.
+func (p *Pacer) Take(ctx context.Context, account string) (time.Duration, error) {
+	interval, err := p.Interval(ctx, account)
+	if err != nil {
+		return 0, err
+	}
+	if interval == 0 {
+		return 0, nil // pacing is off
+	}
+	waitMillis, err := takeScript.Run(ctx, p.rdb, []string{paceKey(account)}, ceilMillis(interval)).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("quota: take send slot of account %q: %w", account, err)
+	}
+	if waitMillis <= 0 {
+		return 0, nil
+	}
+	return time.Duration(waitMillis)*time.Millisecond + p.randomJitter(), nil
+}
+
+// WentOutLate tells the pacer that a send of the account left this process
+// ago before now, later than its slot: the account's next slot is moved to
+// an interval after the send went out, if it was sooner. Take spaces the
+// slots; this keeps the sends themselves spaced when something (a stalled
+// machine, a slow Redis) held one back between its slot and the wire, so the
+// provider never sees two of an account's sends closer than the interval
+// because the first was late.
+func (p *Pacer) WentOutLate(ctx context.Context, account string, ago time.Duration) error {
+	interval, err := p.Interval(ctx, account)
+	if err != nil || interval == 0 {
+		return err
+	}
+	left := interval - max(0, ago)
+	if left <= 0 {
+		return nil // an interval has passed since: the slot is free anyway
+	}
+	if err := lateScript.Run(ctx, p.rdb, []string{paceKey(account)}, ceilMillis(left)).Err(); err != nil {
+		return fmt.Errorf("quota: move the send slot of account %q after a late send: %w", account, err)
+	}
+	return nil
+}
+
+// ceilMillis is d in whole milliseconds, rounded up: slots are kept in ms,
+// and rounding down would put two sends closer than the interval.
+func ceilMillis(d time.Duration) int64 {
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// SetInterval overrides the account's interval for every worker (d = 0 goes
+// back to the default). Intervals are kept to the millisecond.
+func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration) error {
+	var err error
+	switch {
+	case d == 0:
+		err = p.rdb.HDel(ctx, intervalsKey, accountKey(account)).Err()
+	case d < time.Millisecond:
+		return fmt.Errorf("quota: send interval of account %q: %s is not a positive number of milliseconds", account, d)
+	default:
+		err = p.rdb.HSet(ctx, intervalsKey, accountKey(account), d.Milliseconds()).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("quota: set send interval of account %q to %s: %w", account, d, err)
+	}
+	p.mu.Lock()
+	delete(p.overrides, account) // this process sees it at once
+	p.mu.Unlock()
+	return nil
+}
+
+// Interval is the account's least gap between two sends: its override, or
+// the Pacer's default.
+func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, error) {
+	p.mu.Lock()
+	c, ok := p.overrides[account]
+	p.mu.Unlock()
+	if ok && time.Since(c.at) < overrideCacheFor {
+		return c.d, nil
+	}
+	d := p.interval
+	ms, err := p.rdb.HGet(ctx, intervalsKey, accountKey(account)).Int64()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return 0, fmt.Errorf("quota: read send interval of account %q: %w", account, err)
+	case ms > 0:
+		d = time.Duration(ms) * time.Millisecond
+	}
+	p.mu.Lock()
+	p.overrides[account] = cachedInterval{d: d, at: time.Now()}
+	p.mu.Unlock()
+	return d, nil
+}
+
+// planScript books ARGV[1] slots ARGV[2] ms apart on the timeline KEYS[1]:
+// first = max(tail, now), tail = first + n*step. Answers first (ms).
+var planScript = redis.NewScript(luaNowMillis + `
+local n, step = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = tonumber(now_ms)
+local first = math.max(tonumber(redis.call('HGET', KEYS[1], 'tail')) or now, now)
+local tail = first + n * step
+redis.call('HSET', KEYS[1], 'tail', string.format('%d', tail), 'last', string.format('%d', tail - step))
+-- Once the tail has passed, an empty timeline means the same thing.
+redis.call('PEXPIRE', KEYS[1], string.format('%d', tail - now))
+return first
+`)
+
+// Plan books n future send slots on the account's timeline and answers when
+// the first is and the step between them: the slots are first, first+step,
+// ..., first+(n-1)*step (Redis clock). Booking is atomic, so campaigns that
+// share an account queue behind each other, and an idle account's first
+// slot is now. The step is the account's interval plus a jitter drawn once
+// per plan.
+//
+// Enqueuers give each task its slot as its asynq ProcessAt, so tasks become
+// due at the rate they may be sent and a slow or paused account's tasks
+// never sit in front of another account's; Take stays the safety net.
+func (p *Pacer) Plan(ctx context.Context, account string, n int) (first time.Time, step time.Duration, err error) {
+	if n < 1 {
+		return time.Time{}, 0, fmt.Errorf("quota: plan %d send slots of account %q: need at least 1", n, account)
+	}
+	interval, err := p.Interval(ctx, account)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	if interval == 0 {
+		return time.Now(), 0, nil // pacing is off: everything is due now
+	}
+	stepMillis := ceilMillis(interval + p.randomJitter())
+	firstMillis, err := planScript.Run(ctx, p.rdb, []string{planKey(account)}, n, stepMillis).Int64()
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("quota: plan %d send slots of account %q: %w", n, account, err)
+	}
+	return time.UnixMilli(firstMillis), time.Duration(stepMillis) * time.Millisecond, nil
+}
+
+// PlanTail answers when the account's last booked slot is (for ETAs): zero
+// when nothing is booked ahead.
+func (p *Pacer) PlanTail(ctx context.Context, account string) (time.Time, error) {
+	s, err := p.rdb.HGet(ctx, planKey(account), "last").Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("quota: read send plan of account %q: %w", account, err)
+	}
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("quota: read send plan of account %q: last slot %q: %w", account, s, err)
+	}
+	return time.UnixMilli(ms), nil
+}
+
+func (p *Pacer) randomJitter() time.Duration {
+	if p.jitter <= 0 {
+		return 0
+	}
+	return rand.N(p.jitter)
+}
