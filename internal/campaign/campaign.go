@@ -1,0 +1,182 @@
+// Package campaign is the heart of the product: the campaign model and its
+// lifecycle, the streaming CSV import that turns an upload into recipients,
+// the enqueueing of one asynq task per recipient, the send path the worker
+// runs for each task, and the Redis store that holds all of it.
+//
+// Redis is the only state. A campaign is one hash (metadata and exact
+// counters); each recipient is a row (its CSV fields, written at import) and,
+// once a worker has touched it, a state record. Every state change happens in
+// one Lua script that also moves the counters, so the counters always add up
+// to the total, whatever number of workers run.
+package campaign
+
+import (
+	"time"
+)
+
+// Status is where a campaign is in its lifecycle.
+type Status string
+
+const (
+	StatusDraft     Status = "draft"
+	StatusScheduled Status = "scheduled"
+	StatusRunning   Status = "running"
+	StatusPaused    Status = "paused"
+	StatusCompleted Status = "completed"
+	StatusCancelled Status = "cancelled"
+)
+
+// State is where one recipient is.
+type State string
+
+const (
+	StateQueued    State = "queued"    // imported, waiting for a worker
+	StateSending   State = "sending"   // claimed by a worker, provider call in flight
+	StateSent      State = "sent"      // accepted by the provider (message_uid known)
+	StateDelivered State = "delivered" // the provider reports it delivered
+	StateRead      State = "read"      // the provider reports it read
+	StateFailed    State = "failed"    // definitely not delivered; Reason says why
+	StateSkipped   State = "skipped"   // never sent on purpose (cancelled, ...); Reason says why
+	StateUnknown   State = "unknown"   // may or may not have been sent; never resent
+)
+
+// States lists every recipient state in funnel order; the counters of a
+// campaign are kept under these names.
+var States = []State{StateQueued, StateSending, StateSent, StateDelivered, StateRead, StateFailed, StateSkipped, StateUnknown}
+
+// ValidState reports whether s names a recipient state.
+func ValidState(s string) bool {
+	for _, st := range States {
+		if string(st) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Counts are the recipients of a campaign by state. Every recipient is in
+// exactly one state, so the states add up to Total.
+type Counts struct {
+	Total     int64 `json:"total"`
+	Queued    int64 `json:"queued"`
+	Sending   int64 `json:"sending"`
+	Sent      int64 `json:"sent"`
+	Delivered int64 `json:"delivered"`
+	Read      int64 `json:"read"`
+	Failed    int64 `json:"failed"`
+	Skipped   int64 `json:"skipped"`
+	Unknown   int64 `json:"unknown"`
+}
+
+// Settled is the number of recipients whose send attempt is over.
+func (c Counts) Settled() int64 {
+	return c.Sent + c.Delivered + c.Read + c.Failed + c.Skipped + c.Unknown
+}
+
+// RejectedRow is a CSV row that was not imported, and why.
+type RejectedRow struct {
+	Row int    `json:"row"` // as a spreadsheet numbers it: the header is row 1
+	Msg string `json:"msg"`
+}
+
+// Credits is what a campaign costs in provider credits: 1 a message, 2 for
+// text with an attachment.
+type Credits struct {
+	Estimated int64 `json:"estimated"` // for every recipient
+	Spent     int64 `json:"spent"`     // charged by the provider so far
+	Needed    int64 `json:"needed"`    // still to spend on the queued recipients (estimated)
+}
+
+// Campaign is a campaign as the API shows it.
+type Campaign struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name"`
+	Status       Status     `json:"status"`
+	Reason       string     `json:"reason,omitempty"` // why it is paused, waiting, or ended early
+	CreatedAt    time.Time  `json:"created_at"`
+	SendAt       *time.Time `json:"send_at,omitempty"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	Importing    bool       `json:"importing"` // rows are still being read from the upload
+	Template     string     `json:"template"`
+	TemplateName string     `json:"template_name,omitempty"`
+	Accounts     []string   `json:"accounts"` // sender WhatsApp accounts; empty: the provider's default
+	Label        string     `json:"label,omitempty"`
+	Window       *Window    `json:"window,omitempty"` // send window in each recipient's local time
+	FileUID      string     `json:"file_uid,omitempty"`
+	Columns      []string   `json:"columns"`      // template field names, in CSV order
+	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164
+
+	// SequenceID and SequenceStep name the onboarding sequence step this
+	// campaign is (steps are campaigns that keep taking recipients).
+	SequenceID   string `json:"sequence_id,omitempty"`
+	SequenceStep int    `json:"sequence_step,omitempty"`
+
+	Counts        Counts        `json:"counts"`
+	Duplicates    int64         `json:"duplicates"`     // rows dropped because their phone came earlier
+	RejectedCount int64         `json:"rejected_count"` // rows not imported
+	Rejected      []RejectedRow `json:"rejected"`       // the first MaxRejectedListed of them
+	Credits       Credits       `json:"credits"`
+	// ETA is when the last queued recipient is planned to go out, from its
+	// account's pacing; absent when nothing is queued.
+	ETA      *time.Time `json:"eta,omitempty"`
+	Funnel   Funnel     `json:"funnel"`
+	Tracking Tracking   `json:"tracking"`
+}
+
+// Funnel is how far the campaign's messages got, with rates.
+type Funnel struct {
+	Accepted     int64   `json:"accepted"`      // taken by the provider (later failures included)
+	Delivered    int64   `json:"delivered"`     // delivered or read
+	Read         int64   `json:"read"`          // read
+	Failed       int64   `json:"failed"`        // failed before or after the provider took them
+	Undelivered  int64   `json:"undelivered"`   // of those, failed after the provider took them
+	DeliveryRate float64 `json:"delivery_rate"` // delivered / accepted
+	ReadRate     float64 `json:"read_rate"`     // read / delivered
+	FailureRate  float64 `json:"failure_rate"`  // failed / (accepted + failed before)
+}
+
+func newFunnel(c Counts, undelivered int64) Funnel {
+	f := Funnel{
+		Accepted:    c.Sent + c.Delivered + c.Read + undelivered,
+		Delivered:   c.Delivered + c.Read,
+		Read:        c.Read,
+		Failed:      c.Failed,
+		Undelivered: undelivered,
+	}
+	ratio := func(a, b int64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(int(float64(a)/float64(b)*10000+0.5)) / 10000
+	}
+	f.DeliveryRate = ratio(f.Delivered, f.Accepted)
+	f.ReadRate = ratio(f.Read, f.Delivered)
+	f.FailureRate = ratio(f.Failed, f.Accepted+f.Failed-undelivered)
+	return f
+}
+
+// Tracking says how the delivery statuses are being followed.
+type Tracking struct {
+	// Polling is "normal", or "slowed" while status polls wait for the
+	// API-call budget (Reason says which and why).
+	Polling string `json:"polling"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// MaxRejectedListed caps the rejected rows kept per campaign: a broken
+// million-row file must not become a million-entry error list.
+const MaxRejectedListed = 1000
+
+// Recipient is one recipient as the API shows it.
+type Recipient struct {
+	Seq        int64             `json:"seq"`
+	Phone      string            `json:"phone"`
+	Fields     map[string]string `json:"fields"`
+	State      State             `json:"state"`
+	Reason     string            `json:"reason,omitempty"`
+	Account    string            `json:"account,omitempty"`
+	MessageUID string            `json:"message_uid,omitempty"`
+	UpdatedAt  *time.Time        `json:"updated_at,omitempty"`
+	History    []HistoryEntry    `json:"history"`
+}

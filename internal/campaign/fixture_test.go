@@ -1,0 +1,150 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/redistest"
+	"github.com/wacampaign/wacampaign/internal/sender"
+	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
+	"github.com/wacampaign/wacampaign/internal/templating"
+)
+
+// fixture is the campaign package on a throwaway Redis, sending to a sandbox
+// provider through the real client.
+type fixture struct {
+	t         testing.TB
+	rdb       *redis.Client
+	store     *Store
+	importer  *Importer
+	queue     *Enqueuer
+	starter   *ControlHandler
+	inspector *asynq.Inspector
+	sandbox   *sandbox.Server
+	provURL   string
+	ledger    *quota.CreditLedger
+	handler   *SendHandler
+}
+
+const fixtureToken = "fixture-token"
+
+func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.TimelinesOption) *fixture {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	queue := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { queue.Close() })
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+
+	sbCfg.Token = fixtureToken
+	if sbCfg.Credits == 0 {
+		sbCfg.Credits = 10_000
+	}
+	if sbCfg.SendInterval == 0 {
+		sbCfg.SendInterval = time.Millisecond
+	}
+	sb := sandbox.New(sbCfg)
+	prov := httptest.NewServer(sb)
+	t.Cleanup(prov.Close)
+	client := sender.NewTimelines(fixtureToken, append([]sender.TimelinesOption{sender.WithBaseURL(prov.URL)}, clientOpts...)...)
+
+	store := NewStore(rdb)
+	ledger := quota.NewCreditLedger(rdb)
+	pacer := quota.NewPacer(rdb, time.Millisecond, 0)
+	f := &fixture{
+		t:         t,
+		rdb:       rdb,
+		store:     store,
+		queue:     NewEnqueuer(queue, pacer),
+		importer:  NewImporter(store, NewEnqueuer(queue, pacer), "US", log),
+		inspector: inspector,
+		sandbox:   sb,
+		provURL:   prov.URL,
+		ledger:    ledger,
+	}
+	f.syncLedger()
+	f.handler = NewSendHandler(SendDeps{
+		Store:    store,
+		Provider: client,
+		Ledger:   ledger,
+		Pacer:    pacer,
+		Accounts: quota.NewAccounts(rdb),
+		Queue:    f.queue,
+		Log:      log,
+	})
+	f.starter = NewControlHandler(store, f.queue, log)
+	return f
+}
+
+// syncLedger sets the credit ledger from the sandbox's quota.
+func (f *fixture) syncLedger() {
+	f.t.Helper()
+	if err := f.ledger.Sync(context.Background(), f.sandbox.CreditsRemaining(), time.Now()); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) importCSV(tmpl, csv string, mod ...func(*Draft)) *Campaign {
+	f.t.Helper()
+	c, err := f.tryImport(tmpl, csv, mod...)
+	if err != nil {
+		f.t.Fatalf("import: %v", err)
+	}
+	return c
+}
+
+func (f *fixture) tryImport(tmpl, csv string, mod ...func(*Draft)) (*Campaign, error) {
+	f.t.Helper()
+	parsed, err := templating.Parse("t", tmpl)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	d := Draft{Name: "Test", Template: parsed}
+	for _, m := range mod {
+		m(&d)
+	}
+	return f.importer.Import(context.Background(), d, strings.NewReader(csv))
+}
+
+// task is the send task of recipient seq, as the import enqueued it.
+func (f *fixture) task(campaignID string, seq int64) *asynq.Task {
+	return f.taskOfRound(campaignID, seq, 0)
+}
+
+func (f *fixture) taskOfRound(campaignID string, seq, round int64) *asynq.Task {
+	payload, _ := json.Marshal(sendPayload{Campaign: campaignID, Seq: seq, Round: round})
+	return asynq.NewTask(TypeSend, payload)
+}
+
+func (f *fixture) get(id string) *Campaign {
+	f.t.Helper()
+	c, err := f.store.Get(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fixture) recipient(id string, seq int64) Recipient {
+	f.t.Helper()
+	list, _, err := f.store.Recipients(context.Background(), id, "", seq, 1)
+	if err != nil || len(list) != 1 {
+		f.t.Fatalf("recipient %d: %v %v", seq, list, err)
+	}
+	return list[0]
+}
+
+func addsUp(c Counts) bool {
+	return c.Queued+c.Sending+c.Sent+c.Delivered+c.Read+c.Failed+c.Skipped+c.Unknown == c.Total
+}

@@ -1,0 +1,532 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
+	"github.com/wacampaign/wacampaign/internal/templating"
+)
+
+// Draft is what a user asks for when creating a campaign, before the
+// contacts are read.
+type Draft struct {
+	Name         string
+	Template     *templating.Template
+	TemplateName string    // the file in templates/ it came from, if any
+	Accounts     []string  // sender accounts as the user wrote them
+	Label        string    // chat label the provider assigns
+	FileUID      string    // attachment sent with every message
+	SendAt       time.Time // zero: start now
+	Window       *Window   // when recipients may get messages; nil: any time
+}
+
+// Importer turns an upload into a campaign: it streams the CSV, normalises
+// and de-duplicates phones, writes recipients in batches and enqueues their
+// tasks while the rest of the file is still being read.
+type Importer struct {
+	store    *Store
+	queue    *Enqueuer
+	region   string
+	log      *zap.Logger
+	now      func() time.Time
+	parallel int // enqueueing goroutines
+}
+
+// NewImporter returns an Importer; region is DEFAULT_REGION, for phones
+// written without a country code.
+func NewImporter(store *Store, queue *Enqueuer, region string, log *zap.Logger) *Importer {
+	return &Importer{store: store, queue: queue, region: region, log: log, now: time.Now, parallel: 32}
+}
+
+const (
+	maxNameLength  = 200
+	batchRows      = 512                   // recipients written per round trip
+	batchMaxDelay  = 50 * time.Millisecond // the first tasks must not wait for a full batch
+	rowMaxBytes    = maxFieldsLength
+	sendAtTooEarly = time.Minute // a send_at this far in the past is a mistake, not "now"
+)
+
+// Import creates a campaign from d and the contacts CSV. Mistakes in the
+// input come back as *InputError before anything is created, except rows:
+// bad rows are listed in the campaign's rejected rows while the good ones go
+// on. A file with no good row is an InputError too. If reading the upload
+// fails midway, the campaign created so far is cancelled (its remaining
+// recipients skipped) and the read error is returned wrapped.
+func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*Campaign, error) {
+	c, err := im.prepare(d)
+	if err != nil {
+		return nil, err
+	}
+	in, err := openCSV(contacts)
+	if err != nil {
+		return nil, err
+	}
+	return im.run(ctx, c, d.Template, in)
+}
+
+// ImportJSON is Import for contacts as JSON objects: dec has just read the
+// '[' of a JSON array (inArray), or holds one object per value until its
+// end (JSON lines). It reads the array's closing ']'.
+func (im *Importer) ImportJSON(ctx context.Context, d Draft, dec *json.Decoder, inArray bool) (*Campaign, error) {
+	c, err := im.prepare(d)
+	if err != nil {
+		return nil, err
+	}
+	in, err := openJSONContacts(dec, inArray)
+	if err != nil {
+		return nil, err
+	}
+	return im.run(ctx, c, d.Template, in)
+}
+
+func (im *Importer) run(ctx context.Context, c *Campaign, tmpl *templating.Template, src rowSource) (*Campaign, error) {
+	lay := src.columnsOf()
+	if err := tmpl.CheckColumns(lay.columns); err != nil {
+		return nil, &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
+	}
+	c.Columns = lay.columns
+	run := &importRun{im: im, c: c, src: src, lay: lay}
+	return run.execute(ctx)
+}
+
+// prepare validates the draft and makes the campaign record it describes.
+func (im *Importer) prepare(d Draft) (*Campaign, error) {
+	var problems []Problem
+	if d.Template == nil {
+		problems = append(problems, Problem{Fields: []string{"template"}, Msg: "a template is required: send template (the text) or template_name (a file in templates/)"})
+	}
+	name := strings.TrimSpace(d.Name)
+	if utf8.RuneCountInString(name) > maxNameLength {
+		problems = append(problems, Problem{Fields: []string{"name"}, Msg: fmt.Sprintf("name is longer than %d characters", maxNameLength)})
+	}
+	now := im.now().UTC()
+	if name == "" {
+		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
+	}
+	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
+		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
+	}
+	accounts, accountProblems := normalizeAccounts(d.Accounts, im.region)
+	problems = append(problems, accountProblems...)
+	status := StatusRunning
+	var sendAt *time.Time
+	if !d.SendAt.IsZero() {
+		switch {
+		case d.SendAt.Before(now.Add(-sendAtTooEarly)):
+			problems = append(problems, Problem{Fields: []string{"send_at"}, Msg: "send_at " + d.SendAt.Format(time.RFC3339) + " is in the past"})
+		case d.SendAt.After(now):
+			t := d.SendAt.UTC()
+			sendAt = &t
+			status = StatusScheduled
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
+	}
+	return &Campaign{
+		ID:           newID(now),
+		Name:         name,
+		Status:       status,
+		CreatedAt:    now,
+		SendAt:       sendAt,
+		Template:     d.Template.Source(),
+		TemplateName: d.TemplateName,
+		Accounts:     accounts,
+		Label:        d.Label,
+		FileUID:      d.FileUID,
+		Window:       d.Window,
+	}, nil
+}
+
+// importRun is one import in progress: the caller's goroutine parses rows,
+// a writer goroutine batches them into Redis, and a pool enqueues tasks.
+type importRun struct {
+	im  *Importer
+	c   *Campaign
+	src rowSource
+	lay *layout
+
+	created        bool
+	heldRejected   []RejectedRow // rejected before the campaign existed
+	listedRejected int64
+	accepted       int64
+	rejected       int64
+	duplicates     int64
+}
+
+// importItem is one parsed row on its way to the writer: exactly one field set.
+type importItem struct {
+	row       *pendingRow
+	rejected  *RejectedRow
+	duplicate bool
+}
+
+func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// Three stages overlap: this goroutine parses, the writer stores rows in
+	// batches, the enqueuer plans and enqueues each stored batch.
+	items := make(chan importItem, 4*batchRows)
+	batches := make(chan []int64, 4)
+	var wg sync.WaitGroup
+	var writeErr, enqueueErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(batches)
+		if err := r.write(ctx, items, batches); err != nil {
+			writeErr = err
+			cancel(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for seqs := range batches {
+			if ctx.Err() != nil {
+				continue // drain
+			}
+			if err := r.enqueue(ctx, seqs); err != nil {
+				enqueueErr = err
+				cancel(err)
+			}
+		}
+	}()
+
+	readErr := r.parse(ctx, items)
+	close(items)
+	wg.Wait()
+
+	var failure error
+	switch {
+	case writeErr != nil:
+		failure = writeErr
+	case enqueueErr != nil:
+		failure = enqueueErr
+	case readErr != nil:
+		failure = readErr
+	}
+	if failure != nil {
+		return nil, r.abort(failure)
+	}
+	if !r.created {
+		return nil, r.nothingToSend()
+	}
+	ctx = context.WithoutCancel(ctx)
+	if r.c.SendAt != nil {
+		// A scheduled campaign's recipients wait in Redis; one durable task
+		// starts them at send_at, planned from the accounts' timelines as
+		// they are then.
+		if err := r.im.queue.enqueueStart(ctx, r.c.ID, *r.c.SendAt, 0); err != nil {
+			return nil, r.abort(err)
+		}
+	}
+	if err := r.im.store.finishImport(ctx, r.c.ID, r.im.now()); err != nil {
+		return nil, err
+	}
+	r.im.log.Info("campaign imported",
+		zap.String("campaign", r.c.ID),
+		zap.Int64("recipients", r.accepted),
+		zap.Int64("duplicates", r.duplicates),
+		zap.Int64("rejected", r.rejected))
+	return r.im.store.Get(ctx, r.c.ID)
+}
+
+// enqueue plans and enqueues a stored batch (not for a scheduled campaign:
+// its start task does that at send_at).
+func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
+	if r.c.SendAt != nil {
+		return nil
+	}
+	latest, err := r.im.queue.enqueueBatch(ctx, r.c.ID, r.c.Accounts, 0, seqs, r.im.parallel)
+	if err != nil {
+		return err
+	}
+	return r.im.store.notePlanEnd(ctx, r.c.ID, latest)
+}
+
+// parse reads the rows and hands each to the writer. It returns the first
+// error of the underlying reader (a broken upload), not row problems, which
+// only reject their row.
+func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
+	seen := make(map[uint64]struct{})
+	var seq int64
+	for {
+		rec, rowNum, problem, err := r.src.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var item importItem
+		if problem == "" {
+			var values []string
+			values, problem = r.checkRow(rec)
+			switch {
+			case values == nil && problem == "":
+				continue // a row of empty cells, as spreadsheets leave at the end
+			case problem == "":
+				key := phoneKey(values[r.lay.phone])
+				if _, dup := seen[key]; dup {
+					item.duplicate = true
+				} else {
+					seen[key] = struct{}{}
+					item.row = &pendingRow{seq: seq, values: values}
+					seq++
+				}
+			}
+		}
+		if problem != "" {
+			item.rejected = &RejectedRow{Row: rowNum, Msg: problem}
+		}
+		select {
+		case items <- item:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// rowNumbers numbers records the way a spreadsheet numbers rows: blank lines
+// count (encoding/csv skips them silently), and a cell spanning several
+// lines is still one row.
+type rowNumbers struct {
+	row      int // of the last record
+	nextLine int // the file line the next record starts on when no blank line comes between
+}
+
+// next numbers a record starting on file line start; the record after it
+// would start on line following.
+func (n *rowNumbers) next(start, following int) int {
+	n.row += 1 + max(0, start-n.nextLine)
+	n.nextLine = following
+	return n.row
+}
+
+func newlines(rec []string) int {
+	count := 0
+	for _, v := range rec {
+		count += strings.Count(v, "\n")
+	}
+	return count
+}
+
+// checkRow validates one CSV record and returns its cleaned values with the
+// phone in E.164, or the reason it is rejected. Both are empty for a row
+// without any content.
+func (r *importRun) checkRow(rec []string) ([]string, string) {
+	in := r.lay
+	empty := true
+	size := 0
+	for _, v := range rec {
+		if strings.TrimSpace(v) != "" {
+			empty = false
+		}
+		size += len(v)
+	}
+	if empty {
+		return nil, ""
+	}
+	if len(rec) > len(in.columns) {
+		extra := rec[len(in.columns):]
+		allEmpty := true
+		for _, v := range extra {
+			if strings.TrimSpace(v) != "" {
+				allEmpty = false
+			}
+		}
+		if !allEmpty { // trailing empty cells are what spreadsheets leave; values are not
+			return nil, fmt.Sprintf("the row has %d values but the header has %d columns", len(rec), len(in.columns))
+		}
+	}
+	if size > rowMaxBytes {
+		return nil, fmt.Sprintf("the row is longer than %d KiB", rowMaxBytes>>10)
+	}
+	values := make([]string, len(in.columns)) // short rows: the missing cells are empty
+	for i := range values {
+		if i < len(rec) {
+			if !utf8.ValidString(rec[i]) {
+				return nil, fmt.Sprintf("column %q is not UTF-8 text; save the file as CSV UTF-8", in.header[i])
+			}
+			values[i] = cleanValue(strings.TrimSpace(rec[i]))
+		}
+	}
+	e164, err := NormalizePhone(values[in.phone], r.im.region)
+	if err != nil {
+		return nil, fmt.Sprintf("column %q: %v", in.header[in.phone], err)
+	}
+	values[in.phone] = e164
+	return values, ""
+}
+
+// write batches parsed rows into Redis and passes each stored batch on to be
+// enqueued (a task must never run before its row exists). It flushes every
+// batchRows rows or batchMaxDelay, so the first recipients are sendable
+// while the upload is still arriving.
+func (r *importRun) write(ctx context.Context, items <-chan importItem, batches chan<- []int64) error {
+	var (
+		rows       []pendingRow
+		rejected   []RejectedRow
+		duplicates int64
+	)
+	ticker := time.NewTicker(batchMaxDelay)
+	defer ticker.Stop()
+	flush := func() error {
+		if len(rows) > 0 && !r.created {
+			if err := r.im.store.create(ctx, r.c, r.lay.columns[r.lay.phone], true); err != nil {
+				return err
+			}
+			r.created = true
+			rejected = append(r.heldRejected, rejected...)
+			r.heldRejected = nil
+		}
+		if !r.created {
+			// Keep what a later create needs; cap it like the stored list.
+			for _, rj := range rejected {
+				if len(r.heldRejected) < MaxRejectedListed {
+					r.heldRejected = append(r.heldRejected, rj)
+				}
+			}
+			rejected = rejected[:0]
+			return nil
+		}
+		if len(rows) > 0 || duplicates > 0 {
+			if err := r.im.store.addRows(ctx, r.c.ID, rows, duplicates, r.credits(rows)); err != nil {
+				return err
+			}
+		}
+		if len(rejected) > 0 {
+			if err := r.im.store.addRejected(ctx, r.c.ID, rejected, r.listedRejected); err != nil {
+				return err
+			}
+			r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(rejected)))
+		}
+		if len(rows) > 0 {
+			seqs := make([]int64, len(rows))
+			for i, row := range rows {
+				seqs[i] = row.seq
+			}
+			select {
+			case batches <- seqs:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+		rows, rejected, duplicates = rows[:0], rejected[:0], 0
+		return nil
+	}
+	for {
+		select {
+		case it, ok := <-items:
+			if !ok {
+				return flush()
+			}
+			switch {
+			case it.row != nil:
+				rows = append(rows, *it.row)
+				r.accepted++
+			case it.rejected != nil:
+				rejected = append(rejected, *it.rejected)
+				r.rejected++
+			case it.duplicate:
+				duplicates++
+				r.duplicates++
+			}
+			if len(rows) >= batchRows {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-ticker.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// credits estimates what a batch of recipients will cost: 2 for a message
+// with text and an attachment (the campaign's file or the row's own
+// file_uid column), else 1.
+func (r *importRun) credits(rows []pendingRow) int64 {
+	var n int64
+	for _, row := range rows {
+		if r.c.FileUID != "" || (r.lay.file >= 0 && row.values[r.lay.file] != "") {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// nothingToSend is the answer to a file without a single good row.
+func (r *importRun) nothingToSend() error {
+	msg := "the contacts file has no rows to send to"
+	if r.rejected > 0 || r.duplicates > 0 {
+		msg = fmt.Sprintf("the contacts file has no valid recipient: %d rows rejected", r.rejected)
+	}
+	e := &InputError{Msg: msg, Problems: []Problem{{Fields: []string{"contacts"}, Msg: msg}}}
+	for i, rj := range r.heldRejected {
+		if i == 20 {
+			break
+		}
+		e.Problems = append(e.Problems, Problem{Fields: []string{"contacts", "row " + strconv.Itoa(rj.Row)}, Msg: rj.Msg})
+	}
+	return e
+}
+
+// abort cancels what was imported of a broken upload, so that half a list is
+// not sent while the user, who got an error, uploads it again.
+func (r *importRun) abort(cause error) error {
+	if !r.created {
+		return cause
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reason := fmt.Sprintf("the upload broke off after %d recipients: %v", r.accepted, cause)
+	if _, err := r.im.store.Cancel(ctx, r.c.ID, reason, r.im.now()); err != nil {
+		r.im.log.Error("could not cancel the campaign of a broken upload", zap.String("campaign", r.c.ID), zap.Error(err))
+	}
+	_ = r.im.store.finishImport(ctx, r.c.ID, r.im.now())
+	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Err: cause}
+}
+
+// AbortedImportError says that an upload broke off after a campaign had been
+// created; that campaign has been cancelled.
+type AbortedImportError struct {
+	CampaignID string
+	Recipients int64
+	Err        error
+}
+
+func (e *AbortedImportError) Error() string {
+	return fmt.Sprintf("the upload broke off after %d recipients; campaign %s was cancelled: %v", e.Recipients, e.CampaignID, e.Err)
+}
+
+func (e *AbortedImportError) Unwrap() error { return e.Err }
+
+// newID makes a campaign id that sorts by creation time: the time in base 36
+// and six random base-36 digits.
+func newID(now time.Time) string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	suffix := make([]byte, 6)
+	for i := range suffix {
+		suffix[i] = alphabet[rand.IntN(len(alphabet))]
+	}
+	return strconv.FormatInt(now.UnixMilli(), 36) + string(suffix)
+}

@@ -1,0 +1,416 @@
+package campaign
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
+	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
+)
+
+func TestSameTaskManyTimesSendsOnce(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
+	// asynq is at-least-once: the same task may run again, even at once.
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := f.sandbox.Messages()
+	if len(msgs) != 1 || msgs[0].Text != "Hi Ann" || msgs[0].Recipient != "+12025550101" {
+		t.Fatalf("sandbox got %+v; want one message", msgs)
+	}
+	got := f.get(c.ID)
+	if got.Status != StatusCompleted || got.Counts.Sent != 1 || got.Credits.Spent != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %s %+v credits %+v", got.Status, got.Counts, got.Credits)
+	}
+	if r := f.recipient(c.ID, 0); r.MessageUID != msgs[0].UID {
+		t.Errorf("recorded uid %q, the sandbox gave %q", r.MessageUID, msgs[0].UID)
+	}
+	bal, _ := f.ledger.Balance(context.Background())
+	if bal.Available != 10_000-1 || bal.Reserved != 0 {
+		t.Errorf("ledger %+v: want one credit spent, none reserved", bal)
+	}
+}
+
+func TestRetryAfterADeathMidCallMarksUnknown(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	// A worker claimed the recipient and died before recording a result.
+	if res, err := f.store.claim(context.Background(), c.ID, 0, 0, "", "dead-attempt", time.Second, time.Now().Add(-time.Minute)); err != nil || res.outcome != "claimed" {
+		t.Fatalf("claim: %+v %v", res, err)
+	}
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.sandbox.Messages()); n != 0 {
+		t.Fatalf("the retry sent %d messages; it must not resend", n)
+	}
+	r := f.recipient(c.ID, 0)
+	if r.State != StateUnknown || !strings.Contains(r.Reason, "may have been sent") {
+		t.Errorf("recipient %s %q; want unknown with the reason", r.State, r.Reason)
+	}
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Unknown != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %s %+v", got.Status, got.Counts)
+	}
+}
+
+// TestProviderErrorTable runs DESIGN.md's error table through the send path:
+// what the provider answers, what the recipient and the campaign become, and
+// whether the task waits, fails for a retry, or is done.
+func TestProviderErrorTable(t *testing.T) {
+	jsonErr := func(code, msg string) string {
+		return `{"status":"error","message":"` + msg + `","error_code":"` + code + `"}`
+	}
+	cases := []struct {
+		name          string
+		fault         sandbox.Fault
+		clientTimeout time.Duration
+		state         State  // the recipient afterwards
+		reason        string // in the recipient's (or campaign's) reason
+		status        Status // the campaign afterwards
+		result        string // "done", "wait", "retry"
+		sent          int    // messages the sandbox accepted
+		ledgerSpent   int64  // credits the ledger counts as spent
+	}{
+		{name: "200 ok", state: StateSent, status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
+		{name: "400 validation_error",
+			fault: sandbox.Fault{Status: 400, Body: `{"status":"error","message":"Invalid parameters","error_code":"validation_error","errors":[{"fields":["phone"],"msg":"not on WhatsApp"}]}`},
+			state: StateFailed, reason: "phone: not on WhatsApp", status: StatusCompleted, result: "done"},
+		{name: "401 plain text", fault: sandbox.Fault{Status: 401, Body: "Unauthorized", ContentType: "text/plain"},
+			state: StateQueued, reason: "provider auth failed", status: StatusPaused, result: "done"},
+		{name: "401 invalid_token", fault: sandbox.Fault{Status: 401, Body: jsonErr("invalid_token", "Invalid or expired token")},
+			state: StateQueued, reason: "provider auth failed", status: StatusPaused, result: "done"},
+		{name: "403 quota_exceeded", fault: sandbox.Fault{Status: 403, Body: jsonErr("quota_exceeded", "Message quota exceeded")},
+			state: StateQueued, reason: ReasonWaitingForQuota, status: StatusRunning, result: "wait"},
+		{name: "403 permission_denied", fault: sandbox.Fault{Status: 403, Body: jsonErr("permission_denied", "Access denied")},
+			state: StateQueued, reason: "provider refused: Access denied", status: StatusPaused, result: "done"},
+		{name: "429 with Retry-After", fault: sandbox.Fault{Status: 429, Body: jsonErr("rate_limit_exceeded", "Too many requests"), Header: http.Header{"Retry-After": {"7"}}},
+			state: StateQueued, status: StatusRunning, result: "wait"},
+		{name: "403 HTML burst", fault: sandbox.Fault{Status: 403, Body: "<html>Attention required</html>", ContentType: "text/html"},
+			state: StateQueued, status: StatusRunning, result: "wait"},
+		{name: "500 with the provider's error body", fault: sandbox.Fault{Status: 500, Body: jsonErr("internal_error", "Something went wrong")},
+			state: StateQueued, status: StatusRunning, result: "retry"},
+		{name: "503 from a gateway", fault: sandbox.Fault{Status: 503, Body: "Service Unavailable", ContentType: "text/plain"},
+			state: StateQueued, status: StatusRunning, result: "retry"},
+		{name: "500 plain: may have been processed", fault: sandbox.Fault{Status: 500, Body: "Internal Server Error", ContentType: "text/plain"},
+			state: StateUnknown, reason: "may have been", status: StatusCompleted, result: "done", ledgerSpent: 1},
+		{name: "timeout after the message was accepted", fault: sandbox.Fault{Delay: time.Hour, Process: true}, clientTimeout: 300 * time.Millisecond,
+			state: StateUnknown, reason: "no answer", status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
+		{name: "connection dropped after acceptance", fault: sandbox.Fault{Drop: true, Process: true},
+			state: StateUnknown, status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []sender.TimelinesOption
+			if tc.clientTimeout > 0 {
+				opts = append(opts, sender.WithTimeout(tc.clientTimeout))
+			}
+			f := newFixture(t, sandbox.Config{}, opts...)
+			c := f.importCSV("Hi", "phone\n+12025550101\n")
+			if tc.name != "200 ok" {
+				tc.fault.Op = sandbox.OpSend
+				f.sandbox.Inject(tc.fault)
+			}
+			err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+			var wait *WaitError
+			switch tc.result {
+			case "done":
+				if err != nil {
+					t.Errorf("task answered %v; want done", err)
+				}
+			case "wait":
+				if !errors.As(err, &wait) || IsFailure(err) {
+					t.Errorf("task answered %v; want a wait that is not a failure", err)
+				}
+			case "retry":
+				if err == nil || !IsFailure(err) {
+					t.Errorf("task answered %v; want a failure asynq retries", err)
+				}
+			}
+			if tc.name == "429 with Retry-After" && (wait == nil || wait.Delay != 7*time.Second) {
+				t.Errorf("wait %v; want the provider's Retry-After of 7s", wait)
+			}
+			r := f.recipient(c.ID, 0)
+			got := f.get(c.ID)
+			if r.State != tc.state {
+				t.Errorf("recipient %s (%q); want %s", r.State, r.Reason, tc.state)
+			}
+			if tc.reason != "" && !strings.Contains(r.Reason+"|"+got.Reason, tc.reason) {
+				t.Errorf("reasons %q / %q; want %q", r.Reason, got.Reason, tc.reason)
+			}
+			if got.Status != tc.status || !addsUp(got.Counts) {
+				t.Errorf("campaign %s %+v; want %s", got.Status, got.Counts, tc.status)
+			}
+			if n := len(f.sandbox.Messages()); n != tc.sent {
+				t.Errorf("the sandbox accepted %d messages, want %d", n, tc.sent)
+			}
+			bal, _ := f.ledger.Balance(context.Background())
+			if tc.name != "403 quota_exceeded" && (bal.Reserved != 0 || bal.Available != 10_000-tc.ledgerSpent) {
+				t.Errorf("ledger %+v; want %d spent and nothing reserved", bal, tc.ledgerSpent)
+			}
+
+			// Whatever happened, running the task again never sends twice.
+			f.sandbox.ClearFaults()
+			f.syncLedger()
+			_ = f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+			if n := len(f.sandbox.Messages()); n > 1 {
+				t.Errorf("after a rerun the sandbox has %d messages", n)
+			}
+			if tc.state == StateUnknown && len(f.sandbox.Messages()) != tc.sent {
+				t.Errorf("an unknown recipient was sent again")
+			}
+		})
+	}
+}
+
+func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {
+	f := newFixture(t, sandbox.Config{Credits: 2})
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
+	var waits int
+	for seq := int64(0); seq < 3; seq++ {
+		err := f.handler.ProcessTask(context.Background(), f.task(c.ID, seq))
+		var wait *WaitError
+		if errors.As(err, &wait) {
+			waits++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := f.get(c.ID)
+	if waits != 1 || got.Counts.Sent != 2 || got.Counts.Queued != 1 || got.Reason != ReasonWaitingForQuota || got.Status != StatusRunning {
+		t.Fatalf("waits %d, campaign %s %q %+v; want 2 sent, 1 waiting for quota", waits, got.Status, got.Reason, got.Counts)
+	}
+	if f.sandbox.CreditsUsed() != 2 {
+		t.Errorf("spent %d credits of 2", f.sandbox.CreditsUsed())
+	}
+	// More quota at the provider, a sync, and the wait is over.
+	f.sandbox.SetCredits(10)
+	f.syncLedger()
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 2)); err != nil {
+		t.Fatal(err)
+	}
+	got = f.get(c.ID)
+	if got.Status != StatusCompleted || got.Reason != "" || got.Counts.Sent != 3 {
+		t.Errorf("after the quota came back: %s %q %+v", got.Status, got.Reason, got.Counts)
+	}
+}
+
+func TestRenderFailureFailsOnlyThatRecipient(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	long := strings.Repeat("x", 1998) // "Hi " makes it 2001 characters
+	c := f.importCSV("Hi {{.note}}", "phone,note\n+12025550101,short\n+12025550102,"+long+"\n")
+	for seq := int64(0); seq < 2; seq++ {
+		if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := f.recipient(c.ID, 1); r.State != StateFailed || !strings.Contains(r.Reason, "2000") {
+		t.Errorf("recipient with a too long message: %s %q", r.State, r.Reason)
+	}
+	if msgs := f.sandbox.Messages(); len(msgs) != 1 || msgs[0].Text != "Hi short" {
+		t.Errorf("sandbox got %+v", msgs)
+	}
+	bal, _ := f.ledger.Balance(context.Background())
+	if bal.Available != 10_000-1 {
+		t.Errorf("ledger %+v: the failed render must not spend a credit", bal)
+	}
+}
+
+func TestPacingWaitIsNotAFailure(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	f.handler.pacer = quota.NewPacer(f.rdb, time.Hour, 0)
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n")
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 1))
+	var wait *WaitError
+	if !errors.As(err, &wait) || IsFailure(err) || wait.Delay < 59*time.Minute {
+		t.Fatalf("second send of the account answered %v; want a wait of about an hour", err)
+	}
+	if RetryDelay(0, err, nil) != wait.Delay {
+		t.Errorf("RetryDelay %v; want the pacer's %v", RetryDelay(0, err, nil), wait.Delay)
+	}
+	if r := f.recipient(c.ID, 1); r.State != StateQueued {
+		t.Errorf("the waiting recipient is %s; a wait must leave no claim", r.State)
+	}
+}
+
+func TestRetryDelaysAreNeverCutShort(t *testing.T) {
+	// asynq rounds a retry time down to the second: a delay that must be
+	// honoured is stretched to a whole second, never shortened.
+	for _, d := range []time.Duration{10 * time.Millisecond, 900 * time.Millisecond, 2 * time.Second, 2500 * time.Millisecond} {
+		before := time.Now()
+		got := RetryDelay(0, &WaitError{Delay: d, NotEarlier: true}, nil)
+		// What asynq makes of it: now (after the call) plus the delay, in
+		// whole seconds rounded down.
+		due := time.Unix(time.Now().Add(got).Unix(), 0)
+		if due.Before(before.Add(d)) || got > d+time.Second {
+			t.Errorf("delay %s became %s: due %s after now, want at least %s and at most a second more", d, got, due.Sub(before), d)
+		}
+	}
+	// A failure backs off half a second to a second, growing with the
+	// retries (half the doubling plus jitter).
+	if first, later := RetryDelay(0, errors.New("x"), nil), RetryDelay(5, errors.New("x"), nil); first < 500*time.Millisecond || later < 16*time.Second {
+		t.Errorf("backoff %s then %s", first, later)
+	}
+	// Pacing waits may be short: the send path sleeps off the rest.
+	if got := RetryDelay(0, &WaitError{Delay: 300 * time.Millisecond}, nil); got != 300*time.Millisecond {
+		t.Errorf("pacing wait became %s", got)
+	}
+}
+
+// TestResumedRoundIsNotDroppedByAStaleGate: right after a resume, a worker
+// that cached the campaign as paused (old round) must still send the new
+// round's tasks.
+func TestResumedRoundIsNotDroppedByAStaleGate(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	ctx := context.Background()
+	if err := f.store.Pause(ctx, c.ID, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// The worker sees the paused campaign (and caches it) ...
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	// ... the campaign resumes in round 1 ...
+	if _, err := f.store.Resume(ctx, f.queue, c.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the new round's task comes within the cache's quarter second.
+	if err := f.handler.ProcessTask(ctx, f.taskOfRound(c.ID, 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Fatalf("the resumed recipient got %d messages; a stale gate dropped it", n)
+	}
+}
+
+// TestNeverSyncedLedgerLooksAgainSoon: on a fresh Redis the ledger has not
+// read the quota; a send waits seconds for it, not a sync interval.
+func TestNeverSyncedLedgerLooksAgainSoon(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	f.handler.ledger = quota.NewCreditLedger(redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr, DB: 1}))
+	err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+	var wait *WaitError
+	if !errors.As(err, &wait) || wait.Delay > 5*time.Second {
+		t.Fatalf("answered %v; want a wait of seconds", err)
+	}
+	if r := f.recipient(c.ID, 0); r.State != StateQueued {
+		t.Errorf("recipient %s; the wait must leave it queued", r.State)
+	}
+}
+
+// napUntilClaimed runs the send task of recipient seq, whose pacing nap
+// keeps its claim held, and calls during once the claim is taken. It
+// answers what the task answered.
+func napUntilClaimed(t *testing.T, f *fixture, task *asynq.Task, id string, seq int64, during func()) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f.handler.ProcessTask(context.Background(), task) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for f.recipient(id, seq).State != StateSending {
+		if time.Now().After(deadline) {
+			t.Fatal("the task never claimed the recipient")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	during()
+	return <-done
+}
+
+// TestClaimReleasedAfterCancelEndsSkipped: a recipient claimed when the
+// campaign is cancelled, whose send then stops, ends skipped like the rest,
+// not queued with no task to send it.
+func TestClaimReleasedAfterCancelEndsSkipped(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	f.handler.pacer = quota.NewPacer(f.rdb, 700*time.Millisecond, 0)
+	ctx := context.Background()
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	err := napUntilClaimed(t, f, f.task(c.ID, 1), c.ID, 1, func() {
+		if _, err := f.store.Cancel(ctx, c.ID, "wrong list", time.Now()); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(c.ID)
+	if got.Counts.Queued != 0 || got.Counts.Sending != 0 || got.Counts.Sent != 1 || got.Counts.Skipped != 2 || !addsUp(got.Counts) {
+		t.Errorf("after the cancel: %+v; want 1 sent, 2 skipped", got.Counts)
+	}
+	if r := f.recipient(c.ID, 1); r.State != StateSkipped || r.Reason != "wrong list" {
+		t.Errorf("the recipient claimed during the cancel is %s %q", r.State, r.Reason)
+	}
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Errorf("the sandbox got %d messages; want 1", n)
+	}
+}
+
+// TestClaimReleasedAcrossPauseAndResumeIsSentInTheNewRound: a pause and
+// resume while a recipient is claimed; the resume's start task passes it
+// over (it is sending) and its old round's task stops. The release puts it
+// on the queue of the new round, so it is sent once, not stranded.
+func TestClaimReleasedAcrossPauseAndResumeIsSentInTheNewRound(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	f.handler.pacer = quota.NewPacer(f.rdb, 700*time.Millisecond, 0)
+	ctx := context.Background()
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n")
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	err := napUntilClaimed(t, f, f.task(c.ID, 1), c.ID, 1, func() {
+		if err := f.store.Pause(ctx, c.ID, "", time.Now()); err != nil {
+			t.Error(err)
+		}
+		if _, err := f.store.Resume(ctx, f.queue, c.ID, time.Now()); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.recipient(c.ID, 1); r.State != StateQueued {
+		t.Fatalf("the released recipient is %s; want queued", r.State)
+	}
+	info, err := f.inspector.GetTaskInfo(QueueSend, sendTaskID(c.ID, 1, 1))
+	if err != nil {
+		t.Fatalf("no send task of the new round for the released recipient: %v", err)
+	}
+	time.Sleep(time.Until(info.NextProcessAt)) // its pacing slot
+	if err := f.handler.ProcessTask(ctx, asynq.NewTask(info.Type, info.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(c.ID)
+	if got.Status != StatusCompleted || got.Counts.Sent != 2 {
+		t.Errorf("campaign %s %+v; want completed with 2 sent", got.Status, got.Counts)
+	}
+	if n := len(f.sandbox.Messages()); n != 2 {
+		t.Errorf("the sandbox got %d messages; want 2", n)
+	}
+}

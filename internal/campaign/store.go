@@ -1,0 +1,685 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
+)
+
+// ErrNotFound is returned for a campaign id that does not exist.
+var ErrNotFound = errors.New("campaign not found")
+
+// Store keeps campaigns and their recipients in Redis.
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+// NewStore returns a Store on the given Redis client.
+func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// record is a recipient's state record (see scripts.go).
+type record struct {
+	State   State  `json:"s"`
+	Reason  string `json:"r,omitempty"`
+	Account string `json:"a,omitempty"`
+	UID     string `json:"u,omitempty"`
+	At      string `json:"t,omitempty"` // unix ms; a string because Lua's cjson rounds large numbers
+	Owner   string `json:"o,omitempty"` // the attempt holding a "sending" claim
+	Lease   string `json:"l,omitempty"` // unix ms when that claim lapses
+}
+
+func (r record) encode() string {
+	b, _ := json.Marshal(r) // cannot fail: strings only
+	return string(b)
+}
+
+func decodeRecord(s string) (record, error) {
+	var r record
+	err := json.Unmarshal([]byte(s), &r)
+	return r, err
+}
+
+func unixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func parseMilli(s string) *time.Time {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms == 0 {
+		return nil
+	}
+	t := time.UnixMilli(ms).UTC()
+	return &t
+}
+
+// encodeRow joins a recipient's values for storage. Values never contain the
+// separator: the importer replaces control characters.
+func encodeRow(values []string) string { return strings.Join(values, fieldSeparator) }
+
+func decodeRow(s string) []string { return strings.Split(s, fieldSeparator) }
+
+// create writes a new campaign's record and, when listed, lists it among
+// the campaigns (a sequence's steps are not).
+func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, listed bool) error {
+	accounts, _ := json.Marshal(c.Accounts)
+	columns, _ := json.Marshal(c.Columns)
+	fields := map[string]any{
+		fName:         c.Name,
+		fStatus:       string(c.Status),
+		fCreatedAt:    unixMilli(c.CreatedAt),
+		fImporting:    "1",
+		fTemplate:     c.Template,
+		fTemplateName: c.TemplateName,
+		fAccounts:     string(accounts),
+		fLabel:        c.Label,
+		fFileUID:      c.FileUID,
+		fColumns:      string(columns),
+		fPhoneColumn:  phoneColumn,
+		fEstimated:    0,
+		fRound:        0,
+		fTotal:        0,
+		fDuplicates:   0,
+		fRejected:     0,
+		fCreditsSpent: 0,
+	}
+	for _, st := range States {
+		fields[string(st)] = 0
+	}
+	if c.SendAt != nil {
+		fields[fSendAt] = unixMilli(*c.SendAt)
+	}
+	if c.Window != nil {
+		w, _ := json.Marshal(c.Window)
+		fields[fWindow] = string(w)
+	}
+	if c.SequenceID != "" {
+		fields[fSequence] = c.SequenceID
+		fields[fStep] = c.SequenceStep
+	}
+	// Not a transaction: the keys live in different cluster slots. The
+	// record goes first, so an index never names a missing campaign.
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, campaignKey(c.ID), fields)
+		if listed {
+			p.ZAdd(ctx, campaignsIndex, redis.Z{Score: float64(c.CreatedAt.UnixMilli()), Member: c.ID})
+		}
+		p.SAdd(ctx, activeIndex, c.ID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store campaign %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// pendingRow is an imported recipient on its way to Redis.
+type pendingRow struct {
+	seq    int64
+	values []string
+}
+
+// addRows writes a batch of imported recipients and counts them queued, in
+// one round trip.
+func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, duplicates, credits int64) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		byBucket := map[string][]any{}
+		var order []string
+		for _, r := range rows {
+			k := rowsKey(id, r.seq)
+			if _, ok := byBucket[k]; !ok {
+				order = append(order, k)
+			}
+			byBucket[k] = append(byBucket[k], strconv.FormatInt(r.seq, 10), encodeRow(r.values))
+		}
+		for _, k := range order {
+			p.HSet(ctx, k, byBucket[k]...)
+		}
+		ck := campaignKey(id)
+		if len(rows) > 0 {
+			p.HIncrBy(ctx, ck, fTotal, int64(len(rows)))
+			p.HIncrBy(ctx, ck, string(StateQueued), int64(len(rows)))
+		}
+		if duplicates > 0 {
+			p.HIncrBy(ctx, ck, fDuplicates, duplicates)
+		}
+		if credits > 0 {
+			p.HIncrBy(ctx, ck, fEstimated, credits)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store recipients of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// addRejected records rejected rows: all of them counted, the first
+// MaxRejectedListed listed.
+func (s *Store) addRejected(ctx context.Context, id string, rows []RejectedRow, alreadyListed int64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, campaignKey(id), fRejected, int64(len(rows)))
+		room := MaxRejectedListed - alreadyListed
+		var items []any
+		for _, r := range rows {
+			if int64(len(items)) >= room {
+				break
+			}
+			b, _ := json.Marshal(r)
+			items = append(items, string(b))
+		}
+		if len(items) > 0 {
+			p.RPush(ctx, rejectedKey(id), items...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store rejected rows of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) finishImport(ctx context.Context, id string, now time.Time) error {
+	if err := finishImportScript.Run(ctx, s.rdb, []string{campaignKey(id)}, unixMilli(now)).Err(); err != nil {
+		return fmt.Errorf("finish import of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// Get reads a campaign with its counters and listed rejected rows.
+func (s *Store) Get(ctx context.Context, id string) (*Campaign, error) {
+	var (
+		hash     *redis.MapStringStringCmd
+		rejected *redis.StringSliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hash = p.HGetAll(ctx, campaignKey(id))
+		rejected = p.LRange(ctx, rejectedKey(id), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	if len(hash.Val()) == 0 {
+		return nil, ErrNotFound
+	}
+	c := campaignFromHash(id, hash.Val())
+	c.Rejected = make([]RejectedRow, 0, len(rejected.Val()))
+	for _, item := range rejected.Val() {
+		var r RejectedRow
+		if json.Unmarshal([]byte(item), &r) == nil {
+			c.Rejected = append(c.Rejected, r)
+		}
+	}
+	return c, nil
+}
+
+// List returns campaigns newest first: at most limit of them, created before
+// the campaign named by after (empty: from the newest).
+func (s *Store) List(ctx context.Context, limit int, after string) ([]*Campaign, error) {
+	maxScore := "+inf"
+	if after != "" {
+		score, err := s.rdb.ZScore(ctx, campaignsIndex, after).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list campaigns: %w", err)
+		}
+		maxScore = "(" + strconv.FormatFloat(score, 'f', 0, 64)
+	}
+	ids, err := s.rdb.ZRevRangeByScore(ctx, campaignsIndex, &redis.ZRangeBy{
+		Max: maxScore, Min: "-inf", Count: int64(limit),
+	}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, campaignKey(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	out := make([]*Campaign, 0, len(ids))
+	for i, id := range ids {
+		if len(cmds[i].Val()) == 0 {
+			continue // deleted meanwhile
+		}
+		c := campaignFromHash(id, cmds[i].Val())
+		c.Rejected = nil // the list stays light; GET /v1/campaigns/{id} has them
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Active returns the campaigns that have not ended (running, scheduled,
+// paused), and prunes the ended ones from the index.
+func (s *Store) Active(ctx context.Context) ([]*Campaign, error) {
+	ids, err := s.rdb.SMembers(ctx, activeIndex).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list active campaigns: %w", err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, campaignKey(id))
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list active campaigns: %w", err)
+	}
+	var out []*Campaign
+	var ended []any
+	for i, id := range ids {
+		h := cmds[i].Val()
+		st := Status(h[fStatus])
+		if len(h) == 0 || st == StatusCompleted || st == StatusCancelled {
+			ended = append(ended, id)
+			continue
+		}
+		out = append(out, campaignFromHash(id, h))
+	}
+	if len(ended) > 0 {
+		_ = s.rdb.SRem(ctx, activeIndex, ended...).Err() // pruning can wait for the next read
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+func campaignFromHash(id string, h map[string]string) *Campaign {
+	n := func(f string) int64 { v, _ := strconv.ParseInt(h[f], 10, 64); return v }
+	c := &Campaign{
+		ID:           id,
+		Name:         h[fName],
+		Status:       Status(h[fStatus]),
+		Reason:       h[fReason],
+		SendAt:       parseMilli(h[fSendAt]),
+		StartedAt:    parseMilli(h[fStartedAt]),
+		FinishedAt:   parseMilli(h[fFinishedAt]),
+		Importing:    h[fImporting] == "1",
+		Template:     h[fTemplate],
+		TemplateName: h[fTemplateName],
+		Label:        h[fLabel],
+		FileUID:      h[fFileUID],
+		PhoneColumn:  h[fPhoneColumn],
+		SequenceID:   h[fSequence],
+		Counts: Counts{
+			Total:     n(fTotal),
+			Queued:    n(string(StateQueued)),
+			Sending:   n(string(StateSending)),
+			Sent:      n(string(StateSent)),
+			Delivered: n(string(StateDelivered)),
+			Read:      n(string(StateRead)),
+			Failed:    n(string(StateFailed)),
+			Skipped:   n(string(StateSkipped)),
+			Unknown:   n(string(StateUnknown)),
+		},
+		Duplicates:    n(fDuplicates),
+		RejectedCount: n(fRejected),
+	}
+	if t := parseMilli(h[fCreatedAt]); t != nil {
+		c.CreatedAt = *t
+	}
+	_ = json.Unmarshal([]byte(h[fAccounts]), &c.Accounts)
+	_ = json.Unmarshal([]byte(h[fColumns]), &c.Columns)
+	c.Window = decodeWindow(h[fWindow])
+	c.SequenceStep = int(n(fStep))
+	if c.Accounts == nil {
+		c.Accounts = []string{}
+	}
+	c.Credits.Spent = n(fCreditsSpent)
+	c.Credits.Estimated = n(fEstimated)
+	if c.Counts.Total > 0 {
+		// The queued share of the estimate, rounded up.
+		c.Credits.Needed = (c.Credits.Estimated*c.Counts.Queued + c.Counts.Total - 1) / c.Counts.Total
+	}
+	c.Funnel = newFunnel(c.Counts, n(fUndelivered))
+	c.Tracking.Polling = "normal"
+	if at := parseMilli(h[fPollSlowedAt]); at != nil && time.Since(*at) < pollSlowedShown {
+		c.Tracking.Polling = "slowed"
+		c.Tracking.Reason = "status polls wait for the API-call budget: " + h[fPollBasis]
+	}
+	if c.Counts.Queued > 0 {
+		if end := parseMilli(h[fPlanEnd]); end != nil {
+			eta := *end
+			if now := time.Now().UTC(); eta.Before(now) {
+				eta = now // overdue: waiting for quota or an account
+			}
+			c.ETA = &eta
+		}
+	}
+	return c
+}
+
+// sendingSpec reads what every recipient of a campaign shares.
+func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow}
+	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	if h[0] == nil {
+		return nil, ErrNotFound
+	}
+	out := make(map[string]string, len(names))
+	for i, v := range h {
+		if str, ok := v.(string); ok {
+			out[names[i]] = str
+		}
+	}
+	return out, nil
+}
+
+// pollSlowedShown is how long a campaign shows that its polls waited for the
+// budget after the last time one did.
+const pollSlowedShown = 10 * time.Minute
+
+// decodeWindow reads a stored window ("" or broken: none).
+func decodeWindow(s string) *Window {
+	if s == "" {
+		return nil
+	}
+	var w Window
+	if json.Unmarshal([]byte(s), &w) != nil {
+		return nil
+	}
+	return &w
+}
+
+// phoneOf reads a recipient's phone from its row.
+func (s *Store) phoneOf(ctx context.Context, id string, seq int64, phoneIdx int) (string, error) {
+	row, err := s.rdb.HGet(ctx, rowsKey(id, seq), strconv.FormatInt(seq, 10)).Result()
+	if err != nil {
+		return "", fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+	}
+	values := decodeRow(row)
+	if phoneIdx >= len(values) {
+		return "", fmt.Errorf("recipient %d of campaign %s has no phone", seq, id)
+	}
+	return values[phoneIdx], nil
+}
+
+// notePlanEndScript keeps the latest planned due time. KEYS: campaign.
+// ARGV: unix ms.
+var notePlanEndScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'plan_end') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'plan_end', ARGV[1]) end
+return 0
+`)
+
+// notePlanEnd records that a recipient is planned to go out at t.
+func (s *Store) notePlanEnd(ctx context.Context, id string, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if err := notePlanEndScript.Run(ctx, s.rdb, []string{campaignKey(id)}, t.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("note the plan of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// sendGate is what a send task checks first: whether its campaign is
+// sending, and in which round.
+type sendGate struct {
+	status Status
+	round  int64
+}
+
+// gate reads a campaign's status and round (ErrNotFound when it is gone).
+func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound).Result()
+	if err != nil {
+		return sendGate{}, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	status, _ := v[0].(string)
+	if status == "" {
+		return sendGate{}, ErrNotFound
+	}
+	round, _ := v[1].(string)
+	g := sendGate{status: Status(status)}
+	g.round, _ = strconv.ParseInt(round, 10, 64)
+	return g, nil
+}
+
+// setReasonScript shows why a running campaign is not progressing, without
+// overwriting a reason already there (a pause says more than a wait).
+// KEYS: campaign. ARGV: reason.
+var setReasonScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'reason')
+if (v[1] == 'running' or v[1] == 'scheduled') and (not v[2] or v[2] == '') then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[1])
+end
+return 0
+`)
+
+// setReason is best effort: the reason is for people, the wait happens anyway.
+func (s *Store) setReason(ctx context.Context, id, reason string) {
+	_ = setReasonScript.Run(ctx, s.rdb, []string{campaignKey(id)}, reason).Err()
+}
+
+// claimResult is the answer of claimScript.
+type claimResult struct {
+	outcome string // claimed, settled, inflight, unknown, stale, status, gone
+	detail  string // the row (claimed), the state (settled), the status, or send_at
+}
+
+func (s *Store) claim(ctx context.Context, id string, seq, round int64, account, attempt string, lease time.Duration, now time.Time) (claimResult, error) {
+	res, err := claimScript.Run(ctx, s.rdb,
+		[]string{campaignKey(id), stateKey(id, seq), rowsKey(id, seq), historyKey(id, seq)},
+		seq, unixMilli(now), account, reasonDiedMidCall, attempt, lease.Milliseconds(), round,
+	).StringSlice()
+	if err != nil {
+		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", seq, id, err)
+	}
+	out := claimResult{outcome: res[0]}
+	if len(res) > 1 {
+		out.detail = res[1]
+	}
+	return out, nil
+}
+
+// reasonDiedMidCall is recorded when a retry finds a claim without a result.
+const reasonDiedMidCall = "the worker stopped while the message was being handed to the provider; it may have been sent, so it is not sent again"
+
+// settle moves recipient seq from state from to rec.State. Settling a
+// "sending" recipient takes the attempt id that claimed it. The history gets
+// the new state with detail (a reason; for a release, why). It answers false
+// when the recipient was no longer in state from (or no longer claimed by
+// that attempt).
+func (s *Store) settle(ctx context.Context, id string, seq int64, from State, attempt string, rec record, creditsSpent int, now time.Time, detail string) (bool, error) {
+	rec.At = unixMilli(now)
+	n, err := settleScript.Run(ctx, s.rdb,
+		[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
+		seq, string(from), string(rec.State), rec.encode(), creditsSpent, unixMilli(now), attempt, detail,
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", rec.State, seq, id, err)
+	}
+	return n == 1, nil
+}
+
+// tracking reads what a status poll needs: the recipient's record and
+// history. ErrNotFound when the campaign is gone.
+func (s *Store) tracking(ctx context.Context, id string, seq int64) (record, []HistoryEntry, error) {
+	var created *redis.StringCmd
+	var rec, hist *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		created = p.HGet(ctx, campaignKey(id), fCreatedAt)
+		rec = p.HGet(ctx, stateKey(id, seq), strconv.FormatInt(seq, 10))
+		hist = p.HGet(ctx, historyKey(id, seq), strconv.FormatInt(seq, 10))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return record{}, nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+	}
+	createdAt := parseMilli(created.Val())
+	if createdAt == nil {
+		return record{}, nil, ErrNotFound
+	}
+	r := record{State: StateQueued}
+	if rec.Val() != "" {
+		if r, err = decodeRecord(rec.Val()); err != nil {
+			return record{}, nil, fmt.Errorf("recipient %d of campaign %s: %w", seq, id, err)
+		}
+	}
+	return r, decodeHistory(hist.Val(), *createdAt), nil
+}
+
+// applyStatuses records the provider's status reports for a recipient (see
+// statusScript) and answers its state afterwards.
+func (s *Store) applyStatuses(ctx context.Context, id string, seq int64, events []sender.StatusEvent, now time.Time) (State, error) {
+	args := []any{seq, unixMilli(now)}
+	for _, e := range events {
+		word := strings.TrimSpace(strings.ReplaceAll(e.Status, ";", ","))
+		if word == "" {
+			continue
+		}
+		at := e.At
+		if at.IsZero() {
+			at = now
+		}
+		args = append(args, word, at.UnixMilli(), string(ProviderState(word)))
+	}
+	st, err := statusScript.Run(ctx, s.rdb, []string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)}, args...).Text()
+	if err != nil {
+		return "", fmt.Errorf("record statuses of recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return State(st), nil
+}
+
+// noteSlowPolling shows on the campaign that its status polls wait for the
+// API-call budget.
+func (s *Store) noteSlowPolling(ctx context.Context, id, basis string) {
+	_ = s.rdb.HSet(ctx, campaignKey(id), fPollSlowedAt, unixMilli(time.Now()), fPollBasis, basis).Err()
+}
+
+// QueuedSends is how many sends the active campaigns still have to make:
+// the API calls the status polls must leave them.
+func (s *Store) QueuedSends(ctx context.Context) (int64, error) {
+	active, err := s.Active(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, c := range active {
+		n += c.Counts.Queued + c.Counts.Sending
+	}
+	return n, nil
+}
+
+// Recipients lists a campaign's recipients in upload order, from seq cursor
+// on, at most limit of them, optionally only those in one state. It returns
+// the cursor of the next page, or -1 at the end. One call reads at most
+// maxBucketsPerPage buckets, so a page may come back short (even empty) with a
+// cursor to go on from: a rare state in a huge campaign costs several calls
+// rather than one unbounded one.
+func (s *Store) Recipients(ctx context.Context, id string, state State, cursor int64, limit int) ([]Recipient, int64, error) {
+	h, err := s.rdb.HMGet(ctx, campaignKey(id), fTotal, fColumns, fPhoneColumn, fCreatedAt).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	if h[0] == nil {
+		return nil, 0, ErrNotFound
+	}
+	total, _ := strconv.ParseInt(h[0].(string), 10, 64)
+	var columns []string
+	_ = json.Unmarshal([]byte(h[1].(string)), &columns)
+	phoneIdx := indexOf(columns, h[2].(string))
+	var created time.Time
+	if t := parseMilli(h[3].(string)); t != nil {
+		created = *t
+	}
+
+	out := make([]Recipient, 0, limit)
+	const maxBucketsPerPage = 16
+	seq := cursor
+	for buckets := 0; seq < total && len(out) < limit && buckets < maxBucketsPerPage; buckets++ {
+		end := min((seq/bucketSize+1)*bucketSize, total)
+		fields := make([]string, 0, end-seq)
+		for i := seq; i < end; i++ {
+			fields = append(fields, strconv.FormatInt(i, 10))
+		}
+		var rowsCmd, statesCmd, historyCmd *redis.SliceCmd
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			rowsCmd = p.HMGet(ctx, rowsKey(id, seq), fields...)
+			statesCmd = p.HMGet(ctx, stateKey(id, seq), fields...)
+			historyCmd = p.HMGet(ctx, historyKey(id, seq), fields...)
+			return nil
+		}); err != nil {
+			return nil, 0, fmt.Errorf("read recipients of campaign %s: %w", id, err)
+		}
+		for i, rowVal := range rowsCmd.Val() {
+			cur := seq + int64(i)
+			rowStr, _ := rowVal.(string)
+			rec := record{State: StateQueued}
+			if st, ok := statesCmd.Val()[i].(string); ok {
+				if r, err := decodeRecord(st); err == nil {
+					rec = r
+				}
+			}
+			if state != "" && rec.State != state {
+				continue
+			}
+			r := recipientFrom(cur, columns, phoneIdx, rowStr, rec)
+			stored, _ := historyCmd.Val()[i].(string)
+			r.History = decodeHistory(stored, created)
+			out = append(out, r)
+			if len(out) == limit {
+				next := cur + 1
+				if next >= total {
+					next = -1
+				}
+				return out, next, nil
+			}
+		}
+		seq = end
+	}
+	if seq >= total {
+		seq = -1
+	}
+	return out, seq, nil
+}
+
+func recipientFrom(seq int64, columns []string, phoneIdx int, row string, rec record) Recipient {
+	values := decodeRow(row)
+	r := Recipient{
+		Seq:        seq,
+		Fields:     make(map[string]string, len(columns)),
+		State:      rec.State,
+		Reason:     rec.Reason,
+		Account:    rec.Account,
+		MessageUID: rec.UID,
+		UpdatedAt:  parseMilli(rec.At),
+	}
+	for i, col := range columns {
+		if i < len(values) {
+			r.Fields[col] = values[i]
+		}
+	}
+	if phoneIdx >= 0 && phoneIdx < len(values) {
+		r.Phone = values[phoneIdx]
+	}
+	return r
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}

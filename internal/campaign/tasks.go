@@ -1,0 +1,239 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/quota"
+)
+
+// Task types and queues of the worker.
+const (
+	TypeSend  = "campaign:send"
+	TypeStart = "campaign:start"
+	TypeRetry = "campaign:retry"
+	QueueSend = "send"
+	// QueueControl carries the few tasks that steer campaigns (starting a
+	// scheduled one); weighted so a big send backlog never starves them.
+	QueueControl = "control"
+)
+
+// sendPayload names a recipient; everything else (its row, the template, the
+// accounts) is read from Redis when the task runs, so a million queued tasks
+// carry no copies of shared data.
+type sendPayload struct {
+	Campaign string `json:"c"`
+	Seq      int64  `json:"s"`
+	Round    int64  `json:"r,omitempty"`
+
+	attempt string // this run's claim, once it holds one; not part of the task
+}
+
+// startPayload names a campaign to start (a scheduled one at send_at, a
+// resumed one at once), and which start of it this is.
+type startPayload struct {
+	Campaign string `json:"c"`
+	Version  int64  `json:"v,omitempty"`
+}
+
+// sendTaskID makes enqueueing idempotent: the same recipient of the same
+// campaign in the same round is one task, however often an import or a
+// resume is replayed. Later rounds (a scheduled start, a resume) get new ids,
+// so their tasks never collide with an earlier round's that are still on
+// their way out; those find their round outdated and do nothing.
+func sendTaskID(campaignID string, seq int64, round int64) string {
+	id := campaignID + ":" + strconv.FormatInt(seq, 10)
+	if round > 0 {
+		id += ":" + strconv.FormatInt(round, 10)
+	}
+	return id
+}
+
+// Enqueuer puts campaign tasks on the queue, each send task at the time its
+// account's pacing plan gives it.
+type Enqueuer struct {
+	client *asynq.Client
+	pacer  *quota.Pacer
+}
+
+// NewEnqueuer returns an Enqueuer on an asynq client, planning with pacer.
+func NewEnqueuer(client *asynq.Client, pacer *quota.Pacer) *Enqueuer {
+	return &Enqueuer{client: client, pacer: pacer}
+}
+
+// sendMaxRetry bounds the retries of definite failures (5xx, connection
+// refused). Waits for pacing or quota are not failures and do not count
+// (see IsFailure in send.go).
+const sendMaxRetry = 12
+
+// enqueueSend enqueues one recipient's send task, due at processAt. A task
+// that already exists is not an error: that is the idempotency.
+func (e *Enqueuer) enqueueSend(ctx context.Context, campaignID string, seq, round int64, processAt time.Time) error {
+	payload, _ := json.Marshal(sendPayload{Campaign: campaignID, Seq: seq, Round: round})
+	opts := []asynq.Option{
+		asynq.TaskID(sendTaskID(campaignID, seq, round)),
+		asynq.Queue(QueueSend),
+		asynq.MaxRetry(sendMaxRetry),
+		asynq.Timeout(2 * time.Minute),
+	}
+	if !processAt.IsZero() {
+		opts = append(opts, asynq.ProcessAt(processAt))
+	}
+	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeSend, payload), opts...)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue recipient %d of campaign %s: %w", seq, campaignID, err)
+	}
+	return nil
+}
+
+// enqueueStart enqueues the task that starts a scheduled campaign at at.
+// version tells reschedules apart: the start task of an earlier send_at
+// still fires, finds the campaign's send_at moved, and does nothing.
+func (e *Enqueuer) enqueueStart(ctx context.Context, campaignID string, at time.Time, version int64) error {
+	payload, _ := json.Marshal(startPayload{Campaign: campaignID, Version: version})
+	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeStart, payload),
+		asynq.TaskID("start:"+campaignID+":"+strconv.FormatInt(version, 10)),
+		asynq.Queue(QueueControl),
+		asynq.ProcessAt(at),
+		asynq.MaxRetry(50),
+		asynq.Timeout(30*time.Minute), // a million recipients to enqueue
+	)
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue the start of campaign %s: %w", campaignID, err)
+	}
+	return nil
+}
+
+// enqueueRetry enqueues the task that enqueues the recipients a retry of
+// failed recipients put back in the queue.
+func (e *Enqueuer) enqueueRetry(ctx context.Context, campaignID string, now time.Time) error {
+	payload, _ := json.Marshal(startPayload{Campaign: campaignID})
+	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeRetry, payload),
+		asynq.TaskID("retry:"+campaignID+":"+strconv.FormatInt(now.UnixNano(), 36)),
+		asynq.Queue(QueueControl),
+		asynq.MaxRetry(50),
+		asynq.Timeout(30*time.Minute),
+	)
+	if err != nil {
+		return fmt.Errorf("enqueue the retry of campaign %s: %w", campaignID, err)
+	}
+	return nil
+}
+
+// plan books a pacing slot for each recipient on its account's timeline
+// (recipients are spread over the accounts in turn) and answers their due
+// times, in the order of seqs. One booking per account and batch keeps it
+// to a few Redis calls however many recipients there are.
+func (e *Enqueuer) plan(ctx context.Context, accounts []string, seqs []int64) ([]time.Time, error) {
+	byAccount := map[string][]int{} // account → indexes into seqs
+	for i, seq := range seqs {
+		a := accountOf(accounts, seq)
+		byAccount[a] = append(byAccount[a], i)
+	}
+	out := make([]time.Time, len(seqs))
+	for account, idx := range byAccount {
+		first, step, err := e.pacer.Plan(ctx, account, len(idx))
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range idx {
+			out[i] = first.Add(time.Duration(k) * step)
+		}
+	}
+	return out, nil
+}
+
+// enqueueBatch plans and enqueues the send tasks of a batch of recipients
+// with parallel enqueuers, and answers the latest due time it planned.
+func (e *Enqueuer) enqueueBatch(ctx context.Context, campaignID string, accounts []string, round int64, seqs []int64, parallel int) (time.Time, error) {
+	if len(seqs) == 0 {
+		return time.Time{}, nil
+	}
+	due, err := e.plan(ctx, accounts, seqs)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var latest time.Time
+	for _, t := range due {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	jobs := make(chan int)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < min(parallel, len(seqs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if err := e.enqueueSend(ctx, campaignID, seqs[i], round, due[i]); err != nil {
+					errOnce.Do(func() { firstErr = err })
+				}
+			}
+		}()
+	}
+	for i := range seqs {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	return latest, firstErr
+}
+
+// accountOf is the sender account a recipient is planned on: the campaign's
+// accounts in turn; "" (the provider's default) when it names none.
+func accountOf(accounts []string, seq int64) string {
+	if len(accounts) == 0 {
+		return ""
+	}
+	return accounts[seq%int64(len(accounts))]
+}
+
+// enqueueQueued enqueues, in round, a send task for every recipient of the
+// campaign that is still queued: what starting a scheduled campaign and
+// resuming a paused one do. Recipients are walked bucket by bucket, so a
+// million of them never sit in memory at once.
+func (e *Enqueuer) enqueueQueued(ctx context.Context, store *Store, campaignID string, accounts []string, round int64) (int64, error) {
+	total, err := store.rdb.HGet(ctx, campaignKey(campaignID), fTotal).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("read campaign %s: %w", campaignID, err)
+	}
+	var enqueued int64
+	for first := int64(0); first < total; first += bucketSize {
+		settled, err := store.rdb.HKeys(ctx, stateKey(campaignID, first)).Result()
+		if err != nil {
+			return enqueued, fmt.Errorf("read recipients of campaign %s: %w", campaignID, err)
+		}
+		done := make(map[string]bool, len(settled))
+		for _, s := range settled {
+			done[s] = true
+		}
+		var seqs []int64
+		for seq := first; seq < min(first+bucketSize, total); seq++ {
+			if !done[strconv.FormatInt(seq, 10)] {
+				seqs = append(seqs, seq)
+			}
+		}
+		latest, err := e.enqueueBatch(ctx, campaignID, accounts, round, seqs, 16)
+		if err != nil {
+			return enqueued, err
+		}
+		if err := store.notePlanEnd(ctx, campaignID, latest); err != nil {
+			return enqueued, err
+		}
+		enqueued += int64(len(seqs))
+	}
+	return enqueued, nil
+}
