@@ -1,0 +1,241 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/quota"
+)
+
+// quotaView is GET /v1/quota: what the workspace can still spend, and what
+// the campaigns under way still need.
+type quotaView struct {
+	Credits struct {
+		Available       int64      `json:"available"`        // what sends may reserve now
+		InFlight        int64      `json:"in_flight"`        // reserved by sends under way
+		ProviderBalance int64      `json:"provider_balance"` // remaining at the last GET /quotas
+		Synced          bool       `json:"synced"`
+		SyncedAt        *time.Time `json:"synced_at,omitempty"`
+		Exhausted       bool       `json:"exhausted"` // the provider said quota_exceeded since
+	} `json:"credits"`
+	APICalls *struct {
+		Total int64 `json:"total"`
+		Used  int64 `json:"used"`
+	} `json:"api_calls,omitempty"`
+	// Needed is what the active campaigns' queued recipients will cost;
+	// Shortfall is how much of it the available credits do not cover.
+	Needed    int64              `json:"needed"`
+	Shortfall int64              `json:"shortfall"`
+	Campaigns []campaignQuotaRow `json:"campaigns"`
+}
+
+type campaignQuotaRow struct {
+	ID            string          `json:"id"`
+	Name          string          `json:"name"`
+	Status        campaign.Status `json:"status"`
+	Reason        string          `json:"reason,omitempty"`
+	Queued        int64           `json:"queued"`
+	CreditsNeeded int64           `json:"credits_needed"`
+	CreditsSpent  int64           `json:"credits_spent"`
+	ETA           *time.Time      `json:"eta,omitempty"`
+}
+
+func (s *server) getQuota(w http.ResponseWriter, r *http.Request) {
+	bal, err := s.ledger.Balance(r.Context())
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	var v quotaView
+	v.Credits.Available = bal.Available
+	v.Credits.InFlight = bal.Reserved
+	v.Credits.ProviderBalance = bal.Remaining
+	v.Credits.Synced = bal.Synced
+	v.Credits.Exhausted = bal.Exhausted
+	if bal.Synced {
+		t := bal.SyncedAt.UTC()
+		v.Credits.SyncedAt = &t
+	}
+	if q, _, err := quota.ReadLastQuota(r.Context(), s.rdb); err == nil {
+		v.APICalls = &struct {
+			Total int64 `json:"total"`
+			Used  int64 `json:"used"`
+		}{q.APICallsTotal, q.APICallsUsed}
+	}
+	active, err := s.store.Active(r.Context())
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	v.Campaigns = make([]campaignQuotaRow, 0, len(active))
+	for _, c := range active {
+		v.Needed += c.Credits.Needed
+		v.Campaigns = append(v.Campaigns, campaignQuotaRow{
+			ID: c.ID, Name: c.Name, Status: c.Status, Reason: c.Reason, Queued: c.Counts.Queued,
+			CreditsNeeded: c.Credits.Needed, CreditsSpent: c.Credits.Spent, ETA: c.ETA,
+		})
+	}
+	v.Shortfall = max(0, v.Needed-v.Credits.Available)
+	writeOK(w, http.StatusOK, v)
+}
+
+// accountView is a sender account in the API.
+type accountView struct {
+	quota.Account
+	SendInterval string `json:"send_interval"`
+	// PlannedUntil is the last send slot booked on the account: its backlog.
+	PlannedUntil *time.Time `json:"planned_until,omitempty"`
+}
+
+func (s *server) accountView(r *http.Request, a quota.Account) (accountView, error) {
+	v := accountView{Account: a, SendInterval: a.Interval.String()}
+	tail, err := s.pacer.PlanTail(r.Context(), a.Phone)
+	if err != nil {
+		return v, err
+	}
+	if tail.After(time.Now()) {
+		t := tail.UTC()
+		v.PlannedUntil = &t
+	}
+	return v, nil
+}
+
+func (s *server) listAccounts(w http.ResponseWriter, r *http.Request) {
+	list, err := s.accounts.List(r.Context(), s.pacer)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	out := make([]accountView, 0, len(list))
+	for _, a := range list {
+		v, err := s.accountView(r, a)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		out = append(out, v)
+	}
+	writeOK(w, http.StatusOK, map[string]any{"accounts": out})
+}
+
+// accountPhone reads the {phone} of an accounts route as E.164.
+func (s *server) accountPhone(w http.ResponseWriter, r *http.Request) (string, bool) {
+	phone, err := campaign.NormalizePhone(r.PathValue("phone"), s.region)
+	if err != nil {
+		writeProblem(w, fieldProblem("phone", "sender account "+err.Error()+" (write + as %2B in a URL)"))
+		return "", false
+	}
+	return phone, true
+}
+
+func (s *server) pauseAccount(w http.ResponseWriter, r *http.Request) {
+	phone, ok := s.accountPhone(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if !readOptionalJSON(w, r, &body) {
+		return
+	}
+	reason := strings.TrimSpace(body.Reason)
+	if reason == "" {
+		reason = "paused by an operator"
+	}
+	if err := s.accounts.Pause(r.Context(), phone, reason); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.writeAccount(w, r, phone)
+}
+
+func (s *server) resumeAccount(w http.ResponseWriter, r *http.Request) {
+	phone, ok := s.accountPhone(w, r)
+	if !ok {
+		return
+	}
+	if err := s.accounts.Resume(r.Context(), phone); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.writeAccount(w, r, phone)
+}
+
+// updateAccount sets an account's send interval: {"send_interval":"5s"};
+// "0s" goes back to SEND_INTERVAL.
+func (s *server) updateAccount(w http.ResponseWriter, r *http.Request) {
+	phone, ok := s.accountPhone(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		SendInterval *string `json:"send_interval"`
+	}
+	if !readOptionalJSON(w, r, &body) {
+		return
+	}
+	if body.SendInterval == nil {
+		writeProblem(w, fieldProblem("send_interval", `send {"send_interval":"5s"} ("0s": back to SEND_INTERVAL)`))
+		return
+	}
+	d, err := time.ParseDuration(*body.SendInterval)
+	if err != nil || d < 0 || (d > 0 && d < time.Millisecond) || d > 24*time.Hour {
+		writeProblem(w, fieldProblem("send_interval", fmt.Sprintf("send_interval %q is not a duration from 1ms to 24h (like 500ms, 2s)", *body.SendInterval)))
+		return
+	}
+	if err := s.pacer.SetInterval(r.Context(), phone, d); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if err := s.accounts.Remember(r.Context(), phone); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.writeAccount(w, r, phone)
+}
+
+func (s *server) writeAccount(w http.ResponseWriter, r *http.Request, phone string) {
+	list, err := s.accounts.List(r.Context(), s.pacer)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	for _, a := range list {
+		if a.Phone == phone {
+			v, err := s.accountView(r, a)
+			if err != nil {
+				s.internalError(w, r, err)
+				return
+			}
+			writeOK(w, http.StatusOK, v)
+			return
+		}
+	}
+	s.internalError(w, r, errors.New("account "+phone+" missing right after it was written"))
+}
+
+// readOptionalJSON decodes a small JSON body into v; an empty body is fine.
+func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		writeProblem(w, fieldProblem("body", "the body cannot be read: "+err.Error()))
+		return false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeProblem(w, fieldProblem("body", "the body is not the JSON expected: "+err.Error()))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,460 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/templating"
+)
+
+// Form fields of POST /v1/campaigns besides contacts, with the most bytes
+// each may have.
+var createFields = map[string]int64{
+	"name":          1 << 10,
+	"template":      64 << 10,
+	"template_name": 256,
+	"accounts":      8 << 10,
+	"send_at":       64,
+	"label":         1 << 10,
+	"file_uid":      256,
+	"window_days":   64,
+	"window_hours":  64,
+	"window_zone":   64,
+}
+
+// createCampaign takes a multipart form: contacts (the CSV) and the fields
+// above. The CSV is streamed into the import as it arrives when the template
+// came before it (the documented order: contacts last); a template that comes
+// after contacts makes the file wait in a temporary file until the form has
+// been read, so that nothing is sent before the campaign is fully known.
+func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > s.maxUploadBytes {
+		s.tooLarge(w, "")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, s.maxUploadBytes)
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType == "application/json" {
+		s.createCampaignJSON(w, r)
+		return
+	}
+	if mediaType != "multipart/form-data" {
+		writeError(w, http.StatusUnsupportedMediaType, "validation_error",
+			"send multipart/form-data with a contacts file (CSV), or application/json with a contacts array",
+			[]campaign.Problem{{Fields: []string{"Content-Type"}, Msg: "expected multipart/form-data or application/json, got " + orNone(mediaType)}})
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
+		return
+	}
+
+	form := map[string]string{}
+	var (
+		result      *campaign.Campaign
+		importErr   error
+		spooled     *os.File
+		contactsSet bool
+	)
+	defer func() {
+		if spooled != nil {
+			spooled.Close()
+			os.Remove(spooled.Name())
+		}
+	}()
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		name := part.FormName()
+		if name == "contacts" {
+			if contactsSet {
+				writeError(w, http.StatusBadRequest, "validation_error", "send one contacts file", []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the form has more than one contacts part"}})
+				return
+			}
+			contactsSet = true
+			if form["template"] != "" || form["template_name"] != "" {
+				draft, problem := s.draft(form)
+				if problem != nil {
+					writeProblem(w, problem)
+					return
+				}
+				result, importErr = s.importer.Import(r.Context(), draft, part)
+				if importErr != nil {
+					s.importFailed(w, r, importErr)
+					return
+				}
+				// The campaign is under way: the form must end here.
+				s.endAfterStreamedContacts(w, r, result, func() (string, error) {
+					next, err := mr.NextPart()
+					if err != nil {
+						return "", err
+					}
+					return next.FormName(), nil
+				})
+				return
+			}
+			if spooled, err = spool(part); err != nil {
+				s.formError(w, r, err)
+				return
+			}
+			continue
+		}
+		limit, known := createFields[name]
+		if !known {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("unknown field %q", name),
+				[]campaign.Problem{{Fields: []string{name}, Msg: "unknown field; known fields: contacts, " + strings.Join(sortedKeys(createFields), ", ")}})
+			return
+		}
+		if _, dup := form[name]; dup {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is sent twice", name), []campaign.Problem{{Fields: []string{name}, Msg: "sent twice"}})
+			return
+		}
+		value, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if int64(len(value)) > limit {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is longer than %d bytes", name, limit), []campaign.Problem{{Fields: []string{name}, Msg: "too long"}})
+			return
+		}
+		form[name] = string(value)
+	}
+	if !contactsSet {
+		writeError(w, http.StatusBadRequest, "validation_error", "no contacts file: send the CSV as the form field contacts",
+			[]campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}})
+		return
+	}
+	draft, problem := s.draft(form)
+	if problem != nil {
+		writeProblem(w, problem)
+		return
+	}
+	if _, err := spooled.Seek(0, io.SeekStart); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	result, importErr = s.importer.Import(r.Context(), draft, spooled)
+	if importErr != nil {
+		s.importFailed(w, r, importErr)
+		return
+	}
+	s.created(w, r, result)
+}
+
+// created answers a new campaign, and lists its sender accounts for
+// operators.
+func (s *server) created(w http.ResponseWriter, r *http.Request, c *campaign.Campaign) {
+	if err := s.accounts.Remember(r.Context(), c.Accounts...); err != nil {
+		s.log.Warn("remember sender accounts", zap.Error(err))
+	}
+	writeOK(w, http.StatusCreated, c)
+}
+
+// draft validates the form's fields (all but contacts) into a campaign draft.
+func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputError) {
+	d := campaign.Draft{
+		Name:    form["name"],
+		Label:   strings.TrimSpace(form["label"]),
+		FileUID: strings.TrimSpace(form["file_uid"]),
+	}
+	for _, a := range strings.Split(form["accounts"], ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			d.Accounts = append(d.Accounts, a)
+		}
+	}
+	if v := strings.TrimSpace(form["send_at"]); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return d, fieldProblem("send_at", fmt.Sprintf("send_at %q is not an RFC 3339 time with a zone, like 2026-12-01T09:00:00+01:00", v))
+		}
+		d.SendAt = t
+	}
+	if form["window_hours"] != "" || form["window_days"] != "" || form["window_zone"] != "" {
+		if form["window_hours"] == "" {
+			return d, fieldProblem("window_hours", "a send window needs its hours, like 09:00-18:00")
+		}
+		win, err := campaign.ParseWindow(form["window_days"], form["window_hours"], form["window_zone"])
+		if err != nil {
+			field := "window_hours"
+			switch {
+			case strings.Contains(err.Error(), "days"):
+				field = "window_days"
+			case strings.Contains(err.Error(), "zone"):
+				field = "window_zone"
+			}
+			return d, fieldProblem(field, err.Error())
+		}
+		d.Window = win
+	}
+	text, name := form["template"], strings.TrimSpace(form["template_name"])
+	switch {
+	case text != "" && name != "":
+		return d, fieldProblem("template", "send template or template_name, not both")
+	case name != "":
+		src, problem := s.readTemplate(name)
+		if problem != nil {
+			return d, problem
+		}
+		text = src
+		d.TemplateName = name
+	case strings.TrimSpace(text) == "":
+		return d, fieldProblem("template", "a template is required: send template (the message text) or template_name (a file in templates/)")
+	}
+	tmpl, err := templating.Parse("template", text)
+	if err != nil {
+		return d, fieldProblem("template", err.Error())
+	}
+	d.Template = tmpl
+	return d, nil
+}
+
+var templateNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// readTemplate reads templates/<name>.tmpl; the name pattern keeps the read
+// inside the folder.
+func (s *server) readTemplate(name string) (string, *campaign.InputError) {
+	name = strings.TrimSuffix(name, ".tmpl")
+	available := s.templateNames()
+	if templateNamePattern.MatchString(name) {
+		b, err := os.ReadFile(filepath.Join(s.templatesDir, name+".tmpl"))
+		if err == nil {
+			return string(b), nil
+		}
+	}
+	return "", fieldProblem("template_name", fmt.Sprintf("no template named %q; available: %s", name, strings.Join(available, ", ")))
+}
+
+func (s *server) templateNames() []string {
+	matches, _ := filepath.Glob(filepath.Join(s.templatesDir, "*.tmpl"))
+	names := make([]string, 0, len(matches))
+	for _, m := range matches {
+		names = append(names, strings.TrimSuffix(filepath.Base(m), ".tmpl"))
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return []string{"(none)"}
+	}
+	return names
+}
+
+// spool copies a contacts part to a temporary file.
+func spool(part *multipart.Part) (*os.File, error) {
+	f, err := os.CreateTemp("", "contacts-*.csv")
+	if err != nil {
+		return nil, fmt.Errorf("spool contacts: %w", err)
+	}
+	if _, err := io.Copy(f, part); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+func (s *server) importFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var in *campaign.InputError
+	var aborted *campaign.AbortedImportError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &in):
+		writeProblem(w, in)
+	case errors.As(err, &tooBig):
+		id := ""
+		if errors.As(err, &aborted) {
+			id = aborted.CampaignID
+		}
+		s.tooLarge(w, id)
+	case errors.As(err, &aborted):
+		s.log.Warn("upload broke off", zap.String("campaign", aborted.CampaignID), zap.Error(aborted.Err))
+		writeError(w, http.StatusBadRequest, "validation_error", aborted.Error(), []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the upload broke off"}})
+	case r.Context().Err() != nil:
+		s.log.Info("client went away during an upload", zap.Error(err))
+	default:
+		s.internalError(w, r, err)
+	}
+}
+
+func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.tooLarge(w, "")
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client is gone
+	}
+	writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
+}
+
+func (s *server) tooLarge(w http.ResponseWriter, cancelledCampaign string) {
+	msg := fmt.Sprintf("the upload is larger than the limit of %s (MAX_UPLOAD_BYTES)", humanBytes(s.maxUploadBytes))
+	if cancelledCampaign != "" {
+		msg += "; campaign " + cancelledCampaign + ", created from the part that arrived, was cancelled"
+	}
+	writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", msg, []campaign.Problem{{Fields: []string{"contacts"}, Msg: msg}})
+}
+
+// endAfterStreamedContacts answers a request whose contacts were imported
+// as they arrived: the campaign is under way, so the request must end with
+// them. next reads what comes after ("" at the end). Anything else — a
+// field, a second contacts part, a broken stream — cancels the campaign and
+// says so: neither ignored nor half applied, and a client that retries is
+// not sending the same people a second campaign.
+func (s *server) endAfterStreamedContacts(w http.ResponseWriter, r *http.Request, c *campaign.Campaign, next func() (string, error)) {
+	field, err := next()
+	if err == io.EOF {
+		s.created(w, r, c)
+		return
+	}
+	reason, problem := "", campaign.Problem{}
+	if err != nil {
+		reason = "the request broke off after its contacts: " + err.Error()
+		problem = campaign.Problem{Fields: []string{"body"}, Msg: "broke off after contacts"}
+	} else {
+		reason = "the request sent " + field + " after contacts"
+		problem = campaign.Problem{Fields: []string{field}, Msg: "came after contacts"}
+	}
+	// The cancel must happen even when the client has gone.
+	if _, err := s.store.Cancel(context.WithoutCancel(r.Context()), c.ID, reason, time.Now()); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	msg := fmt.Sprintf("%s; contacts must come last. Campaign %s was started from what came first and has been cancelled.", reason, c.ID)
+	writeError(w, http.StatusBadRequest, "validation_error", msg, []campaign.Problem{problem})
+}
+
+func writeProblem(w http.ResponseWriter, e *campaign.InputError) {
+	status := http.StatusBadRequest
+	if e.TooLarge {
+		status = http.StatusRequestEntityTooLarge
+	}
+	writeError(w, status, "validation_error", e.Msg, e.Problems)
+}
+
+func fieldProblem(field, msg string) *campaign.InputError {
+	return &campaign.InputError{Msg: msg, Problems: []campaign.Problem{{Fields: []string{field}, Msg: msg}}}
+}
+
+func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request) {
+	limit, problem := intParam(r, "limit", 50, 1, 500)
+	if problem != nil {
+		writeProblem(w, problem)
+		return
+	}
+	after := r.URL.Query().Get("after")
+	list, err := s.store.List(r.Context(), limit, after)
+	if errors.Is(err, campaign.ErrNotFound) {
+		writeProblem(w, fieldProblem("after", "no campaign with id "+strconv.Quote(after)))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	var next *string
+	if len(list) == limit {
+		next = &list[len(list)-1].ID
+	}
+	writeOK(w, http.StatusOK, map[string]any{"campaigns": list, "next_after": next})
+}
+
+func (s *server) listRecipients(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state != "" && !campaign.ValidState(state) {
+		names := make([]string, 0, len(campaign.States))
+		for _, st := range campaign.States {
+			names = append(names, string(st))
+		}
+		writeProblem(w, fieldProblem("state", fmt.Sprintf("state %q is not one of %s", state, strings.Join(names, ", "))))
+		return
+	}
+	limit, problem := intParam(r, "limit", 100, 1, 1000)
+	if problem != nil {
+		writeProblem(w, problem)
+		return
+	}
+	var cursor int64
+	if v := q.Get("cursor"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeProblem(w, fieldProblem("cursor", "cursor must be the next_cursor of an earlier page"))
+			return
+		}
+		cursor = n
+	}
+	list, next, err := s.store.Recipients(r.Context(), r.PathValue("id"), campaign.State(state), cursor, limit)
+	if err != nil {
+		s.campaignError(w, r, err)
+		return
+	}
+	var nextCursor *string
+	if next >= 0 {
+		v := strconv.FormatInt(next, 10)
+		nextCursor = &v
+	}
+	writeOK(w, http.StatusOK, map[string]any{"recipients": list, "next_cursor": nextCursor})
+}
+
+func intParam(r *http.Request, name string, def, least, most int) (int, *campaign.InputError) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least || n > most {
+		return 0, fieldProblem(name, fmt.Sprintf("%s must be a whole number from %d to %d", name, least, most))
+	}
+	return n, nil
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,97 @@
+// Command campaign-api serves the v1 HTTP API: it creates campaigns from
+// uploaded CSVs (streaming them into one asynq task per recipient) and shows
+// their progress. With -worker it also runs a worker in the same process,
+// which is how `make run` brings the whole product up with one command.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/app"
+	"github.com/wacampaign/wacampaign/internal/quota"
+)
+
+func main() {
+	withWorker := flag.Bool("worker", false, "also run a worker in this process (development)")
+	flag.Parse()
+	if err := run(*withWorker); err != nil {
+		fmt.Fprintln(os.Stderr, "campaign-api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(withWorker bool) error {
+	cfg, err := app.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log, err := app.NewLogger(cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck // nothing to do if stderr is gone
+	if len(cfg.APIKeys) == 0 {
+		return errors.New("API_KEYS is empty: set at least one key for the v1 API (make run makes one)")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	rdb, err := app.OpenRedis(ctx, cfg, app.ForAPI, log)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	if withWorker {
+		limiter := quota.NewCallLimiter(rdb.Client, cfg.APICallsPerSecond)
+		provider, err := app.OpenProvider(cfg, limiter, log)
+		if err != nil {
+			return err
+		}
+		defer provider.Close()
+		worker := app.NewWorker(cfg, rdb, provider, log)
+		if err := worker.Start(); err != nil {
+			return err
+		}
+		defer worker.Shutdown()
+	} else if rdb.Embedded {
+		log.Warn("the embedded Redis lives in this process: no separate worker can reach it; run with -worker")
+	}
+
+	srv := newServer(cfg, rdb.Client, log)
+	defer srv.Close()
+	httpServer := &http.Server{
+		Handler:           srv.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("ADDR: %w", err)
+	}
+	log.Info("API listening", zap.String("url", "http://"+ln.Addr().String()), zap.String("redis", rdb.URL))
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return httpServer.Shutdown(shutdownCtx)
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
+)
+
+// recurringFields are the form fields of POST /v1/recurring besides
+// contacts: those of POST /v1/campaigns (derived from createFields, so the
+// two forms cannot drift apart) but send_at, which the cron spec replaces,
+// and the schedule.
+var recurringFields = func() map[string]int64 {
+	fields := map[string]int64{"cron": 256, "cron_zone": 64}
+	for name, limit := range createFields {
+		if name != "send_at" {
+			fields[name] = limit
+		}
+	}
+	return fields
+}()
+
+// recurringFormSlack is what a recurring form may have besides its contacts
+// file: every other field at its limit, with room for the multipart framing.
+const recurringFormSlack = 1 << 20
+
+// recurringRunsShown is how many of its latest runs GET of one recurring
+// campaign lists.
+const recurringRunsShown = 20
+
+// recurringContactsLimit is the largest contacts file a recurring campaign
+// takes: it is kept whole in Redis, so the smaller of its own cap and
+// MAX_UPLOAD_BYTES.
+func (s *server) recurringContactsLimit() int64 {
+	return min(int64(campaign.MaxRecurringContactsBytes), s.maxUploadBytes)
+}
+
+// recurringStore is cheap to make: it holds nothing but the Redis client.
+func (s *server) recurringStore() *campaign.RecurringStore {
+	return campaign.NewRecurringStore(s.rdb)
+}
+
+// createRecurring: POST /v1/recurring, a multipart form like POST
+// /v1/campaigns (contacts, template or template_name, name, accounts,
+// label, file_uid, window_*) plus cron and cron_zone. Nothing is sent now:
+// the form is validated as each run will import it and saved; 201 answers
+// the definition with its next_run_at. The contacts file is read whole, so
+// unlike a campaign's it may come anywhere in the form.
+func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
+	limit := s.recurringContactsLimit()
+	if r.ContentLength > limit+recurringFormSlack {
+		s.recurringTooLarge(w, limit)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+recurringFormSlack)
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType != "multipart/form-data" {
+		writeError(w, http.StatusUnsupportedMediaType, "validation_error",
+			"send multipart/form-data with a contacts file (CSV), template or template_name, and cron",
+			[]campaign.Problem{{Fields: []string{"Content-Type"}, Msg: "expected multipart/form-data, got " + orNone(mediaType)}})
+		return
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
+		return
+	}
+
+	form := map[string]string{}
+	var contacts []byte
+	contactsSet := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			s.recurringFormError(w, r, err, limit)
+			return
+		}
+		name := part.FormName()
+		if name == "contacts" {
+			if contactsSet {
+				writeError(w, http.StatusBadRequest, "validation_error", "send one contacts file", []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the form has more than one contacts part"}})
+				return
+			}
+			contactsSet = true
+			if contacts, err = io.ReadAll(io.LimitReader(part, limit+1)); err != nil {
+				s.recurringFormError(w, r, err, limit)
+				return
+			}
+			if int64(len(contacts)) > limit {
+				s.recurringTooLarge(w, limit)
+				return
+			}
+			continue
+		}
+		if name == "send_at" {
+			writeProblem(w, fieldProblem("send_at", "a recurring campaign starts at the times of its cron spec; send cron (and cron_zone) instead of send_at"))
+			return
+		}
+		fieldLimit, known := recurringFields[name]
+		if !known {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("unknown field %q", name),
+				[]campaign.Problem{{Fields: []string{name}, Msg: "unknown field; known fields: contacts, " + strings.Join(sortedKeys(recurringFields), ", ")}})
+			return
+		}
+		if _, dup := form[name]; dup {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is sent twice", name), []campaign.Problem{{Fields: []string{name}, Msg: "sent twice"}})
+			return
+		}
+		value, err := io.ReadAll(io.LimitReader(part, fieldLimit+1))
+		if err != nil {
+			s.recurringFormError(w, r, err, limit)
+			return
+		}
+		if int64(len(value)) > fieldLimit {
+			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is longer than %d bytes", name, fieldLimit), []campaign.Problem{{Fields: []string{name}, Msg: "too long"}})
+			return
+		}
+		form[name] = string(value)
+	}
+	if !contactsSet {
+		writeError(w, http.StatusBadRequest, "validation_error", "no contacts file: send the CSV as the form field contacts",
+			[]campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}})
+		return
+	}
+	// The schedule and the campaign fields are independent mistakes: name
+	// both at once rather than one per round trip.
+	_, cronErr := campaign.ParseCronSchedule(form["cron"], form["cron_zone"])
+	draft, problem := s.draft(form)
+	var cronProblem *campaign.InputError
+	errors.As(cronErr, &cronProblem)
+	switch {
+	case problem != nil && cronProblem != nil:
+		writeProblem(w, &campaign.InputError{Msg: cronProblem.Msg, Problems: append(cronProblem.Problems, problem.Problems...)})
+		return
+	case cronProblem != nil:
+		writeProblem(w, cronProblem)
+		return
+	case problem != nil:
+		writeProblem(w, problem)
+		return
+	}
+
+	def, err := s.recurringStore().Create(r.Context(), s.importer, campaign.RecurringDraft{
+		Draft:    draft,
+		Cron:     form["cron"],
+		CronZone: form["cron_zone"],
+		Contacts: contacts,
+	})
+	var input *campaign.InputError
+	switch {
+	case errors.As(err, &input):
+		writeProblem(w, input)
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	if err := s.accounts.Remember(r.Context(), def.Accounts...); err != nil {
+		s.log.Warn("remember sender accounts", zap.Error(err))
+	}
+	writeOK(w, http.StatusCreated, def)
+}
+
+// listRecurring: GET /v1/recurring?limit=&after=, newest first; next_after
+// pages on.
+func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
+	limit, problem := intParam(r, "limit", 50, 1, 500)
+	if problem != nil {
+		writeProblem(w, problem)
+		return
+	}
+	after := r.URL.Query().Get("after")
+	list, err := s.recurringStore().List(r.Context(), limit, after)
+	if errors.Is(err, campaign.ErrRecurringNotFound) {
+		writeProblem(w, fieldProblem("after", "no recurring campaign with id "+strconv.Quote(after)))
+		return
+	}
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	var next *string
+	if len(list) == limit {
+		next = &list[len(list)-1].ID
+	}
+	writeOK(w, http.StatusOK, map[string]any{"recurring": list, "next_after": next})
+}
+
+// getRecurring: GET /v1/recurring/{id}, the definition with next_run_at and
+// its latest runs (tick → campaign), newest first.
+func (s *server) getRecurring(w http.ResponseWriter, r *http.Request) {
+	def, err := s.recurringStore().Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.recurringError(w, r, err)
+		return
+	}
+	s.answerRecurring(w, r, def)
+}
+
+// stopRecurring: DELETE /v1/recurring/{id}. Once it answers no further run
+// starts; a run already importing finishes, and the campaigns of earlier
+// runs go on (cancel them with POST /v1/campaigns/{id}/cancel). The
+// definition stays readable, stopped; stopping it again answers the same.
+func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
+	def, err := s.recurringStore().Stop(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.recurringError(w, r, err)
+		return
+	}
+	s.answerRecurring(w, r, def)
+}
+
+// answerRecurring answers a definition with its latest runs ("runs": []
+// before the first).
+func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *campaign.Recurring) {
+	runs, err := s.recurringStore().Runs(r.Context(), def.ID, recurringRunsShown)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeOK(w, http.StatusOK, struct {
+		*campaign.Recurring
+		Runs []campaign.RecurringRun `json:"runs"`
+	}{def, runs})
+}
+
+func (s *server) recurringError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, campaign.ErrRecurringNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no recurring campaign with id "+strconv.Quote(r.PathValue("id")), nil)
+		return
+	}
+	s.internalError(w, r, err)
+}
+
+func (s *server) recurringTooLarge(w http.ResponseWriter, limit int64) {
+	msg := fmt.Sprintf("the contacts file of a recurring campaign may be at most %s: it is kept whole and imported again at every run", humanBytes(limit))
+	writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", msg, []campaign.Problem{{Fields: []string{"contacts"}, Msg: msg}})
+}
+
+func (s *server) recurringFormError(w http.ResponseWriter, r *http.Request, err error, limit int64) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		s.recurringTooLarge(w, limit)
+	case r.Context().Err() != nil:
+		// the client is gone
+	default:
+		writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
+	}
+}

@@ -1,0 +1,233 @@
+// Package app assembles the product's processes from configuration: it
+// reads the environment variables of DESIGN.md's configuration table, finds
+// Redis (or starts the embedded development one), picks the provider (the
+// TimelinesAI client, or the built-in sandbox when no token is set), and
+// builds the asynq worker. cmd/campaign-api and cmd/campaign-worker are thin
+// mains over it.
+package app
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+
+	"github.com/wacampaign/wacampaign/internal/quota"
+)
+
+// Config is every setting of the API and the worker.
+type Config struct {
+	Addr               string
+	RedisURL           string
+	APIKeys            []string
+	TimelinesToken     string
+	TimelinesBaseURL   string
+	ProviderTimeout    time.Duration
+	SendInterval       time.Duration
+	SendJitter         time.Duration
+	DefaultRegion      string
+	QuotaSyncInterval  time.Duration
+	StatusPollSchedule []time.Duration
+	StatusPollMaxAge   time.Duration
+	StatusPollBudget   string
+	WebhookSecret      string
+	APICallsPerSecond  int
+	WorkerConcurrency  int
+	MaxUploadBytes     int64
+	TemplatesDir       string
+	LogLevel           string
+	LogFormat          string
+	ShutdownTimeout    time.Duration
+	DebugAddr          string
+	RedisPipeline      string // on, off, auto
+}
+
+// Var documents one environment variable. README's configuration table is
+// this list; a test keeps the two in step.
+type Var struct {
+	Name    string
+	Default string
+	Meaning string
+	set     func(c *Config, v string) error
+}
+
+// Vars are the environment variables, in the order README lists them.
+var Vars = []Var{
+	{"ADDR", "127.0.0.1:8080", "the API's listen address",
+		func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"REDIS_URL", "", "redis:// or rediss:// URL (also redis-sentinel://); unset: 127.0.0.1:6379 if it answers, else an embedded in-process Redis (development only, nothing durable)",
+		func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	{"REDIS_PIPELINE", "auto", "on: the Redis commands of concurrent goroutines share round trips; off: one round trip each; auto: on in the API (an import's enqueueing: a fifth less CPU for the API and a third less for Redis, measured), off in workers (their sends mostly wait elsewhere; it cost them CPU)",
+		func(c *Config, v string) error {
+			switch v {
+			case "on", "off", "auto":
+				c.RedisPipeline = v
+				return nil
+			}
+			return fmt.Errorf("%q is not on, off or auto", v)
+		}},
+	{"API_KEYS", "", "comma-separated Bearer keys of the v1 API; `make run` makes and prints one",
+		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
+	{"TIMELINES_API_TOKEN", "", "the provider's token; unset: the built-in sandbox provider",
+		func(c *Config, v string) error { c.TimelinesToken = v; return nil }},
+	{"TIMELINES_BASE_URL", "https://app.timelines.ai/integrations/api", "the provider's API root",
+		func(c *Config, v string) error { c.TimelinesBaseURL = strings.TrimRight(v, "/"); return nil }},
+	{"PROVIDER_TIMEOUT", "30s", "how long one provider request may take; at most 40s (a send's claim must lapse before asynq hands a dead worker's task on, a minute after)",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 100*time.Millisecond || d > MaxProviderTimeout {
+				return fmt.Errorf("%q is not a duration from 100ms to %s", v, MaxProviderTimeout)
+			}
+			c.ProviderTimeout = d
+			return nil
+		}},
+	{"SEND_INTERVAL", "2s", "least gap between two sends of one WhatsApp account; 0s: no pacing of our own (the provider still spaces messages ~2s)",
+		durationVar(func(c *Config) *time.Duration { return &c.SendInterval }, 0)},
+	{"SEND_JITTER", "0s", "random extra gap in [0, SEND_JITTER) added to the pacing of each account",
+		durationVar(func(c *Config) *time.Duration { return &c.SendJitter }, 0)},
+	{"DEFAULT_REGION", "US", "region (ISO 3166 code) of phone numbers written without + and a country code",
+		func(c *Config, v string) error {
+			v = strings.ToUpper(strings.TrimSpace(v))
+			if phonenumbers.GetCountryCodeForRegion(v) == 0 {
+				return fmt.Errorf("%q is not a region code phone numbers know (e.g. US, GB, DE, IN, BR)", v)
+			}
+			c.DefaultRegion = v
+			return nil
+		}},
+	{"QUOTA_SYNC_INTERVAL", "1m", "how often the credit ledger re-reads GET /quotas",
+		durationVar(func(c *Config) *time.Duration { return &c.QuotaSyncInterval }, time.Second)},
+	{"STATUS_POLL_SCHEDULE", "1m,5m,30m,2h,12h", "delays after a send at which its delivery status is polled",
+		func(c *Config, v string) error {
+			var out []time.Duration
+			for _, part := range splitList(v) {
+				d, err := time.ParseDuration(part)
+				if err != nil || d <= 0 {
+					return fmt.Errorf("%q is not a positive duration (like 1m or 2h)", part)
+				}
+				if len(out) > 0 && d <= out[len(out)-1] {
+					return fmt.Errorf("delays must grow: %s comes after %s", d, out[len(out)-1])
+				}
+				out = append(out, d)
+			}
+			if len(out) == 0 {
+				return fmt.Errorf("give at least one delay")
+			}
+			c.StatusPollSchedule = out
+			return nil
+		}},
+	{"STATUS_POLL_MAX_AGE", "48h", "no status poll later than this after the send; the message keeps its last known status",
+		durationVar(func(c *Config) *time.Duration { return &c.StatusPollMaxAge }, time.Minute)},
+	{"STATUS_POLL_BUDGET", "", "API calls status polls may spend, like 5000/day or 2/s; unset: derived from GET /quotas (the calls left this period, minus what queued sends need, spread over the days left)",
+		func(c *Config, v string) error {
+			if _, err := quota.ParsePollBudget(v); err != nil {
+				return err
+			}
+			c.StatusPollBudget = v
+			return nil
+		}},
+	{"WEBHOOK_SECRET", "", "secret part of the webhook URL given to TimelinesAI: POST /v1/webhooks/timelines/<secret>; unset: no webhook receiver",
+		func(c *Config, v string) error {
+			if len(v) < 16 {
+				return fmt.Errorf("use at least 16 characters: the URL is the only thing protecting the receiver")
+			}
+			c.WebhookSecret = v
+			return nil
+		}},
+	{"API_CALLS_PER_SECOND", "30", "ceiling of provider API calls per second, all processes together",
+		intVar(func(c *Config) *int { return &c.APICallsPerSecond }, 1)},
+	{"WORKER_CONCURRENCY", "20", "tasks one worker process runs at once",
+		intVar(func(c *Config) *int { return &c.WorkerConcurrency }, 1)},
+	{"MAX_UPLOAD_BYTES", "268435456", "largest accepted upload (contacts CSV), in bytes; larger answers 413",
+		func(c *Config, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1024 {
+				return fmt.Errorf("%q is not a byte count of at least 1024", v)
+			}
+			c.MaxUploadBytes = n
+			return nil
+		}},
+	{"TEMPLATES_DIR", "templates", "folder of the templates that template_name refers to",
+		func(c *Config, v string) error { c.TemplatesDir = v; return nil }},
+	{"LOG_LEVEL", "info", "debug, info, warn or error",
+		func(c *Config, v string) error {
+			switch v {
+			case "debug", "info", "warn", "error":
+				c.LogLevel = v
+				return nil
+			}
+			return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+		}},
+	{"LOG_FORMAT", "json", "json (one object a line), or console for people",
+		func(c *Config, v string) error {
+			if v != "json" && v != "console" {
+				return fmt.Errorf("%q is not json or console", v)
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{"DEBUG_ADDR", "", "where a worker serves /healthz and Go's profiler (/debug/pprof/); unset: nowhere. Keep it off public networks",
+		func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"SHUTDOWN_TIMEOUT", "25s", "how long a stopping worker lets running sends finish",
+		durationVar(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Second)},
+}
+
+// MaxProviderTimeout keeps ClaimLease under asynq's recovery of a dead
+// worker's task (its 30s lease plus a 30s margin).
+const MaxProviderTimeout = 40 * time.Second
+
+// ClaimLease is how long a send's claim marks its attempt alive: the
+// provider call plus a margin (see campaign.SendDeps.ClaimLease).
+func (c Config) ClaimLease() time.Duration { return c.ProviderTimeout + 15*time.Second }
+
+// Load reads the configuration; getenv is os.Getenv outside tests. An
+// invalid value is an error naming the variable.
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	for _, v := range Vars {
+		value := strings.TrimSpace(getenv(v.Name))
+		if value == "" {
+			value = v.Default
+		}
+		if value == "" {
+			continue
+		}
+		if err := v.set(&c, value); err != nil {
+			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
+		}
+	}
+	return c, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func durationVar(field func(*Config) *time.Duration, least time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			return fmt.Errorf("%q is not a duration of at least %s (like 500ms, 2s, 1m)", v, least)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func intVar(field func(*Config) *int, least int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < least {
+			return fmt.Errorf("%q is not a whole number of at least %d", v, least)
+		}
+		*field(c) = n
+		return nil
+	}
+}

@@ -1,0 +1,132 @@
+package app
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaultsAreTheDesignTable(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name      string
+		got, want any
+	}{
+		{"ADDR", c.Addr, "127.0.0.1:8080"},
+		{"REDIS_URL", c.RedisURL, ""},
+		{"TIMELINES_BASE_URL", c.TimelinesBaseURL, "https://app.timelines.ai/integrations/api"},
+		{"SEND_INTERVAL", c.SendInterval, 2 * time.Second},
+		{"DEFAULT_REGION", c.DefaultRegion, "US"},
+		{"QUOTA_SYNC_INTERVAL", c.QuotaSyncInterval, time.Minute},
+		{"STATUS_POLL_SCHEDULE", c.StatusPollSchedule, []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 12 * time.Hour}},
+		{"API_CALLS_PER_SECOND", c.APICallsPerSecond, 30},
+	}
+	for _, w := range want {
+		if !equal(w.got, w.want) {
+			t.Errorf("%s defaults to %v, want %v", w.name, w.got, w.want)
+		}
+	}
+}
+
+func equal(a, b any) bool {
+	if da, ok := a.([]time.Duration); ok {
+		db := b.([]time.Duration)
+		if len(da) != len(db) {
+			return false
+		}
+		for i := range da {
+			if da[i] != db[i] {
+				return false
+			}
+		}
+		return true
+	}
+	return a == b
+}
+
+func TestEveryVariableIsRead(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"ADDR":                 "0.0.0.0:9000",
+		"REDIS_URL":            "redis://redis:6379/2",
+		"API_KEYS":             " k1 , k2,,",
+		"TIMELINES_API_TOKEN":  "tok",
+		"TIMELINES_BASE_URL":   "http://sandbox:1234/",
+		"SEND_INTERVAL":        "500ms",
+		"SEND_JITTER":          "250ms",
+		"DEFAULT_REGION":       "gb",
+		"QUOTA_SYNC_INTERVAL":  "30s",
+		"STATUS_POLL_SCHEDULE": "10s, 1m",
+		"API_CALLS_PER_SECOND": "12",
+		"WORKER_CONCURRENCY":   "3",
+		"MAX_UPLOAD_BYTES":     "2048",
+		"TEMPLATES_DIR":        "/etc/templates",
+		"LOG_LEVEL":            "debug",
+		"LOG_FORMAT":           "console",
+		"SHUTDOWN_TIMEOUT":     "9s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []any{c.Addr, c.RedisURL, strings.Join(c.APIKeys, "|"), c.TimelinesToken, c.TimelinesBaseURL, c.SendInterval, c.SendJitter,
+		c.DefaultRegion, c.QuotaSyncInterval, len(c.StatusPollSchedule), c.APICallsPerSecond, c.WorkerConcurrency, c.MaxUploadBytes,
+		c.TemplatesDir, c.LogLevel, c.LogFormat, c.ShutdownTimeout}
+	want := []any{"0.0.0.0:9000", "redis://redis:6379/2", "k1|k2", "tok", "http://sandbox:1234", 500 * time.Millisecond, 250 * time.Millisecond,
+		"GB", 30 * time.Second, 2, 12, 3, int64(2048), "/etc/templates", "debug", "console", 9 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%s: got %v, want %v", Vars[min(i, len(Vars)-1)].Name, got[i], want[i])
+		}
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	for name, value := range map[string]string{
+		"SEND_INTERVAL":        "fast",
+		"DEFAULT_REGION":       "XX",
+		"QUOTA_SYNC_INTERVAL":  "10ms",
+		"STATUS_POLL_SCHEDULE": "5m,1m",
+		"API_CALLS_PER_SECOND": "0",
+		"MAX_UPLOAD_BYTES":     "lots",
+		"LOG_LEVEL":            "loud",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
+			t.Errorf("%s=%q: error %v; want one naming %s", name, value, err, name)
+		}
+	}
+}
+
+// TestREADMEListsEveryVariable keeps the README's configuration table true.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		row := "| `" + v.Name + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row %q", row)
+		}
+	}
+}
+
+// TestHelmValuesSetEveryVariable keeps the chart able to set each variable.
+func TestHelmValuesSetEveryVariable(t *testing.T) {
+	values, err := os.ReadFile("../../deploy/helm/wacampaign/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range Vars {
+		if !strings.Contains(string(values), v.Name) {
+			t.Errorf("deploy/helm/wacampaign/values.yaml does not mention %s", v.Name)
+		}
+	}
+}

@@ -1,0 +1,136 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
+)
+
+// Worker is an asynq server running the campaign tasks, and the quota
+// syncer beside it.
+type Worker struct {
+	server *asynq.Server
+	mux    *asynq.ServeMux
+	syncer *quota.QuotaSyncer
+	queue  *asynq.Client // for the tasks the worker's own tasks enqueue
+	log    *zap.Logger
+
+	// recurring starts the runs of recurring campaigns: every replica runs
+	// one, and a tick claim in Redis lets one of them start each tick.
+	recurring *campaign.RecurringScheduler
+
+	stopSync context.CancelFunc
+	syncDone sync.WaitGroup
+}
+
+// Queue weights: sends first; later queues (status polls, schedules) get a
+// share so they are never starved by a big campaign.
+var queues = map[string]int{campaign.QueueSend: 6, campaign.QueueStatus: 2, campaign.QueueControl: 2, "default": 1}
+
+// NewWorker assembles a worker on rdb sending through provider.
+func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger) *Worker {
+	ledger := quota.NewCreditLedger(rdb.Client)
+	syncer := quota.NewQuotaSyncer(rdb.Client, provider, ledger, cfg.QuotaSyncInterval, log.Named("quota"))
+	store := campaign.NewStore(rdb.Client)
+	pacer := quota.NewPacer(rdb.Client, cfg.SendInterval, cfg.SendJitter)
+	queue := asynq.NewClientFromRedisClient(rdb.Client)
+	enqueuer := campaign.NewEnqueuer(queue, pacer)
+	polls := campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}
+	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
+	budget := quota.NewPollBudget(rdb.Client, fixedBudget, store.QueuedSends)
+	send := campaign.NewSendHandler(campaign.SendDeps{
+		Store:      store,
+		Provider:   provider,
+		Ledger:     ledger,
+		Pacer:      pacer,
+		Accounts:   quota.NewAccounts(rdb.Client),
+		Syncer:     syncer,
+		Log:        log.Named("send"),
+		QuotaWait:  cfg.QuotaSyncInterval,
+		ClaimLease: cfg.ClaimLease(),
+		Queue:      enqueuer,
+		Polls:      polls,
+
+		IndexForWebhooks: cfg.WebhookSecret != "",
+	})
+	mux := asynq.NewServeMux()
+	mux.Handle(campaign.TypeSend, send)
+	control := campaign.NewControlHandler(store, enqueuer, log.Named("control"))
+	mux.Handle(campaign.TypeStart, control)
+	mux.Handle(campaign.TypeRetry, control)
+	mux.Handle(campaign.TypePoll, campaign.NewTracker(store, provider, enqueuer, polls, budget, log.Named("track")))
+	recurring := campaign.NewRecurringStore(rdb.Client)
+	importer := campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"))
+	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, log.Named("recurring")))
+
+	server := asynq.NewServerFromRedisClient(rdb.Client, asynq.Config{
+		Concurrency:    cfg.WorkerConcurrency,
+		Queues:         queues,
+		IsFailure:      campaign.IsFailure,
+		RetryDelayFunc: campaign.RetryDelay,
+		// Tasks are planned to become due at the rate their account may
+		// send (ProcessAt); a coarse check would bunch them up.
+		DelayedTaskCheckInterval: 100 * time.Millisecond,
+		TaskCheckInterval:        100 * time.Millisecond,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{log.Named("asynq").Sugar()},
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if campaign.IsFailure(err) {
+				log.Warn("task failed; it will be retried", zap.String("type", t.Type()), zap.Error(err))
+			}
+		}),
+	})
+	return &Worker{server: server, mux: mux, syncer: syncer, queue: queue, log: log,
+		recurring: campaign.NewRecurringScheduler(recurring, queue, log.Named("recurring"))}
+}
+
+// Start starts processing and returns; Shutdown stops it.
+func (w *Worker) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stopSync = cancel
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.syncer.Run(ctx)
+	}()
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.recurring.Run(ctx)
+	}()
+	if err := w.server.Start(w.mux); err != nil {
+		cancel()
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.Info("worker started")
+	return nil
+}
+
+// Shutdown stops taking tasks, lets running ones finish (up to
+// SHUTDOWN_TIMEOUT) and returns the rest to the queue.
+func (w *Worker) Shutdown() {
+	w.server.Shutdown()
+	_ = w.queue.Close()
+	if w.stopSync != nil {
+		w.stopSync()
+		w.syncDone.Wait()
+	}
+	w.log.Info("worker stopped")
+}
+
+// asynqLogger sends asynq's log lines to zap.
+type asynqLogger struct{ s *zap.SugaredLogger }
+
+func (l asynqLogger) Debug(args ...any) { l.s.Debug(args...) }
+func (l asynqLogger) Info(args ...any)  { l.s.Info(args...) }
+func (l asynqLogger) Warn(args ...any)  { l.s.Warn(args...) }
+func (l asynqLogger) Error(args ...any) { l.s.Error(args...) }
+func (l asynqLogger) Fatal(args ...any) { l.s.Fatal(args...) }
