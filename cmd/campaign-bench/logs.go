@@ -1,0 +1,129 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
+)
+
+// sandboxToken is the token the sandbox wants and the children send.
+const sandboxToken = "campaign-bench-sandbox-token"
+
+// sandboxMessage is a message the sandbox accepted.
+type sandboxMessage = sandbox.Message
+
+// newSandbox serves a fresh TimelinesAI sandbox in this process: credits
+// that never run out, no rate limit or API-call cap, its own pacing 1 ms (it
+// only moves the simulated Sent time; acceptance is immediate), and
+// delivery far off so no status changes during a figure.
+func newSandbox() (*sandbox.Server, *httptest.Server) {
+	sb := sandbox.New(sandbox.Config{
+		Token:        sandboxToken,
+		Credits:      1 << 40,
+		SendInterval: time.Millisecond,
+		DeliverAfter: 24 * time.Hour,
+		ReadAfter:    48 * time.Hour,
+	})
+	return sb, httptest.NewServer(sb)
+}
+
+// printChildLogs summarises what the children wrote: the product logs at
+// warn, so every line is something to look at. Lines with the same level
+// and message are counted together, with one example.
+func (b *bench) printChildLogs() {
+	paths, _ := filepath.Glob(filepath.Join(b.dir, "*.log"))
+	sort.Strings(paths)
+	fmt.Println("What the children logged (the product at LOG_LEVEL=warn; redis: warnings only):")
+	quiet := true
+	for _, p := range paths {
+		name := strings.TrimSuffix(filepath.Base(p), ".log")
+		groups, order, total := summariseLog(p, name == "redis")
+		if total == 0 {
+			continue
+		}
+		quiet = false
+		fmt.Printf("  %s: %d line(s)\n", name, total)
+		for i, k := range order {
+			if i == 8 {
+				fmt.Printf("    … %d more kinds\n", len(order)-8)
+				break
+			}
+			g := groups[k]
+			fmt.Printf("    %6d × %s\n", g.n, clip(g.example, 400))
+		}
+	}
+	if quiet {
+		fmt.Println("  nothing")
+	}
+}
+
+type logGroup struct {
+	n       int
+	example string
+}
+
+func summariseLog(path string, redisLog bool) (map[string]*logGroup, []string, int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, 0
+	}
+	defer f.Close()
+	groups := map[string]*logGroup{}
+	var order []string
+	total := 0
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		line := s.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if redisLog && (!strings.Contains(line, " # ") || redisBanner(line)) {
+			continue // notices, and the start-up banner's warning-level lines
+		}
+		key, example := line, line
+		var entry map[string]any
+		if json.Unmarshal([]byte(line), &entry) == nil {
+			level, _ := entry["level"].(string)
+			msg, _ := entry["msg"].(string)
+			key = level + " " + msg
+			example = level + ": " + msg
+			if e, ok := entry["error"].(string); ok {
+				example += " (error: " + e + ")"
+			}
+		} else if i := strings.Index(line, " # "); redisLog && i >= 0 {
+			key = line[i:]
+		}
+		total++
+		g, ok := groups[key]
+		if !ok {
+			g = &logGroup{example: example}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.n++
+	}
+	sort.SliceStable(order, func(i, j int) bool { return groups[order[i]].n > groups[order[j]].n })
+	return groups, order, total
+}
+
+// redisBanner reports the warning-level lines every redis-server start
+// writes, which say nothing about the run.
+func redisBanner(line string) bool {
+	for _, s := range []string{"oO0OoO0OoO0Oo", "Redis version=", "Configuration loaded", "Server initialized"} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
