@@ -190,10 +190,11 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 			// interval later.
 			delay := 2 * time.Second
 			if h.syncer != nil {
-				if serr := h.syncer.SyncNow(context.WithoutCancel(ctx)); serr != nil {
+				synced, serr := h.syncer.AwaitFirstSync(ctx, time.Second)
+				if serr != nil {
 					log.Warn("first quota read", zap.Error(serr))
 				}
-				if bal, berr := h.ledger.Balance(ctx); berr == nil && bal.Synced {
+				if synced {
 					delay = 10 * time.Millisecond
 				}
 			}

@@ -113,7 +113,12 @@ func (s *QuotaSyncer) syncIfDue(ctx context.Context) {
 	}
 	if err := s.sync(ctx); err != nil {
 		if ctx.Err() != nil {
-			return // shutting down
+			// Shutting down in the middle of the read: hand the read to
+			// the other processes now, not an interval from now (a worker
+			// stopped during its first read would otherwise leave a fresh
+			// ledger unsynced for a whole interval).
+			s.releaseLock(syncLockKey)
+			return
 		}
 		s.log.Warn("quota sync failed; ledger unchanged", zap.Error(err))
 		// Try again after the on-demand gap rather than a whole interval:
@@ -146,6 +151,9 @@ func (s *QuotaSyncer) SyncNow(ctx context.Context) error {
 		return nil
 	}
 	if err := s.sync(ctx); err != nil {
+		if ctx.Err() != nil {
+			s.releaseLock(syncNowLockKey) // abandoned, not failed: let another process read
+		}
 		return fmt.Errorf("quota: sync now: %w", err)
 	}
 	// The periodic read is not due for another interval.
@@ -154,6 +162,61 @@ func (s *QuotaSyncer) SyncNow(ctx context.Context) error {
 	}
 	return nil
 }
+
+// AwaitFirstSync is for a ledger that has never been synced (a fresh
+// Redis): it asks for a read now (SyncNow), then waits up to patience for
+// the ledger to show one, this process's or another's already under way.
+// Answers whether the ledger is synced. Without the wait, every caller but
+// the one that took the read would find the ledger still unsynced and back
+// off, and the first sends of a campaign would start late.
+func (s *QuotaSyncer) AwaitFirstSync(ctx context.Context, patience time.Duration) (bool, error) {
+	// The read itself outlives a caller that gives up: others wait on it.
+	if err := s.SyncNow(context.WithoutCancel(ctx)); err != nil {
+		return false, err
+	}
+	deadline := time.Now().Add(patience)
+	for {
+		b, err := s.ledger.Balance(ctx)
+		if err != nil {
+			return false, err
+		}
+		if b.Synced {
+			return true, nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false, nil
+		}
+		timer := time.NewTimer(min(left, firstSyncPoll))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// firstSyncPoll is how often AwaitFirstSync looks at the ledger: a quota
+// read is one HTTP call, done in tens of milliseconds.
+const firstSyncPoll = 20 * time.Millisecond
+
+// releaseLock drops lock key if this syncer still holds it.
+func (s *QuotaSyncer) releaseLock(key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := releaseLockScript.Run(ctx, s.rdb, []string{key}, s.token).Err(); err != nil {
+		s.log.Warn("quota sync: release lock", zap.String("lock", key), zap.Error(err))
+	}
+}
+
+// releaseLockScript deletes lock KEYS[1] if it is still held by ARGV[1].
+var releaseLockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
 
 // sync reads the provider's quota and applies it to the ledger and the
 // stored snapshot.

@@ -22,10 +22,20 @@ type fakeProvider struct {
 	quota sender.Quota
 	errs  []error // answered by the next reads, in order, before quota
 	reads atomic.Int64
+	// hold, when set, keeps every read waiting until it is closed (or the
+	// read's context ends): a read under way.
+	hold chan struct{}
 }
 
-func (f *fakeProvider) Quota(context.Context) (sender.Quota, error) {
+func (f *fakeProvider) Quota(ctx context.Context) (sender.Quota, error) {
 	f.reads.Add(1)
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return sender.Quota{}, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.errs) > 0 {
@@ -213,5 +223,77 @@ func TestSyncerRetriesFailedReadSoon(t *testing.T) {
 	waitFor(t, "the ledger to be synced after a failed read", func() bool { return balance(t, ctx, w.ledger).Synced })
 	if n := p.reads.Load(); n != 2 {
 		t.Errorf("%d provider reads, want 2 (one failed, one retried)", n)
+	}
+}
+
+// TestAwaitFirstSyncWaitsForAReadUnderWay: on a fresh ledger, a second
+// process asking for the first read while another's is under way waits for
+// that read instead of reading again or giving up at once.
+func TestAwaitFirstSyncWaitsForAReadUnderWay(t *testing.T) {
+	ctx := testContext(t)
+	p := &fakeProvider{quota: providerQuota, hold: make(chan struct{})}
+	ws := workers(t, 2, p, time.Hour, quota.WithSyncNowGap(time.Hour))
+
+	first := make(chan error, 1)
+	go func() { first <- ws[0].syncer.SyncNow(ctx) }()
+	waitFor(t, "the first read to be under way", func() bool { return p.reads.Load() == 1 })
+
+	type answer struct {
+		synced bool
+		err    error
+	}
+	second := make(chan answer, 1)
+	go func() {
+		synced, err := ws[1].syncer.AwaitFirstSync(ctx, 30*time.Second)
+		second <- answer{synced, err}
+	}()
+	close(p.hold) // the first read completes
+	got := <-second
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if !got.synced || got.err != nil {
+		t.Errorf("AwaitFirstSync = %v, %v; want synced by the other process's read", got.synced, got.err)
+	}
+	if n := p.reads.Load(); n != 1 {
+		t.Errorf("%d provider reads, want 1: the second process waits for the read under way", n)
+	}
+
+	t.Run("patience runs out", func(t *testing.T) {
+		ctx := testContext(t)
+		p := &fakeProvider{quota: providerQuota, hold: make(chan struct{})}
+		t.Cleanup(func() { close(p.hold) })
+		ws := workers(t, 2, p, time.Hour, quota.WithSyncNowGap(time.Hour))
+		go func() { _ = ws[0].syncer.SyncNow(ctx) }()
+		waitFor(t, "the first read to be under way", func() bool { return p.reads.Load() == 1 })
+		if synced, err := ws[1].syncer.AwaitFirstSync(ctx, 50*time.Millisecond); synced || err != nil {
+			t.Errorf("AwaitFirstSync with a read that never ends = %v, %v; want false, nil", synced, err)
+		}
+	})
+}
+
+// TestSyncerStoppedMidReadHandsTheReadOver: a worker shut down during its
+// periodic read frees the read at once, so another process syncs a fresh
+// ledger now rather than an interval later.
+func TestSyncerStoppedMidReadHandsTheReadOver(t *testing.T) {
+	ctx := testContext(t)
+	p := &fakeProvider{quota: providerQuota, hold: make(chan struct{})}
+	ws := workers(t, 2, p, time.Hour, quota.WithSyncNowGap(time.Hour))
+
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ws[0].syncer.Run(runCtx)
+	}()
+	waitFor(t, "the first read to be under way", func() bool { return p.reads.Load() == 1 })
+	stop()
+	<-done
+	close(p.hold)
+
+	ws[1].run(t)
+	waitFor(t, "the other process to sync", func() bool { return balance(t, ctx, ws[1].ledger).Synced })
+	if n := p.reads.Load(); n != 2 {
+		t.Errorf("%d provider reads, want 2 (the abandoned one, the other process's)", n)
 	}
 }
