@@ -467,20 +467,19 @@ const lateSendSlack = 5 * time.Millisecond
 // taken, and reports a send that reached the wire late to the pacer.
 func (h *SendHandler) sendOnTime(ctx context.Context, account string, msg sender.Message, log *zap.Logger) (sender.Receipt, error) {
 	slotAt := time.Now()
-	var wroteAt atomic.Int64 // UnixNano of the last request written
+	var wroteAfter atomic.Int64 // since slotAt, of the last request written; 0: none
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
-				wroteAt.Store(time.Now().UnixNano())
+				wroteAfter.Store(int64(max(time.Since(slotAt), 1)))
 			}
 		},
 	})
 	receipt, err := h.provider.Send(ctx, msg)
-	if wrote := wroteAt.Load(); wrote != 0 {
-		if late := time.Unix(0, wrote).Sub(slotAt); late > lateSendSlack {
-			if perr := h.pacer.WentOutLate(context.WithoutCancel(ctx), account, time.Since(time.Unix(0, wrote))); perr != nil {
-				log.Warn("move the account's next send slot after a late send", zap.Duration("late", late), zap.Error(perr))
-			}
+	if late := time.Duration(wroteAfter.Load()); late > lateSendSlack {
+		wentOutAgo := time.Since(slotAt) - late
+		if perr := h.pacer.WentOutLate(context.WithoutCancel(ctx), account, wentOutAgo); perr != nil {
+			log.Warn("move the account's next send slot after a late send", zap.Duration("late", late), zap.Error(perr))
 		}
 	}
 	return receipt, err

@@ -256,6 +256,46 @@ func TestPacingWaitIsNotAFailure(t *testing.T) {
 	}
 }
 
+// slowCallLimiter holds every API call back before it is made: a wait for
+// the API-call ceiling, or a stalled process, between the pacing slot and
+// the wire.
+type slowCallLimiter struct{ d time.Duration }
+
+func (l slowCallLimiter) Wait(ctx context.Context) error {
+	select {
+	case <-time.After(l.d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestLateSendHoldsTheAccountAnIntervalAfterIt: a send that reaches the wire
+// 150 ms after its slot keeps the account's next slot a whole interval after
+// the send, not after the slot, so the provider never sees the two closer
+// than the interval.
+func TestLateSendHoldsTheAccountAnIntervalAfterIt(t *testing.T) {
+	const interval, held = 300 * time.Millisecond, 150 * time.Millisecond
+	f := newFixture(t, sandbox.Config{}, sender.WithCallLimiter(slowCallLimiter{held}))
+	f.handler.pacer = quota.NewPacer(f.rdb, interval, 0)
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.sandbox.Messages()) != 1 {
+		t.Fatalf("%d messages at the sandbox, want 1", len(f.sandbox.Messages()))
+	}
+	wait, err := quota.NewPacer(f.rdb, interval, 0).Take(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unmoved, the slot would free up an interval after it was taken: about
+	// interval-held from now.
+	if wait < interval-held/2 {
+		t.Errorf("the account's next slot is %s away right after a send %s late; want about the interval %s", wait, held, interval)
+	}
+}
+
 func TestRetryDelaysAreNeverCutShort(t *testing.T) {
 	// asynq rounds a retry time down to the second: a delay that must be
 	// honoured is stretched to a whole second, never shortened.
