@@ -72,12 +72,7 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) {
 		spooled     *os.File
 		contactsSet bool
 	)
-	defer func() {
-		if spooled != nil {
-			spooled.Close()
-			os.Remove(spooled.Name())
-		}
-	}()
+	defer func() { discardSpool(spooled) }()
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -267,11 +262,19 @@ func spool(part *multipart.Part) (*os.File, error) {
 		return nil, fmt.Errorf("spool contacts: %w", err)
 	}
 	if _, err := io.Copy(f, part); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		discardSpool(f)
 		return nil, err
 	}
 	return f, nil
+}
+
+// discardSpool closes and deletes a spooled upload (nil: nothing to do).
+func discardSpool(f *os.File) {
+	if f == nil {
+		return
+	}
+	f.Close()
+	os.Remove(f.Name())
 }
 
 func (s *server) importFailed(w http.ResponseWriter, r *http.Request, err error) {

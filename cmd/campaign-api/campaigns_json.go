@@ -35,12 +35,7 @@ func (s *server) createCampaignJSON(w http.ResponseWriter, r *http.Request) {
 		spooled      *os.File
 		seenContacts bool
 	)
-	defer func() {
-		if spooled != nil {
-			spooled.Close()
-			os.Remove(spooled.Name())
-		}
-	}()
+	defer func() { discardSpool(spooled) }()
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -165,28 +160,29 @@ func spoolJSON(dec *json.Decoder) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriter(f)
+	if err := copyJSONLines(dec, f); err != nil {
+		discardSpool(f)
+		return nil, err
+	}
+	return f, nil
+}
+
+// copyJSONLines writes the rest of dec's array to w, one value a line, and
+// reads the closing ']'.
+func copyJSONLines(dec *json.Decoder, w io.Writer) error {
+	bw := bufio.NewWriter(w)
 	for dec.More() {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return nil, err
+			return err
 		}
 		bw.Write(v)
 		bw.WriteByte('\n')
 	}
 	if _, err := dec.Token(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
+		return err
 	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
+	return bw.Flush()
 }
 
 func (s *server) jsonBodyError(w http.ResponseWriter, r *http.Request, err error) {
