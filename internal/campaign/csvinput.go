@@ -23,6 +23,17 @@ var phoneColumnNames = []string{
 	"whatsapp", "whatsapp_number", "whatsapp_phone", "msisdn", "telephone", "tel", "number",
 }
 
+// phoneColumn is the index of the first of columns named as a phone column
+// (phoneColumnNames, in their order of preference), or -1.
+func phoneColumn(columns []string) int {
+	for _, want := range phoneColumnNames {
+		if i := indexOf(columns, want); i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 // fileColumn is the column whose value, when not empty, is the file_uid of
 // an attachment for that recipient alone (an invoice, a ticket).
 const fileColumn = "file_uid"
@@ -130,12 +141,7 @@ func openCSV(r io.Reader) (*csvInput, error) {
 		in.columns = append(in.columns, name)
 	}
 	in.file = indexOf(in.columns, fileColumn)
-	for _, want := range phoneColumnNames {
-		if i := indexOf(in.columns, want); i >= 0 {
-			in.phone = i
-			break
-		}
-	}
+	in.phone = phoneColumn(in.columns)
 	if in.phone < 0 {
 		return nil, inputErr("contacts", fmt.Sprintf(
 			"no phone column: the first row must be a header with a column named phone (found: %s)",

@@ -56,12 +56,7 @@ func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
 		in.columns = append(in.columns, name)
 	}
 	in.file = indexOf(in.columns, fileColumn)
-	for _, want := range phoneColumnNames {
-		if i := indexOf(in.columns, want); i >= 0 {
-			in.phone = i
-			break
-		}
-	}
+	in.phone = phoneColumn(in.columns)
 	if in.phone < 0 {
 		return nil, inputErr("contacts", fmt.Sprintf("contacts[1] has no phone (keys: %s)", strings.Join(clipAll(in.header, 10), ", ")))
 	}
