@@ -187,12 +187,8 @@ func (s *QuotaSyncer) AwaitFirstSync(ctx context.Context, patience time.Duration
 		if left <= 0 {
 			return false, nil
 		}
-		timer := time.NewTimer(min(left, firstSyncPoll))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return false, ctx.Err()
-		case <-timer.C:
+		if err := sleep(ctx, min(left, firstSyncPoll)); err != nil {
+			return false, err
 		}
 	}
 }
