@@ -57,6 +57,7 @@ const (
 	fStartedAt    = "started_at"
 	fFinishedAt   = "finished_at"
 	fImporting    = "importing"
+	fHeld         = "held" // "1" while the request creating the campaign is still being read
 	fTemplate     = "template"
 	fTemplateName = "template_name"
 	fAccounts     = "accounts"

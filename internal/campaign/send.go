@@ -111,6 +111,10 @@ const (
 	reasonAuthFailed        = "provider auth failed"
 )
 
+// heldWait is how often a send task of a campaign whose upload is still
+// arriving looks again.
+const heldWait = 250 * time.Millisecond
+
 // ProcessTask implements asynq.Handler.
 func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	var p sendPayload
@@ -133,6 +137,11 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		// An outdated round, or a campaign paused, cancelled or not started:
 		// resuming or starting it enqueues the recipients in a new round.
 		return nil
+	}
+	if gate.held {
+		// The upload creating the campaign is still arriving: a late field
+		// may yet change it, and a broken upload must leave nothing sent.
+		return &WaitError{Delay: heldWait, Reason: "the upload is still arriving"}
 	}
 	spec, err := h.specs.get(ctx, p.Campaign)
 	if err != nil {

@@ -432,15 +432,17 @@ func (s *Store) notePlanEnd(ctx context.Context, id string, t time.Time) error {
 }
 
 // sendGate is what a send task checks first: whether its campaign is
-// sending, and in which round.
+// sending, in which round, and whether the request creating it is still
+// being read (held: nothing may be sent before the upload has arrived whole).
 type sendGate struct {
 	status Status
 	round  int64
+	held   bool
 }
 
 // gate reads a campaign's status and round (ErrNotFound when it is gone).
 func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
-	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound).Result()
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld).Result()
 	if err != nil {
 		return sendGate{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -451,6 +453,7 @@ func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
 	round, _ := v[1].(string)
 	g := sendGate{status: Status(status)}
 	g.round, _ = strconv.ParseInt(round, 10, 64)
+	g.held = v[2] == "1"
 	return g, nil
 }
 
