@@ -11,7 +11,6 @@ import (
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/quota"
-	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Worker is an asynq server running the campaign tasks, and the quota
@@ -35,8 +34,11 @@ type Worker struct {
 // share so they are never starved by a big campaign.
 var queues = map[string]int{campaign.QueueSend: 6, campaign.QueueStatus: 2, campaign.QueueControl: 2, "default": 1}
 
-// NewWorker assembles a worker on rdb sending through provider.
-func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger) *Worker {
+// NewWorker assembles a worker on rdb sending through the provider.
+func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger) *Worker {
+	// The client itself, not the wrapper: what it can do beyond
+	// sender.Provider (looking up sent messages) is found by type.
+	provider := p.Provider
 	ledger := quota.NewCreditLedger(rdb.Client)
 	syncer := quota.NewQuotaSyncer(rdb.Client, provider, ledger, cfg.QuotaSyncInterval, log.Named("quota"))
 	store := campaign.NewStore(rdb.Client)
@@ -46,6 +48,7 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 	polls := campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}
 	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
 	budget := quota.NewPollBudget(rdb.Client, fixedBudget, store.QueuedSends)
+	reconcile := campaign.ReconcilePolicy{After: cfg.ReconcileAfter, MaxAge: cfg.ReconcileMaxAge, Resend: cfg.UnconfirmedPolicy != "hold"}
 	send := campaign.NewSendHandler(campaign.SendDeps{
 		Store:      store,
 		Provider:   provider,
@@ -58,6 +61,7 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 		ClaimLease: cfg.ClaimLease(),
 		Queue:      enqueuer,
 		Polls:      polls,
+		Reconcile:  reconcile,
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
 	})
@@ -67,6 +71,10 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 	mux.Handle(campaign.TypeStart, control)
 	mux.Handle(campaign.TypeRetry, control)
 	mux.Handle(campaign.TypePoll, campaign.NewTracker(store, provider, enqueuer, polls, budget, log.Named("track")))
+	mux.Handle(campaign.TypeReconcile, campaign.NewReconciler(campaign.ReconcilerDeps{
+		Store: store, Provider: provider, Queue: enqueuer, Budget: budget, Polls: polls, Policy: reconcile,
+		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),
+	}))
 	recurring := campaign.NewRecurringStore(rdb.Client)
 	importer := campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"))
 	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, log.Named("recurring")))
