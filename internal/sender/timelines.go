@@ -112,7 +112,7 @@ var _ Provider = (*Timelines)(nil)
 func NewTimelines(token string, opts ...TimelinesOption) *Timelines {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// A kept-alive connection that the server closed while idle fails a
-	// POST in a way that looks like "written, then dropped" (OutcomeUnknown).
+	// POST in a way that looks like "written, then dropped" (Unconfirmed).
 	// Retiring idle connections well before servers do keeps that rare.
 	transport.IdleConnTimeout = idleConnTimeout
 	// A worker sends from many goroutines to one host; Go's default keeps
@@ -213,7 +213,7 @@ func (t *Timelines) Send(ctx context.Context, msg Message) (Receipt, error) {
 		return Receipt{}, t.seal(e)
 	}
 	return Receipt{}, t.seal(&Error{
-		Kind:       OutcomeUnknown,
+		Kind:       Unconfirmed,
 		Op:         OpSend,
 		HTTPStatus: ans.status,
 		Message:    "the provider accepted the request but its answer has no message_uid",

@@ -22,7 +22,7 @@ type request struct {
 
 	// mayHaveEffect marks a request that is not safe to repeat (a send):
 	// when it was written but no clear answer came back, the provider may
-	// have acted on it, and the error says OutcomeUnknown instead of
+	// have acted on it, and the error says Unconfirmed instead of
 	// Transient.
 	mayHaveEffect bool
 }
@@ -85,7 +85,7 @@ func (t *Timelines) do(ctx context.Context, req request) (answer, *Error) {
 		if readErr != nil {
 			kind := Transient
 			if req.mayHaveEffect {
-				kind = OutcomeUnknown
+				kind = Unconfirmed
 			}
 			return answer{}, t.seal(&Error{
 				Kind:       kind,
@@ -128,7 +128,7 @@ func transportError(req request, err error, written bool) *Error {
 	}
 	kind, msg := Transient, "no answer: "
 	if req.mayHaveEffect {
-		kind, msg = OutcomeUnknown, "no answer after the request was sent (it may have been processed): "
+		kind, msg = Unconfirmed, "no answer after the request was sent (it may have been processed): "
 	}
 	return &Error{Kind: kind, Op: req.op, Message: msg + errorText(cause), Err: err}
 }
