@@ -107,8 +107,11 @@ func TestBeforeDispatchOnlyForSendsThatGoOut(t *testing.T) {
 	if _, err := f.client.Quota(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.client.FindSent(ctx, sender.SentQuery{Phone: "+14155550100"}); err != nil {
+		t.Fatal(err)
+	}
 	if calls != 1 {
-		t.Errorf("hook called %d times for one send, a status poll and a quota read; want 1", calls)
+		t.Errorf("hook called %d times for one send, a status poll, a quota read and a lookup; want 1", calls)
 	}
 
 	// Refused before the write: no hook.

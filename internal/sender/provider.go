@@ -113,3 +113,27 @@ func (q Quota) CreditsRemaining() int64 {
 func (q Quota) APICallsRemaining() int64 {
 	return max(0, q.APICallsTotal-q.APICallsUsed)
 }
+
+// MessageFinder is implemented by providers that can look up the messages an account
+// sent to a recipient (TimelinesAI: its chats and their history). Reconciliation uses it
+// to learn whether an unconfirmed send went out.
+type MessageFinder interface {
+	FindSent(ctx context.Context, q SentQuery) ([]SentMessage, error)
+}
+
+// SentQuery asks for the messages sent to Phone from AccountPhone ("" any account) at or
+// after After.
+type SentQuery struct {
+	Phone        string // the recipient, E.164
+	AccountPhone string // the sending WhatsApp account, E.164; "" any
+	After        time.Time
+}
+
+// SentMessage is one message the provider has as sent (from_me) in a chat.
+type SentMessage struct {
+	UID           string
+	Text          string
+	AccountPhone  string // the sender, E.164 ("" when the provider did not say)
+	At            time.Time
+	HasAttachment bool
+}

@@ -20,6 +20,7 @@ const (
 	OpSend          = "send"
 	OpStatusHistory = "status_history"
 	OpQuota         = "quota"
+	OpFindSent      = "find_sent" // the requests of a FindSent lookup
 )
 
 // The provider documents the quota endpoint under two paths (the overview
