@@ -4,6 +4,11 @@
 // sandbox subpackage is an HTTP server that behaves like TimelinesAI, for tests
 // and for trying the product without an account.
 //
+// A send may reach the provider without a definite answer (Unconfirmed);
+// providers that can look up what an account sent implement MessageFinder, so
+// that such a send is reconciled instead of resent, and BeforeDispatch lets
+// the caller record the moment a send may reach the provider.
+//
 // The interface is shaped so that a second provider (a self-hosted WhatsApp
 // gateway with POST /chats/{chat_jid}/messages and a {status:bool,code,...}
 // envelope) can plug in behind it: a message is addressed by phone, chat id or

@@ -38,8 +38,8 @@ const (
 )
 
 // CallLimiter paces API calls. Timelines calls Wait before every HTTP request
-// it makes (sends, status polls, quota reads), so a shared ceiling on API
-// calls can plug in here.
+// it makes (sends, status polls, quota reads, each page of a FindSent
+// lookup), so a shared ceiling on API calls can plug in here.
 //
 // An error from Wait stops the call before anything is sent. A *Error is
 // returned to the caller as it is; an error with a RetryAfter() time.Duration
