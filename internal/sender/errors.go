@@ -12,9 +12,11 @@ import (
 type Kind uint8
 
 const (
-	// Transient: the message was definitely not sent (connection refused,
-	// timeout before the request was written, 5xx with the provider's error
-	// body, internal_error). Retry with backoff.
+	// Transient: the request had no effect, or may be repeated without harm:
+	// a send that was never written (connection refused, a timeout before
+	// the request left), or any failure of a read-only request (a 5xx, a
+	// timeout, internal_error to a status poll, a quota read, a lookup).
+	// Retry with backoff.
 	Transient Kind = iota + 1
 	// RateLimited: 429, rate_limit_exceeded, or a 403 from a burst. Back off
 	// (RetryAfter when the provider gave one); not a failure.
@@ -33,21 +35,29 @@ const (
 	Invalid
 	// NotFound: the addressed object (a message UID, a chat) does not exist.
 	NotFound
-	// OutcomeUnknown: the request was written but no answer came back (a
-	// timeout or a dropped connection while waiting). The message may have
-	// been sent; it must not be sent again.
-	OutcomeUnknown
+	// Unconfirmed: the request may have reached the provider and no definite
+	// answer came back: a timeout or a lost connection after the send was
+	// written, any 5xx to a send (the provider documents nothing about what
+	// internal_error leaves behind, and a proxy's 502/503/504 may follow an
+	// accepted message), or a 2xx without a readable message_uid. The
+	// message may have been sent: the caller must not resend it blindly but
+	// reconcile (see MessageFinder).
+	Unconfirmed
 )
 
+// OutcomeUnknown is Unconfirmed's former name. It stays only until
+// internal/campaign has moved to Unconfirmed; remove it then.
+const OutcomeUnknown = Unconfirmed
+
 var kindNames = map[Kind]string{
-	Transient:      "transient",
-	RateLimited:    "rate_limited",
-	QuotaExceeded:  "quota_exceeded",
-	AuthFailed:     "auth_failed",
-	Forbidden:      "forbidden",
-	Invalid:        "invalid",
-	NotFound:       "not_found",
-	OutcomeUnknown: "outcome_unknown",
+	Transient:     "transient",
+	RateLimited:   "rate_limited",
+	QuotaExceeded: "quota_exceeded",
+	AuthFailed:    "auth_failed",
+	Forbidden:     "forbidden",
+	Invalid:       "invalid",
+	NotFound:      "not_found",
+	Unconfirmed:   "unconfirmed",
 }
 
 func (k Kind) String() string {

@@ -4,6 +4,11 @@
 // sandbox subpackage is an HTTP server that behaves like TimelinesAI, for tests
 // and for trying the product without an account.
 //
+// A send may reach the provider without a definite answer (Unconfirmed);
+// providers that can look up what an account sent implement MessageFinder, so
+// that such a send is reconciled instead of resent, and BeforeDispatch lets
+// the caller record the moment a send may reach the provider.
+//
 // The interface is shaped so that a second provider (a self-hosted WhatsApp
 // gateway with POST /chats/{chat_jid}/messages and a {status:bool,code,...}
 // envelope) can plug in behind it: a message is addressed by phone, chat id or
@@ -112,4 +117,28 @@ func (q Quota) CreditsRemaining() int64 {
 // APICallsRemaining is what is left of the monthly API-call budget.
 func (q Quota) APICallsRemaining() int64 {
 	return max(0, q.APICallsTotal-q.APICallsUsed)
+}
+
+// MessageFinder is implemented by providers that can look up the messages an account
+// sent to a recipient (TimelinesAI: its chats and their history). Reconciliation uses it
+// to learn whether an unconfirmed send went out.
+type MessageFinder interface {
+	FindSent(ctx context.Context, q SentQuery) ([]SentMessage, error)
+}
+
+// SentQuery asks for the messages sent to Phone from AccountPhone ("" any account) at or
+// after After.
+type SentQuery struct {
+	Phone        string // the recipient, E.164
+	AccountPhone string // the sending WhatsApp account, E.164; "" any
+	After        time.Time
+}
+
+// SentMessage is one message the provider has as sent (from_me) in a chat.
+type SentMessage struct {
+	UID           string
+	Text          string
+	AccountPhone  string // the sender, E.164 ("" when the provider did not say)
+	At            time.Time
+	HasAttachment bool
 }

@@ -20,6 +20,7 @@ const (
 	OpSend          = "send"
 	OpStatusHistory = "status_history"
 	OpQuota         = "quota"
+	OpFindSent      = "find_sent" // the requests of a FindSent lookup
 )
 
 // The provider documents the quota endpoint under two paths (the overview
@@ -37,8 +38,8 @@ const (
 )
 
 // CallLimiter paces API calls. Timelines calls Wait before every HTTP request
-// it makes (sends, status polls, quota reads), so a shared ceiling on API
-// calls can plug in here.
+// it makes (sends, status polls, quota reads, each page of a FindSent
+// lookup), so a shared ceiling on API calls can plug in here.
 //
 // An error from Wait stops the call before anything is sent. A *Error is
 // returned to the caller as it is; an error with a RetryAfter() time.Duration
@@ -112,7 +113,7 @@ var _ Provider = (*Timelines)(nil)
 func NewTimelines(token string, opts ...TimelinesOption) *Timelines {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	// A kept-alive connection that the server closed while idle fails a
-	// POST in a way that looks like "written, then dropped" (OutcomeUnknown).
+	// POST in a way that looks like "written, then dropped" (Unconfirmed).
 	// Retiring idle connections well before servers do keeps that rare.
 	transport.IdleConnTimeout = idleConnTimeout
 	// A worker sends from many goroutines to one host; Go's default keeps
@@ -213,7 +214,7 @@ func (t *Timelines) Send(ctx context.Context, msg Message) (Receipt, error) {
 		return Receipt{}, t.seal(e)
 	}
 	return Receipt{}, t.seal(&Error{
-		Kind:       OutcomeUnknown,
+		Kind:       Unconfirmed,
 		Op:         OpSend,
 		HTTPStatus: ans.status,
 		Message:    "the provider accepted the request but its answer has no message_uid",

@@ -14,7 +14,8 @@ import (
 )
 
 // codeKinds maps the provider's error_code values to what the caller must
-// do. When a code is present it decides, whatever the HTTP status says.
+// do. When a code is present it decides, whatever the HTTP status says,
+// except for a send's internal_error and 5xx answers (Unconfirmed).
 var codeKinds = map[string]Kind{
 	"missing_credentials":      AuthFailed,
 	"invalid_token":            AuthFailed,
@@ -25,7 +26,9 @@ var codeKinds = map[string]Kind{
 	"not_supported":            Forbidden,
 	"rate_limit_exceeded":      RateLimited,
 	"validation_error":         Invalid,
-	"internal_error":           Transient,
+	// Only for requests without an effect: a 5xx to a send is Unconfirmed
+	// whatever its code (see classifyResponse).
+	"internal_error": Transient,
 }
 
 // errorBody is the provider's error envelope. Other front-ends' fields
@@ -92,52 +95,55 @@ func classifyResponse(req request, status int, header http.Header, body []byte, 
 	if e.Message == "" {
 		e.Message = http.StatusText(status)
 	}
+	// Any 5xx to a send is Unconfirmed, whoever wrote it and whatever
+	// error_code it carries: an HTTP answer means the request reached a
+	// server, the provider documents nothing about what internal_error
+	// leaves behind, and a proxy's 502/503/504 may follow a message the API
+	// had already accepted.
+	if req.mayHaveEffect && status >= 500 && status < 600 {
+		e.Kind = Unconfirmed
+		return e
+	}
 	if kind, ok := codeKinds[e.Code]; ok {
 		e.Kind = kind
 		return e
 	}
-
-	// The provider's own error envelope always says "status":"error"; a
-	// proxy's JSON (an API gateway's {"message":"Endpoint request timed
-	// out"}) does not.
-	providerBody := isJSON && eb.Status == "error"
-	switch {
-	case status == http.StatusUnauthorized:
-		e.Kind = AuthFailed
-	case status == http.StatusForbidden && isJSON:
-		e.Kind = Forbidden // {"status":"error","message":"Access denied"}
-	case status == http.StatusForbidden:
-		e.Kind = RateLimited // the CDN's HTML page during a burst
-	case status == http.StatusTooManyRequests:
-		e.Kind = RateLimited
-	case status == http.StatusNotFound:
-		e.Kind = NotFound
-	case status == http.StatusRequestTimeout:
-		// The server gave up waiting for the request: it was not processed.
-		e.Kind = Transient
-	case status >= 400 && status < 500:
-		e.Kind = Invalid
-	case status >= 500 && status < 600:
-		switch {
-		case !req.mayHaveEffect, providerBody,
-			status == http.StatusBadGateway, status == http.StatusServiceUnavailable:
-			e.Kind = Transient
-		default:
-			// A crash page or a gateway timeout: the provider may have
-			// accepted the message before it went wrong.
-			e.Kind = OutcomeUnknown
-		}
-	default:
+	e.Kind = kindOfStatus(status, isJSON)
+	if status < 400 || status >= 600 {
 		// 1xx or an unfollowed 3xx: not an answer from the API endpoint, so
 		// nothing was processed there.
-		e.Kind = Transient
 		e.Message = "unexpected HTTP status: " + e.Message
 	}
 	return e
 }
 
-// classifyErrorCode reads a 2xx answer that carries the error envelope with
-// a known error_code. It returns nil for anything else.
+// kindOfStatus classifies an answer without a known error_code by its HTTP
+// status. The 5xx answers that reach it are to requests without an effect
+// (a send's are settled in classifyResponse): repeating them is harmless.
+func kindOfStatus(status int, isJSON bool) Kind {
+	switch {
+	case status == http.StatusUnauthorized:
+		return AuthFailed
+	case status == http.StatusForbidden && isJSON:
+		return Forbidden // {"status":"error","message":"Access denied"}
+	case status == http.StatusForbidden:
+		return RateLimited // the CDN's HTML page during a burst
+	case status == http.StatusTooManyRequests:
+		return RateLimited
+	case status == http.StatusNotFound:
+		return NotFound
+	case status == http.StatusRequestTimeout:
+		// The server gave up waiting for the request: it was not processed.
+		return Transient
+	case status >= 400 && status < 500:
+		return Invalid
+	default:
+		return Transient
+	}
+}
+
+// classifyErrorCode reads a 2xx answer to a send that carries the error
+// envelope with a known error_code. It returns nil for anything else.
 func classifyErrorCode(op string, ans answer) *Error {
 	eb, fields, ok := parseErrorBody(ans.body)
 	if !ok || eb.Status != "error" {
@@ -146,6 +152,10 @@ func classifyErrorCode(op string, ans answer) *Error {
 	kind, known := codeKinds[eb.ErrorCode]
 	if !known {
 		return nil
+	}
+	if eb.ErrorCode == "internal_error" {
+		// Nothing says what the provider did before it went wrong.
+		kind = Unconfirmed
 	}
 	return &Error{Kind: kind, Op: op, HTTPStatus: ans.status, Code: eb.ErrorCode, Message: eb.Message, Fields: fields}
 }

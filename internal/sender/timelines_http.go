@@ -22,7 +22,7 @@ type request struct {
 
 	// mayHaveEffect marks a request that is not safe to repeat (a send):
 	// when it was written but no clear answer came back, the provider may
-	// have acted on it, and the error says OutcomeUnknown instead of
+	// have acted on it, and the error says Unconfirmed instead of
 	// Transient.
 	mayHaveEffect bool
 }
@@ -36,16 +36,30 @@ type answer struct {
 
 // do performs one HTTP request and returns its 2xx answer, or the error that
 // classifies everything else. Errors are sealed (see seal).
+//
+// A request that may have an effect runs the BeforeDispatch hook of ctx last
+// before it is written: after the limiter's wait and after the request was
+// built, so that nothing but the write itself follows the hook.
 func (t *Timelines) do(ctx context.Context, req request) (answer, *Error) {
 	if t.limiter != nil {
 		if err := t.limiter.Wait(ctx); err != nil {
 			return answer{}, t.seal(limiterError(req.op, err))
 		}
 	}
+	hreq, perr := t.newHTTPRequest(ctx, req)
+	if perr != nil {
+		return answer{}, t.seal(perr)
+	}
+	if req.mayHaveEffect {
+		if err := runDispatchHook(ctx); err != nil {
+			return answer{}, t.seal(&Error{Kind: Transient, Op: req.op, Message: "before dispatch: " + errorText(err), Err: err})
+		}
+	}
 
+	// The timeout starts here, so that neither the limiter nor the hook
+	// uses up the time the request has.
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-
 	// Whether the request left this process decides between "certainly not
 	// sent" and "maybe sent" when no answer comes back.
 	var written atomic.Bool
@@ -56,23 +70,7 @@ func (t *Timelines) do(ctx context.Context, req request) (answer, *Error) {
 			}
 		},
 	}
-	var body io.Reader
-	if req.body != nil {
-		body = bytes.NewReader(req.body)
-	}
-	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), req.method, t.baseURL+req.path, body)
-	if err != nil {
-		// A malformed base URL: nothing was sent, and retrying cannot help,
-		// but the message itself is fine. Transient keeps it from being
-		// failed for a configuration mistake.
-		return answer{}, t.seal(&Error{Kind: Transient, Op: req.op, Message: "building the request: " + errorText(err), Err: err})
-	}
-	hreq.Header.Set("Authorization", "Bearer "+t.token)
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", t.userAgent)
-	if req.body != nil {
-		hreq.Header.Set("Content-Type", "application/json")
-	}
+	hreq = hreq.WithContext(httptrace.WithClientTrace(ctx, trace))
 
 	resp, err := t.httpClient.Do(hreq)
 	if err != nil {
@@ -85,7 +83,7 @@ func (t *Timelines) do(ctx context.Context, req request) (answer, *Error) {
 		if readErr != nil {
 			kind := Transient
 			if req.mayHaveEffect {
-				kind = OutcomeUnknown
+				kind = Unconfirmed
 			}
 			return answer{}, t.seal(&Error{
 				Kind:       kind,
@@ -111,6 +109,28 @@ func (t *Timelines) do(ctx context.Context, req request) (answer, *Error) {
 	return answer{}, t.seal(e)
 }
 
+// newHTTPRequest builds req's HTTP request, headers included.
+func (t *Timelines) newHTTPRequest(ctx context.Context, req request) (*http.Request, *Error) {
+	var body io.Reader
+	if req.body != nil {
+		body = bytes.NewReader(req.body)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.method, t.baseURL+req.path, body)
+	if err != nil {
+		// A malformed base URL: nothing was sent, and retrying cannot help,
+		// but the message itself is fine. Transient keeps it from being
+		// failed for a configuration mistake.
+		return nil, &Error{Kind: Transient, Op: req.op, Message: "building the request: " + errorText(err), Err: err}
+	}
+	hreq.Header.Set("Authorization", "Bearer "+t.token)
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("User-Agent", t.userAgent)
+	if req.body != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	return hreq, nil
+}
+
 // transportError classifies a request that got no HTTP answer.
 func transportError(req request, err error, written bool) *Error {
 	cause := err
@@ -128,7 +148,7 @@ func transportError(req request, err error, written bool) *Error {
 	}
 	kind, msg := Transient, "no answer: "
 	if req.mayHaveEffect {
-		kind, msg = OutcomeUnknown, "no answer after the request was sent (it may have been processed): "
+		kind, msg = Unconfirmed, "no answer after the request was sent (it may have been processed): "
 	}
 	return &Error{Kind: kind, Op: req.op, Message: msg + errorText(cause), Err: err}
 }

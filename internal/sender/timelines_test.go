@@ -289,39 +289,59 @@ func TestSendErrors(t *testing.T) {
 			wantKind: sender.NotFound, wantStatus: 404, wantMessage: "Chat not found",
 		},
 		{
-			name:     "500 with the provider's error body (internal_error)",
+			name:     "500 internal_error before processing: the client cannot tell, so unconfirmed",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: jsonError("internal_error", "oops")}),
-			wantKind: sender.Transient, wantStatus: 500, wantCode: "internal_error",
+			wantKind: sender.Unconfirmed, wantStatus: 500, wantCode: "internal_error", wantMessage: "oops",
+		},
+		{
+			name:     "500 internal_error after the message was accepted",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: jsonError("internal_error", "oops"), Process: true}),
+			wantKind: sender.Unconfirmed, wantStatus: 500, wantCode: "internal_error", wantRecorded: 1,
 		},
 		{
 			name:     "504 with the provider's error body, no code",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 504, Body: `{"status":"error","message":"try again"}`}),
-			wantKind: sender.Transient, wantStatus: 504,
+			wantKind: sender.Unconfirmed, wantStatus: 504, wantMessage: "try again",
 		},
 		{
-			name:     "503 HTML",
-			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 503, Body: "<html>maintenance</html>", ContentType: "text/html"}),
-			wantKind: sender.Transient, wantStatus: 503,
+			name:     "503 with the provider's rate_limit_exceeded: a 5xx to a send is unconfirmed whatever its code",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 503, Body: jsonError("rate_limit_exceeded", "busy")}),
+			wantKind: sender.Unconfirmed, wantStatus: 503, wantCode: "rate_limit_exceeded",
 		},
 		{
-			name:     "502 from the proxy",
+			name:     "503 HTML after the message was accepted",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 503, Body: "<html>maintenance</html>", ContentType: "text/html", Process: true}),
+			wantKind: sender.Unconfirmed, wantStatus: 503, wantMessage: "non-JSON answer (text/html", wantRecorded: 1,
+		},
+		{
+			name:     "502 HTML from the proxy after the message was accepted",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 502, Body: "<html><h1>502 Bad Gateway</h1></html>", ContentType: "text/html", Process: true}),
+			wantKind: sender.Unconfirmed, wantStatus: 502, wantRecorded: 1,
+		},
+		{
+			name:     "502 plain text from the proxy",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 502, Body: "Bad Gateway"}),
-			wantKind: sender.Transient, wantStatus: 502,
+			wantKind: sender.Unconfirmed, wantStatus: 502, wantMessage: "Bad Gateway",
 		},
 		{
 			name:     "500 with a plain body: the provider may have crashed after accepting",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: "Internal Server Error", Process: true}),
-			wantKind: sender.OutcomeUnknown, wantStatus: 500, wantRecorded: 1,
+			wantKind: sender.Unconfirmed, wantStatus: 500, wantRecorded: 1,
 		},
 		{
 			name:     "504 from a gateway whose JSON is not the provider's",
-			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 504, Body: `{"message":"Endpoint request timed out"}`}),
-			wantKind: sender.OutcomeUnknown, wantStatus: 504, wantMessage: "Endpoint request timed out",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 504, Body: `{"message":"Endpoint request timed out"}`, Process: true}),
+			wantKind: sender.Unconfirmed, wantStatus: 504, wantMessage: "Endpoint request timed out", wantRecorded: 1,
+		},
+		{
+			name:     "2xx with internal_error: nothing says what the provider did",
+			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 200, Body: jsonError("internal_error", "oops")}),
+			wantKind: sender.Unconfirmed, wantStatus: 200, wantCode: "internal_error",
 		},
 		{
 			name:     "2xx without message_uid",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 200, Body: `{"status":"ok","data":{}}`, Process: true}),
-			wantKind: sender.OutcomeUnknown, wantStatus: 200, wantRecorded: 1,
+			wantKind: sender.Unconfirmed, wantStatus: 200, wantRecorded: 1,
 		},
 		{
 			name:     "2xx with an error envelope",
@@ -331,28 +351,35 @@ func TestSendErrors(t *testing.T) {
 		{
 			name:     "2xx with a body over 1 MiB",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Status: 200, Body: `{"status":"ok","data":{"message_uid":"u"},"pad":"` + strings.Repeat("x", 2<<20) + `"}`}),
-			wantKind: sender.OutcomeUnknown, wantStatus: 200,
+			wantKind: sender.Unconfirmed, wantStatus: 200,
 		},
 		{
 			name: "slow answer after the message was accepted", opts: []sender.TimelinesOption{sender.WithTimeout(300 * time.Millisecond)},
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: time.Hour}),
-			wantKind: sender.OutcomeUnknown, wantMessage: "may have been processed", wantRecorded: 1,
+			wantKind: sender.Unconfirmed, wantMessage: "may have been processed", wantRecorded: 1,
 		},
 		{
 			name:     "connection dropped after the message was accepted",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Drop: true}),
-			wantKind: sender.OutcomeUnknown, wantRecorded: 1,
+			wantKind: sender.Unconfirmed, wantRecorded: 1,
 		},
 		{
 			// The client cannot tell this from the row above: the request
 			// was written and no answer came. Unknown is the safe answer.
 			name:     "connection dropped before processing",
 			prepare:  inject(sandbox.Fault{Op: sandbox.OpSend, Drop: true}),
-			wantKind: sender.OutcomeUnknown, wantRecorded: 0,
+			wantKind: sender.Unconfirmed, wantRecorded: 0,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { runErrorCase(t, tt) })
+	}
+}
+
+func TestUnconfirmedIsNamedSo(t *testing.T) {
+	// Logs, metrics and recipient records show this name.
+	if got := sender.Unconfirmed.String(); got != "unconfirmed" {
+		t.Errorf("Unconfirmed.String() = %q", got)
 	}
 }
 
@@ -392,6 +419,9 @@ func runErrorCase(t *testing.T, tt errorCase) {
 	if pe.Op != sender.OpSend {
 		t.Errorf("Op %q, want %q", pe.Op, sender.OpSend)
 	}
+	if !strings.Contains(err.Error(), tt.wantKind.String()) {
+		t.Errorf("error text %q does not name its kind %q", err, tt.wantKind)
+	}
 	if pe.RetryAfter != tt.wantRetryAfter {
 		t.Errorf("RetryAfter %v, want %v", pe.RetryAfter, tt.wantRetryAfter)
 	}
@@ -427,6 +457,9 @@ func TestReadErrors(t *testing.T) {
 		wantKind sender.Kind
 	}{
 		{"500 plain body", sandbox.Fault{Status: 500, Body: "Internal Server Error"}, sender.Transient},
+		{"500 internal_error", sandbox.Fault{Status: 500, Body: `{"status":"error","message":"oops","error_code":"internal_error"}`}, sender.Transient},
+		{"502 HTML", sandbox.Fault{Status: 502, Body: "<html>bad gateway</html>", ContentType: "text/html"}, sender.Transient},
+		{"503 HTML", sandbox.Fault{Status: 503, Body: "<html>maintenance</html>", ContentType: "text/html"}, sender.Transient},
 		{"504 plain body", sandbox.Fault{Status: 504, Body: "Gateway Timeout"}, sender.Transient},
 		{"dropped connection", sandbox.Fault{Drop: true}, sender.Transient},
 		{"401 plain", sandbox.Fault{Status: 401, Body: "Unauthorized"}, sender.AuthFailed},
@@ -491,8 +524,8 @@ func TestTransportErrors(t *testing.T) {
 		defer cancel()
 		_, err := f.client.Send(ctx, sender.Message{Phone: "+14155550100", Text: "hi"})
 		pe := providerError(t, err)
-		if pe.Kind != sender.OutcomeUnknown || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("got %v (%v), want OutcomeUnknown wrapping DeadlineExceeded", pe.Kind, err)
+		if pe.Kind != sender.Unconfirmed || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v (%v), want Unconfirmed wrapping DeadlineExceeded", pe.Kind, err)
 		}
 	})
 

@@ -14,17 +14,6 @@ type account struct {
 	connectedOn time.Time
 }
 
-// chat is a conversation of one account with one recipient. The sandbox
-// creates one when an account first messages a recipient.
-type chat struct {
-	id        int64
-	sender    string // the account's phone
-	recipient string // E.164 phone, or a group's JID
-	jid       string
-}
-
-type chatKey struct{ sender, recipient string }
-
 // ConnectAccount connects phone to the workspace (adding it when it is not
 // there yet) and makes it the most recently connected account: the default
 // sender of requests that name none.
@@ -118,25 +107,6 @@ func (s *Server) learnAccountLocked(phone string, now time.Time) {
 		return
 	}
 	s.accounts = append(s.accounts, &account{phone: phone, connected: true, connectedOn: now})
-}
-
-func (s *Server) chatLocked(id int64) *chat {
-	if id < 1 || id > int64(len(s.chats)) {
-		return nil
-	}
-	return s.chats[id-1]
-}
-
-// chatForLocked returns the chat of sender with recipient, creating it.
-func (s *Server) chatForLocked(sender, recipient string) *chat {
-	key := chatKey{sender, recipient}
-	if c, ok := s.chatByKey[key]; ok {
-		return c
-	}
-	c := &chat{id: int64(len(s.chats)) + 1, sender: sender, recipient: recipient, jid: jidOf(recipient)}
-	s.chats = append(s.chats, c)
-	s.chatByKey[key] = c
-	return c
 }
 
 // phoneSeparators are what people write inside phone numbers.

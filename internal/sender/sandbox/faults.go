@@ -9,7 +9,9 @@ import (
 
 // Fault makes matching API requests misbehave. A request matches when every
 // non-empty selector matches; faults are tried in the order they were
-// injected, and the first match applies.
+// injected, and the first match applies. Account and Phone match a send's
+// account and recipient, those of the message a status request names, of
+// the chat a history request names, or GET /chats's filters.
 //
 // What happens, in order: Delay, then Drop (close the connection, no
 // answer), else the Status/Body answer, else the normal answer. Without
@@ -18,7 +20,7 @@ import (
 // charged and recorded) and the fault then applies to its answer: a slow
 // answer or a lost one after the provider acted.
 type Fault struct {
-	Op      string `json:"op,omitempty"`      // OpSend, OpQuota, OpStatus, OpAccounts; "": any
+	Op      string `json:"op,omitempty"`      // OpSend, OpQuota, OpStatus, OpAccounts, OpChats; "": any
 	Account string `json:"account,omitempty"` // the sending account's phone; "": any
 	Phone   string `json:"phone,omitempty"`   // the recipient's phone (or a JID); "": any
 	Times   int    `json:"times,omitempty"`   // how many requests it applies to; 0: until cleared

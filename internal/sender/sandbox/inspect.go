@@ -19,6 +19,13 @@ import (
 //	DELETE /_sandbox/faults                     clear faults
 //	POST   /_sandbox/accounts/{phone}/connect   ConnectAccount
 //	POST   /_sandbox/accounts/{phone}/disconnect
+//	POST   /_sandbox/receive {"account","phone","text"}
+//	                                            Receive: phone writes to account
+//	                                            ("" the default); answers {"uid"}
+//
+// What the API itself answers is the API's business: GET /chats and
+// GET /chats/{chat_id}/messages (with the token) show the chats and their
+// histories as a client sees them.
 func (s *Server) inspectionRoutes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_sandbox/messages", func(w http.ResponseWriter, _ *http.Request) {
@@ -58,6 +65,7 @@ func (s *Server) inspectionRoutes() *http.ServeMux {
 		s.ClearFaults()
 		okReply(map[string]any{}).write(w)
 	})
+	mux.HandleFunc("POST /_sandbox/receive", s.inspectReceive)
 	mux.HandleFunc("POST /_sandbox/accounts/{phone}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		phone := r.PathValue("phone")
 		if _, ok := normalizePhone(phone); !ok {
@@ -76,6 +84,25 @@ func (s *Server) inspectionRoutes() *http.ServeMux {
 		okReply(map[string]any{}).write(w)
 	})
 	return mux
+}
+
+// inspectReceive serves POST /_sandbox/receive.
+func (s *Server) inspectReceive(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Account string `json:"account"`
+		Phone   string `json:"phone"`
+		Text    string `json:"text"`
+	}
+	if err := decodeJSON(r, &in); err != nil || in.Phone == "" {
+		validationReply([]fieldError{{Fields: []string{"phone"}, Msg: `a JSON body {"phone": "+…", "text": "…"} is required`}}).write(w)
+		return
+	}
+	uid, ok := s.Receive(in.Account, in.Phone, in.Text)
+	if !ok {
+		validationReply([]fieldError{{Fields: []string{"account", "phone"}, Msg: "not a phone number, or not an account of the workspace"}}).write(w)
+		return
+	}
+	okReply(map[string]string{"uid": uid}).write(w)
 }
 
 func (s *Server) creditsView() map[string]int64 {

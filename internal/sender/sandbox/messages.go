@@ -195,7 +195,7 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 
 		s.learnAccountLocked(sender, now)
 		if target == nil {
-			target = s.chatForLocked(sender, recipient)
+			target = s.chatForLocked(sender, recipient, now)
 		}
 		msg := Message{
 			AccountPhone:         f.account,
@@ -261,6 +261,7 @@ func (s *Server) acceptLocked(now time.Time, msg Message) *record {
 	}
 	s.messages = append(s.messages, rec)
 	s.byUID[msg.UID] = rec
+	s.addSentLocked(rec)
 	return rec
 }
 

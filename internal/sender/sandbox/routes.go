@@ -95,6 +95,8 @@ func (s *Server) apiRoutes() *http.ServeMux {
 	mux.Handle("GET /messages/{uid}", s.endpoint(OpStatus, s.messageTarget, s.handleMessage))
 	mux.Handle("GET /messages/{uid}/status_history", s.endpoint(OpStatus, s.messageTarget, s.handleStatusHistory))
 	mux.Handle("GET /whatsapp_accounts", s.endpoint(OpAccounts, nil, s.handleAccounts))
+	mux.Handle("GET /chats", s.endpoint(OpChats, s.chatsTarget, s.handleChats))
+	mux.Handle("GET /chats/{chat_id}/messages", s.endpoint(OpChats, s.chatMessagesTarget, s.handleChatMessages))
 	quotas := s.endpoint(OpQuota, nil, s.handleQuotas)
 	switch s.cfg.QuotaPath {
 	case "":
@@ -273,20 +275,8 @@ func (s *Server) handleMessage(req *apiRequest) reply {
 	if !ok {
 		return errorReply(http.StatusNotFound, "", "Message not found", nil)
 	}
-	m := rec.snapshot(s.now(), s.cfg)
-	return okReply(map[string]any{
-		"uid":             m.UID,
-		"chat_id":         strconv.FormatInt(m.Chat, 10),
-		"timestamp":       formatTime(m.ReceivedAt),
-		"sender_phone":    m.Sender,
-		"recipient_phone": m.Recipient,
-		"from_me":         true,
-		"status":          m.Status,
-		"origin":          "Public API",
-		"has_attachment":  m.FileUID != "" || m.AttachmentTemplateID != 0,
-		"message_type":    "whatsapp",
-		"text":            m.Text,
-	})
+	entry := chatEntry{uid: rec.msg.UID, at: rec.msg.ReceivedAt, sent: rec}
+	return okReply(s.messageObject(s.chatLocked(rec.msg.Chat), entry, s.now()))
 }
 
 func (s *Server) handleAccounts(*apiRequest) reply {

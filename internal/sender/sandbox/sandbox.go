@@ -25,6 +25,18 @@
 //     endpoints. Requests refused by auth or the rate limit are not API calls.
 //   - Durations in Config: zero means the realistic default, negative means
 //     none (at once).
+//   - Chats: one per (sending account, recipient), created by the first
+//     message either way, numbered from 1. GET /chats lists them oldest
+//     first and follows the phone and whatsapp_account_id filters (other
+//     filters are ignored). GET /chats/{chat_id}/messages lists a chat's
+//     history newest first (sorting_order=asc: oldest first) and follows
+//     from_me, after and before (inclusive; a date, "YYYY-MM-DD HH:MM:SS",
+//     RFC 3339 or the API's "YYYY-MM-DD HH:MM:SS +ZZZZ"; times without a
+//     zone are UTC, a bare date as before includes its day). A sent message
+//     is in the history from the moment it was accepted, stamped with that
+//     moment, even while the provider's pacing still holds it. Both list
+//     Config.PageSize (default 50) a page, with has_more_pages. Received
+//     messages (from_me false) come only from Receive.
 package sandbox
 
 import (
@@ -85,6 +97,8 @@ type Config struct {
 	PlainText401 bool   // answer 401 with text/plain "Unauthorized" (observed) instead of the JSON error
 	QuotaPath    string // "": serve GET /quotas and GET /workspace/quotas; otherwise only this path
 
+	PageSize int // chats or messages a page of GET /chats and chat histories; 0: 50
+
 	SendInterval time.Duration // the provider's pacing per account: least gap between two Sent times; 0: 2s
 	DeliverAfter time.Duration // Delivered (or Failed) this long after Sent; 0: 2s
 	ReadAfter    time.Duration // Read this long after Sent; 0: 5s
@@ -109,6 +123,7 @@ const (
 	DefaultReadAfter    = 5 * time.Second
 	DefaultRefundAfter  = 2 * time.Hour
 	DefaultRateBurst    = 10
+	DefaultPageSize     = 50 // the facts sheet's chats a page; used for histories too
 
 	// unlimitedAPICalls is what api_calls_quota.total says when Config.APICalls is 0.
 	unlimitedAPICalls = 1_000_000_000
@@ -120,6 +135,7 @@ const (
 	OpQuota    = "quota"    // GET /quotas, /workspace/quotas
 	OpStatus   = "status"   // GET /messages/{uid}/status_history, GET /messages/{uid}
 	OpAccounts = "accounts" // GET /whatsapp_accounts
+	OpChats    = "chats"    // GET /chats, GET /chats/{chat_id}/messages
 )
 
 // Message is one accepted message as the sandbox recorded it: the request's
@@ -204,6 +220,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.RateBurst <= 0 {
 		cfg.RateBurst = DefaultRateBurst
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
 	}
 	now := cfg.Now
 	if now == nil {
