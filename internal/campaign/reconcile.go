@@ -216,13 +216,12 @@ func (r *Reconciler) message(ctx context.Context, p reconcilePayload, account st
 }
 
 // lookup asks the provider for the messages the account sent the recipient
-// since the dispatch, and answers the first with the message's text.
+// since the dispatch, and answers the first with the message's text. A
+// lookup cut short still counts what it found: finding the message is a
+// fact, not finding it is not.
 func (r *Reconciler) lookup(ctx context.Context, finder sender.MessageFinder, msg sender.Message, dispatched time.Time) (*sender.SentMessage, error) {
 	since := dispatched.Add(-clockSkew)
 	sent, err := finder.FindSent(ctx, sender.SentQuery{Phone: msg.Phone, AccountPhone: msg.AccountPhone, After: since})
-	if err != nil {
-		return nil, err
-	}
 	slices.SortStableFunc(sent, func(a, b sender.SentMessage) int { return a.At.Compare(b.At) })
 	want := strings.TrimSpace(msg.Text)
 	for _, m := range sent {
@@ -234,7 +233,7 @@ func (r *Reconciler) lookup(ctx context.Context, finder sender.MessageFinder, ms
 		}
 		return &m, nil
 	}
-	return nil, nil
+	return nil, err
 }
 
 // lookupError turns a failed lookup into the task's retry: the provider's
