@@ -81,8 +81,9 @@ type reconcilePayload struct {
 }
 
 // enqueueReconcile enqueues lookup n of a send dispatched at dispatched,
-// due at at. The task id names the send, so a second report of the same
-// unconfirmed send adds nothing.
+// due at at (never earlier: the last lookup decides the policy). The task
+// id names the send, so a second report of the same unconfirmed send adds
+// nothing.
 func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq int64, dispatched time.Time, n int, at time.Time) error {
 	p := reconcilePayload{Campaign: campaignID, Seq: seq, Dispatched: dispatched.UnixMilli(), N: n}
 	payload, _ := json.Marshal(p)
@@ -90,7 +91,7 @@ func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq 
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeReconcile, payload),
 		asynq.TaskID(id),
 		asynq.Queue(QueueStatus),
-		asynq.ProcessAt(at),
+		asynq.ProcessAt(wholeSecondAfter(at)),
 		asynq.MaxRetry(20),
 		asynq.Timeout(2*time.Minute),
 	)
@@ -268,7 +269,11 @@ func (r *Reconciler) found(ctx context.Context, p reconcilePayload, rec record, 
 // notFound looks again later, or, past the max age, applies the policy.
 func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec record, history []HistoryEntry, log *zap.Logger) error {
 	dispatched := time.UnixMilli(p.Dispatched)
-	if next, ok := r.policy.lookupAt(dispatched, p.N+1); ok {
+	next, ok := r.policy.lookupAt(dispatched, p.N+1)
+	if deadline := dispatched.Add(r.policy.MaxAge); !ok && r.now().Before(deadline) {
+		next, ok = deadline, true // ran early (a retry, another clock): the policy waits for the max age
+	}
+	if ok {
 		return r.queue.enqueueReconcile(ctx, p.Campaign, p.Seq, dispatched, p.N+1, next)
 	}
 	age := r.now().Sub(dispatched).Round(time.Second).String()

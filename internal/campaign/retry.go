@@ -55,9 +55,14 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 // 12:00:00.9 runs at 12:00:00, almost a second early.
 func notEarlier(d time.Duration) time.Duration {
 	now := time.Now()
-	at := now.Add(d)
-	if at.Equal(at.Truncate(time.Second)) {
-		return d
+	return wholeSecondAfter(now.Add(d)).Sub(now)
+}
+
+// wholeSecondAfter is t, or the next whole second after it: the earliest
+// time asynq can hold for a task that must not run before t.
+func wholeSecondAfter(t time.Time) time.Time {
+	if t.Equal(t.Truncate(time.Second)) {
+		return t
 	}
-	return at.Truncate(time.Second).Add(time.Second).Sub(now)
+	return t.Truncate(time.Second).Add(time.Second)
 }
