@@ -106,9 +106,17 @@ func (e *RenderError) Unwrap() error { return e.Err }
 type TooLongError struct {
 	Length int
 	Max    int
+	// Stopped: rendering stopped when the text passed 4 bytes for each
+	// character allowed (no longer message is ever built), so Length counts
+	// the text up to there and the message is longer still.
+	Stopped bool
 }
 
 func (e *TooLongError) Error() string {
+	if e.Stopped {
+		return fmt.Sprintf("rendered message is over the limit: the provider accepts at most %d characters, and rendering stopped after %d",
+			e.Max, e.Length)
+	}
 	return fmt.Sprintf("rendered message is %d characters; the provider accepts at most %d", e.Length, e.Max)
 }
 

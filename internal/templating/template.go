@@ -45,8 +45,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
-	"text/template/parse"
 	"unicode/utf8"
 )
 
@@ -63,11 +63,13 @@ type Campaign struct {
 // Template is a parsed message template. It does not change after Parse and
 // is safe for concurrent use.
 type Template struct {
-	name     string
-	src      string
-	tmpl     *template.Template
-	used     usage
-	sizeHint int // bytes of literal text, to size the output once
+	name string
+	src  string
+	tmpl *template.Template // as parsed; Render runs clones of it
+	used usage
+	// renderers holds *renderer, each with its own budget for the
+	// functions, so Render may run from many goroutines.
+	renderers sync.Pool
 }
 
 // Parse parses a message template. name is used for nothing but Name; errors
@@ -79,21 +81,18 @@ func Parse(name, text string) (*Template, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, ErrEmptyTemplate
 	}
-	tmpl, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
+	tmpl, err := template.New(name).Option("missingkey=error").Funcs(stringFuncs(nil)).Parse(text)
 	if err != nil {
 		return nil, syntaxError(err, name)
 	}
 	used, serr := findUsage(tmpl, text)
+	if serr == nil {
+		serr = definitionProblem(tmpl, name, text)
+	}
 	if serr != nil {
 		return nil, serr
 	}
-	return &Template{
-		name:     name,
-		src:      text,
-		tmpl:     tmpl,
-		used:     used,
-		sizeHint: literalBytes(tmpl) + 16*len(used.fields),
-	}, nil
+	return &Template{name: name, src: text, tmpl: tmpl, used: used}, nil
 }
 
 // ParseFS reads the template file name from fsys (such as os.DirFS of the
@@ -165,9 +164,38 @@ func (t *Template) CheckColumns(columns []string) error {
 // anything in a chat message, and template files end with a newline.
 //
 // A result longer than MaxLength code points is a *TooLongError. The text is
-// returned with it, so a preview can show what is too long.
+// returned with it, so a preview can show what is too long. Rendering stops
+// once the text passes 4*(MaxLength+1) bytes, too long whatever code points
+// they hold; the text returned then is what came before, and the error says
+// rendering stopped.
 func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
-	var data any = row
+	r, _ := t.renderers.Get().(*renderer)
+	if r == nil {
+		var err error
+		if r, err = newRenderer(t.tmpl); err != nil {
+			return "", &RenderError{Msg: err.Error(), Err: err}
+		}
+	}
+	defer t.renderers.Put(r)
+	err := r.execute(t.data(row, c))
+	msg := strings.TrimSpace(string(r.out.buf))
+	switch {
+	case errors.Is(err, errMessageTooLong):
+		return msg, &TooLongError{Length: utf8.RuneCountInString(msg), Max: MaxLength, Stopped: true}
+	case err != nil:
+		return "", renderError(err, t.name)
+	}
+	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
+		if n := utf8.RuneCountInString(msg); n > MaxLength {
+			return msg, &TooLongError{Length: n, Max: MaxLength}
+		}
+	}
+	return msg, nil
+}
+
+// data is what the template executes on: the row itself when the template
+// reads no campaign details, else a copy with them.
+func (t *Template) data(row map[string]string, c Campaign) any {
 	switch {
 	case t.used.wholeData:
 		m := make(map[string]any, len(row)+1)
@@ -175,7 +203,7 @@ func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
 		for k, v := range row {
 			m[k] = v // a "campaign" column wins
 		}
-		data = m
+		return m
 	case t.used.readsCampaign:
 		// Copy only what the template reads: rows may have many columns.
 		m := make(map[string]any, len(t.used.fields)+1)
@@ -188,45 +216,11 @@ func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
 				m[f] = v
 			}
 		}
-		data = m
+		return m
 	}
-	// Otherwise the row itself is the data: no copy.
-	var b strings.Builder
-	b.Grow(t.sizeHint)
-	if err := t.tmpl.Execute(&b, data); err != nil {
-		return "", renderError(err, t.name)
-	}
-	msg := strings.TrimSpace(b.String())
-	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
-		if n := utf8.RuneCountInString(msg); n > MaxLength {
-			return msg, &TooLongError{Length: n, Max: MaxLength}
-		}
-	}
-	return msg, nil
+	return row // no copy
 }
 
 func campaignData(c Campaign) map[string]string {
 	return map[string]string{"name": c.Name, "id": c.ID}
-}
-
-// literalBytes sums the literal text of a template, its minimum output.
-func literalBytes(tmpl *template.Template) int {
-	n := 0
-	var walk func(parse.Node)
-	walk = func(node parse.Node) {
-		switch node := node.(type) {
-		case *parse.TextNode:
-			n += len(node.Text)
-		case *parse.ListNode:
-			if node != nil {
-				for _, c := range node.Nodes {
-					walk(c)
-				}
-			}
-		}
-	}
-	if tmpl.Tree != nil {
-		walk(tmpl.Tree.Root)
-	}
-	return n
 }
