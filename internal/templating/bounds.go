@@ -1,6 +1,7 @@
 package templating
 
 import (
+	"fmt"
 	"strings"
 	"text/template"
 	"text/template/parse"
@@ -54,12 +55,54 @@ func (w *walker) refuse(pos parse.Pos, action string) {
 	w.fail(pos, "templates cannot use %s: %s", action, refusedReasons[action])
 }
 
-// count adds n operations and fails once there are more than maxOperations.
-func (w *walker) count(pos parse.Pos, n int) {
-	w.operations += n
-	if w.operations > maxOperations {
-		w.fail(pos, "the template has more than %d actions, fields and values; a message of %d characters needs far fewer",
-			maxOperations, MaxLength)
+// countOperations fails the walk if the tree under n has more than
+// maxOperations actions, commands and operands, nested ones included. It
+// stops counting there, so refusing a huge template costs no more.
+func (w *walker) countOperations(n parse.Node) {
+	left := maxOperations
+	var count func(parse.Node) bool // false once over the limit
+	count = func(n parse.Node) bool {
+		switch n := n.(type) {
+		case *parse.ListNode:
+			for _, c := range n.Nodes {
+				if !count(c) {
+					return false
+				}
+			}
+			return true
+		case *parse.ActionNode:
+			left--
+			return left >= 0 && count(n.Pipe)
+		case *parse.IfNode:
+			return count(&n.BranchNode)
+		case *parse.WithNode:
+			return count(&n.BranchNode)
+		case *parse.RangeNode:
+			return count(&n.BranchNode)
+		case *parse.BranchNode:
+			left--
+			return left >= 0 && count(n.Pipe) && (n.List == nil || count(n.List)) && (n.ElseList == nil || count(n.ElseList))
+		case *parse.PipeNode:
+			for _, c := range n.Cmds {
+				left -= len(c.Args)
+				if left < 0 {
+					return false
+				}
+				for _, a := range c.Args {
+					if !count(a) {
+						return false
+					}
+				}
+			}
+			return true
+		case *parse.ChainNode:
+			return count(n.Node)
+		}
+		return true // text, comments and operands without parts
+	}
+	if !count(n) && w.err == nil {
+		w.err = &SyntaxError{Msg: fmt.Sprintf("the template has more than %d actions, fields and values; a message of %d characters needs far fewer",
+			maxOperations, MaxLength)}
 	}
 }
 

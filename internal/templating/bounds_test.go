@@ -48,7 +48,9 @@ func TestRefusedAtParse(t *testing.T) {
 		{"argument index before verb", `{{printf "%3.2[1]f" 1.0}}`, 1, []string{"argument indexes"}},
 		{"format from a column", `{{printf .fmt .x}}`, 1, []string{"printf needs its format as a quoted string"}},
 		{"format piped", `{{"%d" | printf}}`, 1, []string{"printf needs its format as a quoted string"}},
-		{"too many operations", strings.Repeat("{{.a}}", maxOperations/2+1), 1, []string{"more than 1000 actions"}},
+		{"too many operations", strings.Repeat("{{.a}}", maxOperations/2+1), 0, []string{"template: the template has more than 1000 actions"}},
+		{"too deeply nested", "{{" + strings.Repeat("(", maxOperations) + ".a" + strings.Repeat(")", maxOperations) + "}}", 0, []string{"more than 1000 actions"}},
+		{"too many branches", strings.Repeat("{{if .a}}", maxOperations/2+1) + strings.Repeat("{{end}}", maxOperations/2+1), 0, []string{"more than 1000 actions"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,7 +52,6 @@ type walker struct {
 	campaign      map[string]bool
 	readsCampaign bool
 	whole         bool
-	operations    int // actions, commands and operands met so far (see maxOperations)
 	err           *SyntaxError
 }
 
@@ -67,6 +66,7 @@ func findUsage(tmpl *template.Template, src string) (usage, *SyntaxError) {
 	}
 	top := scope{dotIsRow: true, dollarIsRow: true, rowVars: map[string]bool{}}
 	if tmpl.Tree != nil {
+		w.countOperations(tmpl.Tree.Root)
 		w.list(tmpl.Tree.Root, top)
 	}
 	if w.err != nil {
@@ -93,13 +93,17 @@ func (w *walker) fail(pos parse.Pos, format string, args ...any) {
 }
 
 // list walks a list of nodes; variables declared in it stay visible until its
-// end, as in text/template.
+// end, as in text/template. The walk stops at the first problem, so a huge
+// template costs no more than maxOperations to refuse.
 func (w *walker) list(l *parse.ListNode, s scope) {
 	if l == nil {
 		return
 	}
 	s = s.child()
 	for _, n := range l.Nodes {
+		if w.err != nil {
+			return
+		}
 		w.node(n, s)
 	}
 }
@@ -107,16 +111,13 @@ func (w *walker) list(l *parse.ListNode, s scope) {
 func (w *walker) node(n parse.Node, s scope) {
 	switch n := n.(type) {
 	case *parse.ActionNode:
-		w.count(n.Position(), 1)
 		w.declare(n.Pipe, s, false)
 	case *parse.IfNode:
-		w.count(n.Position(), 1)
 		inner := s.child()
 		w.declare(n.Pipe, inner, false)
 		w.list(n.List, inner)
 		w.list(n.ElseList, inner)
 	case *parse.WithNode:
-		w.count(n.Position(), 1)
 		inner := s.child()
 		isRow := w.declare(n.Pipe, inner, true)
 		body := inner.child()
@@ -173,10 +174,9 @@ func (w *walker) pipe(p *parse.PipeNode, s scope) {
 }
 
 func (w *walker) command(c *parse.CommandNode, s scope, piped bool) {
-	if len(c.Args) == 0 {
+	if len(c.Args) == 0 || w.err != nil {
 		return
 	}
-	w.count(c.Position(), len(c.Args))
 	if id, ok := c.Args[0].(*parse.IdentifierNode); ok {
 		given := len(c.Args) - 1
 		if piped {

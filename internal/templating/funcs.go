@@ -14,10 +14,12 @@ import (
 // stringFuncs are the functions templates may call besides text/template's
 // built-ins, and the built-ins that build text (print, printf, println, html,
 // js, urlquery) in versions that charge budget with the bytes they read and
-// return, so that one Render cannot make more than maxFunctionBytes of text
+// make, so that one Render cannot handle more than maxFunctionBytes of text
 // however its calls are nested (html of html of html... would grow fivefold
-// each time). With a nil budget nothing is counted: that map serves Parse,
-// which only needs the names.
+// each time). The other built-ins (eq, lt, len, index, slice, and, or, not)
+// make no text and take at most the time to compare two values. With a nil
+// budget nothing is counted: that map serves Parse, which only needs the
+// names.
 //
 // Ours are pure string functions: none reads files, the environment, the
 // network or the clock, so a message depends only on its row and campaign,
@@ -30,8 +32,8 @@ func stringFuncs(budget *workBudget) template.FuncMap {
 		"upper":     budget.mapString(strings.ToUpper),
 		"lower":     budget.mapString(strings.ToLower),
 		"title":     budget.mapString(title),
-		"trim":      budget.mapString(strings.TrimSpace),
-		"firstName": budget.mapString(firstName),
+		"trim":      budget.cutString(strings.TrimSpace),
+		"firstName": budget.cutString(firstName),
 
 		"print":    budget.joinValues(fmt.Sprint),
 		"println":  budget.joinValues(fmt.Sprintln),
@@ -42,7 +44,7 @@ func stringFuncs(budget *workBudget) template.FuncMap {
 	}
 }
 
-// funcArity is how many arguments each of funcs takes, checked at Parse so a
+// funcArity is how many arguments each of our functions takes, checked at Parse so a
 // template like {{default .nick}} is rejected at upload instead of failing
 // for every recipient.
 var funcArity = map[string]int{
@@ -93,8 +95,8 @@ func firstName(name string) string {
 }
 
 // workBudget is what is left of maxFunctionBytes in one Render. Every
-// function charges the bytes it reads before it works and the bytes it
-// returns after, so the text they make together, and the time they take, are
+// function charges the bytes it reads before it works and the bytes it makes
+// after, so the text they make together, and the time they take, are
 // bounded by the budget plus one call's output (at most 6 times its input,
 // for js).
 type workBudget struct {
@@ -124,6 +126,17 @@ func (b *workBudget) mapString(f func(string) string) func(string) (string, erro
 		}
 		out := f(s)
 		return out, b.spend(len(out))
+	}
+}
+
+// cutString charges f, which returns part of its argument: it reads it and
+// makes nothing new.
+func (b *workBudget) cutString(f func(string) string) func(string) (string, error) {
+	return func(s string) (string, error) {
+		if err := b.spend(len(s)); err != nil {
+			return "", err
+		}
+		return f(s), nil
 	}
 }
 
