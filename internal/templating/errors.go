@@ -12,10 +12,12 @@ import (
 var ErrEmptyTemplate = errors.New("template is empty")
 
 // SyntaxError reports a template that cannot be used: bad syntax, an unknown
-// function, a function given the wrong number of arguments, a call to a
-// template that is not defined, or a field that can never have a value (such
-// as {{.campaign.title}}). Its message is meant for the person who wrote the
-// template.
+// function, a function given the wrong number of arguments, a field that can
+// never have a value (such as {{.campaign.title}}), or something templates
+// cannot use because it could run unbounded or print the whole row
+// ({{range}}, {{define}}, {{.}}, a wide printf; see the package doc). Its
+// message is meant for the person who wrote the template and names what is
+// refused.
 type SyntaxError struct {
 	Line int    // 1-based line in the template text; 0 when not known
 	Msg  string // what is wrong, without Go-internal prefixes
@@ -85,7 +87,8 @@ func (e *CampaignColumnError) Error() string {
 }
 
 // RenderError reports a template that failed for one recipient's row, such as
-// a row without a value for a column the template uses.
+// a row without a value for a column the template uses, or functions that
+// handled more text than a Render allows (see the package doc).
 type RenderError struct {
 	Line int    // 1-based line in the template text; 0 when not known
 	Msg  string // what went wrong, without Go-internal prefixes
@@ -106,9 +109,17 @@ func (e *RenderError) Unwrap() error { return e.Err }
 type TooLongError struct {
 	Length int
 	Max    int
+	// Stopped: rendering stopped when the text passed 4 bytes for each
+	// character allowed (no longer message is ever built), so Length counts
+	// the text up to there and the message is longer still.
+	Stopped bool
 }
 
 func (e *TooLongError) Error() string {
+	if e.Stopped {
+		return fmt.Sprintf("rendered message is over the limit: the provider accepts at most %d characters, and rendering stopped after %d",
+			e.Max, e.Length)
+	}
 	return fmt.Sprintf("rendered message is %d characters; the provider accepts at most %d", e.Length, e.Max)
 }
 

@@ -24,8 +24,9 @@ type usage struct {
 	// readsCampaign: the template reads .campaign (the campaign details, or
 	// a column of that name).
 	readsCampaign bool
-	// wholeData: the template uses its data in a way the walk cannot
-	// follow ({{.}}, {{index . $key}}, {{range .}}), so it needs all of it.
+	// wholeData: the template picks a column by a computed name
+	// ({{index . $key}}), which the walk cannot follow, so it needs all of
+	// the row.
 	wholeData bool
 }
 
@@ -46,32 +47,26 @@ func (s scope) child() scope {
 }
 
 type walker struct {
-	tmpl          *template.Template
 	src           string // the template text, to turn node positions into lines
 	fields        map[string]bool
 	campaign      map[string]bool
 	readsCampaign bool
 	whole         bool
 	err           *SyntaxError
-	// templates invoked with {{template}}: being walked (to refuse
-	// recursion), or done (walked once per kind of data).
-	walking map[string]bool
-	done    map[string]bool
 }
 
 // findUsage walks a parsed template and reports the data it reads, or the
-// first problem that would make it fail for every recipient.
+// first problem that would make it fail for every recipient or let it run
+// unbounded (see bounds.go).
 func findUsage(tmpl *template.Template, src string) (usage, *SyntaxError) {
 	w := &walker{
-		tmpl:     tmpl,
 		src:      src,
 		fields:   map[string]bool{},
 		campaign: map[string]bool{},
-		walking:  map[string]bool{tmpl.Name(): true},
-		done:     map[string]bool{},
 	}
 	top := scope{dotIsRow: true, dollarIsRow: true, rowVars: map[string]bool{}}
 	if tmpl.Tree != nil {
+		w.countOperations(tmpl.Tree.Root)
 		w.list(tmpl.Tree.Root, top)
 	}
 	if w.err != nil {
@@ -98,13 +93,17 @@ func (w *walker) fail(pos parse.Pos, format string, args ...any) {
 }
 
 // list walks a list of nodes; variables declared in it stay visible until its
-// end, as in text/template.
+// end, as in text/template. The walk stops at the first problem, so a huge
+// template costs no more than maxOperations to refuse.
 func (w *walker) list(l *parse.ListNode, s scope) {
 	if l == nil {
 		return
 	}
 	s = s.child()
 	for _, n := range l.Nodes {
+		if w.err != nil {
+			return
+		}
 		w.node(n, s)
 	}
 }
@@ -126,21 +125,14 @@ func (w *walker) node(n parse.Node, s scope) {
 		w.list(n.List, body)
 		w.list(n.ElseList, inner) // else (and else with) sees the outer dot
 	case *parse.RangeNode:
-		inner := s.child()
-		w.pipe(n.Pipe, inner) // {{range .}} uses the row whole
-		for _, v := range n.Pipe.Decl {
-			inner.rowVars[v.Ident[0]] = false // index and element
-		}
-		body := inner.child()
-		body.dotIsRow = false
-		w.list(n.List, body)
-		w.list(n.ElseList, inner)
+		w.refuse(n.Position(), "{{range}}")
 	case *parse.TemplateNode:
-		w.template(n, s)
+		w.refuse(n.Position(), "{{"+templateKeyword(w.src, n.Position())+"}}")
 	case *parse.ListNode:
 		w.list(n, s)
 	}
-	// TextNode, CommentNode, BreakNode, ContinueNode read nothing.
+	// TextNode and CommentNode read nothing; BreakNode and ContinueNode
+	// exist only inside {{range}}, which is refused.
 }
 
 // declare walks the pipeline of an action and records what the variables it
@@ -182,7 +174,7 @@ func (w *walker) pipe(p *parse.PipeNode, s scope) {
 }
 
 func (w *walker) command(c *parse.CommandNode, s scope, piped bool) {
-	if len(c.Args) == 0 {
+	if len(c.Args) == 0 || w.err != nil {
 		return
 	}
 	if id, ok := c.Args[0].(*parse.IdentifierNode); ok {
@@ -193,28 +185,41 @@ func (w *walker) command(c *parse.CommandNode, s scope, piped bool) {
 		if want, known := funcArity[id.Ident]; known && given != want {
 			w.fail(id.Position(), "%s takes %s, got %d", id.Ident, plural(want, "argument"), given)
 		}
-		if id.Ident == "index" && len(c.Args) >= 2 {
-			// {{index . "col"}} reads column "col"; literal keys extend the
-			// path, a computed one leaves the walk blind.
-			if path, ok := rowPath(c.Args[1], s); ok {
-				for _, a := range c.Args[2:] {
-					str, lit := a.(*parse.StringNode)
-					if !lit {
-						break
-					}
-					path = append(path, str.Text)
-				}
-				w.ref(path, c.Args[1].Position()) // [] (index . $key): whole row
-				for _, a := range c.Args[2:] {
-					w.arg(a, s)
-				}
-				return
-			}
+		w.checkCall(id, c.Args[1:])
+		if id.Ident == "index" && len(c.Args) > 2 && w.index(c.Args[1], c.Args[2:], s) {
+			return
 		}
 	}
 	for _, a := range c.Args {
 		w.arg(a, s)
 	}
+}
+
+// index walks {{index ROW KEY...}}, and reports whether ROW was the row:
+// {{index . "col"}} reads column "col". Literal keys extend the path; a
+// computed one ({{index . $key}}) leaves the walk blind, so Render then
+// passes the whole row.
+func (w *walker) index(item parse.Node, keys []parse.Node, s scope) bool {
+	path, ok := rowPath(item, s)
+	if !ok {
+		return false
+	}
+	for _, a := range keys {
+		str, lit := a.(*parse.StringNode)
+		if !lit {
+			break
+		}
+		path = append(path, str.Text)
+	}
+	if len(path) == 0 {
+		w.whole = true
+	} else {
+		w.ref(path, item.Position())
+	}
+	for _, a := range keys {
+		w.arg(a, s)
+	}
+	return true
 }
 
 func (w *walker) arg(a parse.Node, s scope) {
@@ -260,7 +265,7 @@ func rowPath(n parse.Node, s scope) ([]string, bool) {
 func (w *walker) ref(path []string, pos parse.Pos) {
 	switch {
 	case len(path) == 0:
-		w.whole = true
+		w.fail(pos, "%s", wholeRowRefusal)
 	case path[0] == campaignKey:
 		// The campaign details, or, when the CSV has a "campaign" column,
 		// that column (CheckColumns sorts that out).
@@ -284,33 +289,6 @@ func (w *walker) ref(path []string, pos parse.Pos) {
 		}
 		w.fields[path[0]] = true
 	}
-}
-
-// template follows {{template "name" pipeline}} into the named template. When
-// the row is passed, what that template reads from its dot and $ is read from
-// the row.
-func (w *walker) template(n *parse.TemplateNode, s scope) {
-	called := w.tmpl.Lookup(n.Name)
-	if called == nil || called.Tree == nil {
-		w.fail(n.Position(), "no template named %q: define it with {{define %q}}...{{end}}", n.Name, n.Name)
-		return
-	}
-	isRow := w.pipeIsRow(n.Pipe, s)
-	if !isRow {
-		w.pipe(n.Pipe, s)
-	}
-	if w.walking[n.Name] {
-		w.fail(n.Position(), "template %q calls itself", n.Name)
-		return
-	}
-	key := fmt.Sprintf("%t/%s", isRow, n.Name)
-	if w.done[key] {
-		return
-	}
-	w.done[key] = true
-	w.walking[n.Name] = true
-	w.list(called.Tree.Root, scope{dotIsRow: isRow, dollarIsRow: isRow, rowVars: map[string]bool{}})
-	w.walking[n.Name] = false
 }
 
 func plural(n int, word string) string {

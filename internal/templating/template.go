@@ -38,6 +38,44 @@
 // None reads files, the environment, the network or the clock: a message
 // depends only on its row and campaign, so a preview shows what is sent.
 // Output is plain text; nothing is HTML-escaped.
+//
+// # Bounded by construction
+//
+// Templates come from users and run in the worker for every recipient, so
+// Parse accepts only templates that render any row within a small, fixed
+// cost. It refuses, with a *SyntaxError naming the construct:
+//   - {{range}} (and so {{break}}, {{continue}}), {{template}}, {{define}},
+//     {{block}} and call: a row's fields are plain text, so there is nothing
+//     to loop over, no other template and no function to call;
+//   - {{.}} (or $) where it is the whole row: it would print every column,
+//     internal notes included, to the customer. {{index . "col"}}, {{with}}
+//     and {{$r := .}} stay allowed;
+//   - printf whose format is not a quoted string in the template, or has a
+//     width or precision over 64, a * width or an argument index ("%[1]s"):
+//     each verb then prints its own argument once, padded by at most 64;
+//   - more than 1000 actions, commands and operands, nested ones included.
+//
+// {{if}}/{{else}} and {{with}} stay. With no loop and no template call, each
+// node of the tree runs at most once, so a Render does at most 1000
+// operations. What each may cost is bounded too:
+//   - Text written: Render writes into a buffer that stops it once the
+//     message passes 4*(MaxLength+1) bytes (leading whitespace aside), with a
+//     *TooLongError; no longer message is ever built.
+//   - Text made by functions: ours and the built-ins that make text (print,
+//     printf, println, html, js, urlquery) charge a per-Render budget of 64
+//     KiB with the bytes they read before working and the bytes they make
+//     after; past it they fail (a *RenderError). One call makes at most 6
+//     times what it reads (js), plus printf's padding, so nesting cannot grow
+//     text without end.
+//   - The other built-ins (eq, ne, lt, le, gt, ge, and, or, not, len, index,
+//     slice) make no text; the slowest compares two values of at most a
+//     row's 64 KiB.
+//
+// So a Render costs at most about 1000 operations of text/template (some
+// 100 KB and a millisecond), 64 KiB of function text plus one call's
+// overshoot (at most 6 times 64 KiB), a few hundred compares of at most 64
+// KiB each, and an 8 KB message: under the 10 ms and 1 MB that FuzzTemplate
+// asserts for any accepted template and any row of up to 64 KiB.
 package templating
 
 import (
@@ -45,8 +83,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
-	"text/template/parse"
 	"unicode/utf8"
 )
 
@@ -63,37 +101,37 @@ type Campaign struct {
 // Template is a parsed message template. It does not change after Parse and
 // is safe for concurrent use.
 type Template struct {
-	name     string
-	src      string
-	tmpl     *template.Template
-	used     usage
-	sizeHint int // bytes of literal text, to size the output once
+	name string
+	src  string
+	tmpl *template.Template // as parsed; Render runs clones of it
+	used usage
+	// renderers holds *renderer, each with its own budget for the
+	// functions, so Render may run from many goroutines.
+	renderers sync.Pool
 }
 
 // Parse parses a message template. name is used for nothing but Name; errors
 // are about lines of text. Text that is empty or only whitespace is
 // ErrEmptyTemplate; a template that cannot work is a *SyntaxError (bad
 // syntax, an unknown function, a function given the wrong number of
-// arguments, a field that can never have a value).
+// arguments, a field that can never have a value), and so is one that uses
+// what the package doc lists as refused, to keep Render bounded.
 func Parse(name, text string) (*Template, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, ErrEmptyTemplate
 	}
-	tmpl, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)
+	tmpl, err := template.New(name).Option("missingkey=error").Funcs(stringFuncs(nil)).Parse(text)
 	if err != nil {
 		return nil, syntaxError(err, name)
 	}
 	used, serr := findUsage(tmpl, text)
+	if serr == nil {
+		serr = definitionProblem(tmpl, name, text)
+	}
 	if serr != nil {
 		return nil, serr
 	}
-	return &Template{
-		name:     name,
-		src:      text,
-		tmpl:     tmpl,
-		used:     used,
-		sizeHint: literalBytes(tmpl) + 16*len(used.fields),
-	}, nil
+	return &Template{name: name, src: text, tmpl: tmpl, used: used}, nil
 }
 
 // ParseFS reads the template file name from fsys (such as os.DirFS of the
@@ -115,8 +153,8 @@ func (t *Template) Source() string { return t.src }
 
 // Fields returns the row columns the template references, sorted, each once.
 // The campaign details ({{.campaign.name}}) are not columns and are not
-// listed. Fields inside {{range}} and {{with}} bodies, where dot is not the
-// row, are not listed either; $.col there is.
+// listed. Fields inside {{with}} bodies, where dot is not the row, are not
+// listed either; $.col there is.
 func (t *Template) Fields() []string { return slices.Clone(t.used.fields) }
 
 // CheckColumns reports whether rows with the given columns (normalized
@@ -165,9 +203,38 @@ func (t *Template) CheckColumns(columns []string) error {
 // anything in a chat message, and template files end with a newline.
 //
 // A result longer than MaxLength code points is a *TooLongError. The text is
-// returned with it, so a preview can show what is too long.
+// returned with it, so a preview can show what is too long. Rendering stops
+// once the text passes 4*(MaxLength+1) bytes, too long whatever code points
+// they hold; the text returned then is what came before, and the error says
+// rendering stopped.
 func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
-	var data any = row
+	r, _ := t.renderers.Get().(*renderer)
+	if r == nil {
+		var err error
+		if r, err = newRenderer(t.tmpl); err != nil {
+			return "", &RenderError{Msg: err.Error(), Err: err}
+		}
+	}
+	defer t.renderers.Put(r)
+	err := r.execute(t.data(row, c))
+	msg := strings.TrimSpace(string(r.out.buf))
+	switch {
+	case errors.Is(err, errMessageTooLong):
+		return msg, &TooLongError{Length: utf8.RuneCountInString(msg), Max: MaxLength, Stopped: true}
+	case err != nil:
+		return "", renderError(err, t.name)
+	}
+	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
+		if n := utf8.RuneCountInString(msg); n > MaxLength {
+			return msg, &TooLongError{Length: n, Max: MaxLength}
+		}
+	}
+	return msg, nil
+}
+
+// data is what the template executes on: the row itself when the template
+// reads no campaign details, else a copy with them.
+func (t *Template) data(row map[string]string, c Campaign) any {
 	switch {
 	case t.used.wholeData:
 		m := make(map[string]any, len(row)+1)
@@ -175,7 +242,7 @@ func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
 		for k, v := range row {
 			m[k] = v // a "campaign" column wins
 		}
-		data = m
+		return m
 	case t.used.readsCampaign:
 		// Copy only what the template reads: rows may have many columns.
 		m := make(map[string]any, len(t.used.fields)+1)
@@ -188,45 +255,11 @@ func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
 				m[f] = v
 			}
 		}
-		data = m
+		return m
 	}
-	// Otherwise the row itself is the data: no copy.
-	var b strings.Builder
-	b.Grow(t.sizeHint)
-	if err := t.tmpl.Execute(&b, data); err != nil {
-		return "", renderError(err, t.name)
-	}
-	msg := strings.TrimSpace(b.String())
-	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
-		if n := utf8.RuneCountInString(msg); n > MaxLength {
-			return msg, &TooLongError{Length: n, Max: MaxLength}
-		}
-	}
-	return msg, nil
+	return row // no copy
 }
 
 func campaignData(c Campaign) map[string]string {
 	return map[string]string{"name": c.Name, "id": c.ID}
-}
-
-// literalBytes sums the literal text of a template, its minimum output.
-func literalBytes(tmpl *template.Template) int {
-	n := 0
-	var walk func(parse.Node)
-	walk = func(node parse.Node) {
-		switch node := node.(type) {
-		case *parse.TextNode:
-			n += len(node.Text)
-		case *parse.ListNode:
-			if node != nil {
-				for _, c := range node.Nodes {
-					walk(c)
-				}
-			}
-		}
-	}
-	if tmpl.Tree != nil {
-		walk(tmpl.Tree.Root)
-	}
-	return n
 }
