@@ -84,8 +84,8 @@ func (c *creation) contacts(stream func(context.Context, campaign.Draft) (*campa
 	return true
 }
 
-// finish answers a request that has been read whole: the held campaign is
-// released with every field, or the spooled contacts are imported now.
+// finish answers a request that has been read whole: spooled contacts are
+// imported now, and the held campaign is released with every field.
 // missing is the answer when no contacts came.
 func (c *creation) finish(missing *campaign.InputError, importSpooled func(context.Context, campaign.Draft, *os.File) (*campaign.Campaign, error)) {
 	if !c.contactsSeen {
@@ -97,21 +97,30 @@ func (c *creation) finish(missing *campaign.InputError, importSpooled func(conte
 		c.fail(problem)
 		return
 	}
-	var (
-		result *campaign.Campaign
-		err    error
-	)
-	if c.held != nil {
-		result, err = c.s.importer.Release(c.r.Context(), c.held, c.early, final)
-	} else if _, err = c.spooled.Seek(0, io.SeekStart); err == nil {
-		// Not held: the whole request is here, nothing can change it now.
-		result, err = importSpooled(c.r.Context(), final, c.spooled)
+	final.Hold = true
+	if c.held == nil {
+		// Held as well, though no field can change it now: a failure before
+		// the answer must leave it to be cancelled, not sending.
+		held, err := c.importSpooled(final, importSpooled)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.held, c.early = held, final
 	}
+	result, err := c.s.importer.Release(c.r.Context(), c.held, c.early, final)
 	if err != nil {
 		c.fail(err)
 		return
 	}
 	c.s.created(c.w, c.r, result)
+}
+
+func (c *creation) importSpooled(d campaign.Draft, importFile func(context.Context, campaign.Draft, *os.File) (*campaign.Campaign, error)) (*campaign.Campaign, error) {
+	if _, err := c.spooled.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read the spooled contacts: %w", err)
+	}
+	return importFile(c.r.Context(), d, c.spooled)
 }
 
 // uploadRetryAfter is what a client is told to wait after Redis failed.

@@ -7,6 +7,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,7 +133,7 @@ func TestFieldsAfterContactsAreHonoured(t *testing.T) {
 					t.Fatalf("a late send_at %s: the campaign is %s, send_at %v; want scheduled then", sendAt, created.Status, created.SendAt)
 				}
 			}
-			if !equalStrings(created.Accounts, tc.accounts) {
+			if !slices.Equal(created.Accounts, tc.accounts) {
 				t.Errorf("accounts %v, want %v", created.Accounts, tc.accounts)
 			}
 			if tc.fileUID != "" && created.Credits.Estimated != 2*int64(len(mine)) {
@@ -161,7 +162,7 @@ func TestFieldsAfterContactsAreHonoured(t *testing.T) {
 
 func checkLateMessage(t *testing.T, m sandbox.Message, accounts []string, label, fileUID string, sendAt *time.Time) {
 	t.Helper()
-	if len(accounts) > 0 && !contains(accounts, m.Sender) {
+	if len(accounts) > 0 && !slices.Contains(accounts, m.Sender) {
 		t.Errorf("%s got its message from %q; want one of the late accounts %v", m.Recipient, m.Sender, accounts)
 	}
 	if m.Label != label || m.FileUID != fileUID {
@@ -170,27 +171,6 @@ func checkLateMessage(t *testing.T, m sandbox.Message, accounts []string, label,
 	if sendAt != nil && m.ReceivedAt.Before(*sendAt) {
 		t.Errorf("%s got its message at %s, before the late send_at %s", m.Recipient, m.ReceivedAt, sendAt)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestMistakesAfterStreamedContactsLeaveNothing: a field after contacts

@@ -3,7 +3,6 @@ package campaign
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -547,35 +546,6 @@ func (r *importRun) abort(cause error) error {
 	err := r.im.cancelUpload(r.c.ID, reason)
 	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Cancelled: err == nil, Err: cause}
 }
-
-// AbortedImportError says that an upload broke off after a campaign had been
-// created; that campaign has been cancelled, or, when Cancelled is false,
-// will be by the janitor.
-type AbortedImportError struct {
-	CampaignID string
-	Recipients int64
-	Cancelled  bool
-	Err        error
-}
-
-func (e *AbortedImportError) Error() string {
-	done := "was cancelled"
-	if !e.Cancelled {
-		done = "will be cancelled as soon as Redis answers again"
-	}
-	return fmt.Sprintf("%s after %d recipients; campaign %s %s: %v", whatStopped(e.Err), e.Recipients, e.CampaignID, done, e.Err)
-}
-
-// whatStopped says, for people, what ended an import early.
-func whatStopped(cause error) string {
-	var se *StoreError
-	if errors.As(cause, &se) {
-		return "the import stopped (Redis failed)"
-	}
-	return "the upload broke off"
-}
-
-func (e *AbortedImportError) Unwrap() error { return e.Err }
 
 // newID makes a campaign id that sorts by creation time: the time in base 36
 // and six random base-36 digits.

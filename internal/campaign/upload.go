@@ -38,6 +38,36 @@ type ReadError struct{ Err error }
 func (e *ReadError) Error() string { return "the upload cannot be read: " + e.Err.Error() }
 func (e *ReadError) Unwrap() error { return e.Err }
 
+// AbortedImportError says that an import failed (the upload broke off, or
+// Redis failed: Err says which) after its campaign had been created; that
+// campaign has been cancelled, or, when Cancelled is false, will be by the
+// janitor.
+type AbortedImportError struct {
+	CampaignID string
+	Recipients int64
+	Cancelled  bool
+	Err        error
+}
+
+func (e *AbortedImportError) Error() string {
+	done := "was cancelled"
+	if !e.Cancelled {
+		done = "will be cancelled as soon as Redis answers again"
+	}
+	return fmt.Sprintf("%s after %d recipients; campaign %s %s: %v", whatStopped(e.Err), e.Recipients, e.CampaignID, done, e.Err)
+}
+
+func (e *AbortedImportError) Unwrap() error { return e.Err }
+
+// whatStopped says, for people, what ended an import early.
+func whatStopped(cause error) string {
+	var se *StoreError
+	if errors.As(cause, &se) {
+		return "the import stopped (Redis failed)"
+	}
+	return "the upload broke off"
+}
+
 // storeFailed marks err, from a Redis call made with ctx, as a StoreError,
 // unless it is ctx's own end (the client left) or already marked.
 func storeFailed(ctx context.Context, err error) error {
