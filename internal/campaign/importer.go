@@ -419,7 +419,6 @@ func (r *importRun) write(ctx context.Context, items <-chan importItem, batches 
 			if err := r.create(ctx); err != nil {
 				return err
 			}
-			r.created = true
 			rejected = append(r.heldRejected, rejected...)
 			r.heldRejected = nil
 		}
@@ -497,6 +496,7 @@ func (r *importRun) create(ctx context.Context) error {
 	if err := r.im.store.create(ctx, r.c, r.lay.columns[r.lay.phone], true); err != nil {
 		return storeFailed(ctx, err)
 	}
+	r.created = true // from here on, a failure cancels it
 	return storeFailed(ctx, r.im.store.beginUpload(ctx, r.c.ID, r.hold, r.im.now()))
 }
 
@@ -539,10 +539,11 @@ func (r *importRun) abort(cause error) error {
 	if !r.created {
 		return cause
 	}
-	reason := fmt.Sprintf("%s after %d recipients: %v", whatStopped(cause), r.accepted, cause)
+	sent := ""
 	if r.hold {
-		reason = fmt.Sprintf("%s after %d recipients; nothing was sent: %v", whatStopped(cause), r.accepted, cause)
+		sent = "; nothing was sent"
 	}
+	reason := fmt.Sprintf("%s after %d recipients%s: %v", whatStopped(cause), r.accepted, sent, cause)
 	err := r.im.cancelUpload(r.c.ID, reason)
 	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Cancelled: err == nil, Err: cause}
 }
