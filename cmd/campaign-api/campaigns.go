@@ -38,10 +38,8 @@ var createFields = map[string]int64{
 }
 
 // createCampaign takes a multipart form: contacts (the CSV) and the fields
-// above. The CSV is streamed into the import as it arrives when the template
-// came before it (the documented order: contacts last); a template that comes
-// after contacts makes the file wait in a temporary file until the form has
-// been read, so that nothing is sent before the campaign is fully known.
+// above, in any order (creation.go). Contacts after the template are
+// imported while they upload, the fast path.
 func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > s.maxUploadBytes {
 		s.tooLarge(w, "")
@@ -64,99 +62,55 @@ func (s *server) createCampaign(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
 		return
 	}
-
-	form := map[string]string{}
-	var (
-		result      *campaign.Campaign
-		importErr   error
-		spooled     *os.File
-		contactsSet bool
-	)
-	defer func() { discardSpool(spooled) }()
+	c := s.newCreation(w, r)
+	defer c.close()
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			s.formError(w, r, err)
+			c.fail(&campaign.ReadError{Err: err})
 			return
 		}
-		name := part.FormName()
-		if name == "contacts" {
-			if contactsSet {
-				writeError(w, http.StatusBadRequest, "validation_error", "send one contacts file", []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the form has more than one contacts part"}})
-				return
+		if part.FormName() == "contacts" {
+			stream := func(ctx context.Context, d campaign.Draft) (*campaign.Campaign, error) {
+				return s.importer.Import(ctx, d, part)
 			}
-			contactsSet = true
-			if form["template"] != "" || form["template_name"] != "" {
-				draft, problem := s.draft(form)
-				if problem != nil {
-					writeProblem(w, problem)
-					return
-				}
-				result, importErr = s.importer.Import(r.Context(), draft, part)
-				if importErr != nil {
-					s.importFailed(w, r, importErr)
-					return
-				}
-				// The campaign is under way: the form must end here.
-				s.endAfterStreamedContacts(w, r, result, func() (string, error) {
-					next, err := mr.NextPart()
-					if err != nil {
-						return "", err
-					}
-					return next.FormName(), nil
-				})
-				return
-			}
-			if spooled, err = spool(part); err != nil {
-				s.formError(w, r, err)
+			if !c.contacts(stream, func() (*os.File, error) { return spool(part) }) {
 				return
 			}
 			continue
 		}
-		limit, known := createFields[name]
-		if !known {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("unknown field %q", name),
-				[]campaign.Problem{{Fields: []string{name}, Msg: "unknown field; known fields: contacts, " + strings.Join(sortedKeys(createFields), ", ")}})
+		if err := readFormField(c, part); err != nil {
+			c.fail(err)
 			return
 		}
-		if _, dup := form[name]; dup {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is sent twice", name), []campaign.Problem{{Fields: []string{name}, Msg: "sent twice"}})
-			return
-		}
-		value, err := io.ReadAll(io.LimitReader(part, limit+1))
-		if err != nil {
-			s.formError(w, r, err)
-			return
-		}
-		if int64(len(value)) > limit {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is longer than %d bytes", name, limit), []campaign.Problem{{Fields: []string{name}, Msg: "too long"}})
-			return
-		}
-		form[name] = string(value)
 	}
-	if !contactsSet {
-		writeError(w, http.StatusBadRequest, "validation_error", "no contacts file: send the CSV as the form field contacts",
-			[]campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}})
-		return
+	missing := &campaign.InputError{Msg: "no contacts file: send the CSV as the form field contacts",
+		Problems: []campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}}}
+	c.finish(missing, func(ctx context.Context, d campaign.Draft, f *os.File) (*campaign.Campaign, error) {
+		return s.importer.Import(ctx, d, f)
+	})
+}
+
+// readFormField reads a form field other than contacts into c.
+func readFormField(c *creation, part *multipart.Part) error {
+	name := part.FormName()
+	limit, known := createFields[name]
+	if !known {
+		return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", name),
+			Problems: []campaign.Problem{{Fields: []string{name}, Msg: "unknown field; known fields: contacts, " + strings.Join(sortedKeys(createFields), ", ")}}}
 	}
-	draft, problem := s.draft(form)
-	if problem != nil {
-		writeProblem(w, problem)
-		return
+	value, err := io.ReadAll(io.LimitReader(part, limit+1))
+	if err != nil {
+		return &campaign.ReadError{Err: err}
 	}
-	if _, err := spooled.Seek(0, io.SeekStart); err != nil {
-		s.internalError(w, r, err)
-		return
+	if int64(len(value)) > limit {
+		return &campaign.InputError{Msg: fmt.Sprintf("field %q is longer than %d bytes", name, limit),
+			Problems: []campaign.Problem{{Fields: []string{name}, Msg: "too long"}}}
 	}
-	result, importErr = s.importer.Import(r.Context(), draft, spooled)
-	if importErr != nil {
-		s.importFailed(w, r, importErr)
-		return
-	}
-	s.created(w, r, result)
+	return c.setField(name, string(value))
 }
 
 // created answers a new campaign, and lists its sender accounts for
@@ -263,7 +217,7 @@ func spool(part *multipart.Part) (*os.File, error) {
 	}
 	if _, err := io.Copy(f, part); err != nil {
 		discardSpool(f)
-		return nil, err
+		return nil, &campaign.ReadError{Err: err}
 	}
 	return f, nil
 }
@@ -275,29 +229,6 @@ func discardSpool(f *os.File) {
 	}
 	f.Close()
 	os.Remove(f.Name())
-}
-
-func (s *server) importFailed(w http.ResponseWriter, r *http.Request, err error) {
-	var in *campaign.InputError
-	var aborted *campaign.AbortedImportError
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &in):
-		writeProblem(w, in)
-	case errors.As(err, &tooBig):
-		id := ""
-		if errors.As(err, &aborted) {
-			id = aborted.CampaignID
-		}
-		s.tooLarge(w, id)
-	case errors.As(err, &aborted):
-		s.log.Warn("upload broke off", zap.String("campaign", aborted.CampaignID), zap.Error(aborted.Err))
-		writeError(w, http.StatusBadRequest, "validation_error", aborted.Error(), []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the upload broke off"}})
-	case r.Context().Err() != nil:
-		s.log.Info("client went away during an upload", zap.Error(err))
-	default:
-		s.internalError(w, r, err)
-	}
 }
 
 func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
@@ -312,41 +243,14 @@ func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
 }
 
-func (s *server) tooLarge(w http.ResponseWriter, cancelledCampaign string) {
+// tooLarge answers an upload over MAX_UPLOAD_BYTES; ended says what became
+// of a campaign created from the part that arrived ("": none).
+func (s *server) tooLarge(w http.ResponseWriter, ended string) {
 	msg := fmt.Sprintf("the upload is larger than the limit of %s (MAX_UPLOAD_BYTES)", humanBytes(s.maxUploadBytes))
-	if cancelledCampaign != "" {
-		msg += "; campaign " + cancelledCampaign + ", created from the part that arrived, was cancelled"
+	if ended != "" {
+		msg += "; " + ended
 	}
 	writeError(w, http.StatusRequestEntityTooLarge, "payload_too_large", msg, []campaign.Problem{{Fields: []string{"contacts"}, Msg: msg}})
-}
-
-// endAfterStreamedContacts answers a request whose contacts were imported
-// as they arrived: the campaign is under way, so the request must end with
-// them. next reads what comes after ("" at the end). Anything else — a
-// field, a second contacts part, a broken stream — cancels the campaign and
-// says so: neither ignored nor half applied, and a client that retries is
-// not sending the same people a second campaign.
-func (s *server) endAfterStreamedContacts(w http.ResponseWriter, r *http.Request, c *campaign.Campaign, next func() (string, error)) {
-	field, err := next()
-	if err == io.EOF {
-		s.created(w, r, c)
-		return
-	}
-	reason, problem := "", campaign.Problem{}
-	if err != nil {
-		reason = "the request broke off after its contacts: " + err.Error()
-		problem = campaign.Problem{Fields: []string{"body"}, Msg: "broke off after contacts"}
-	} else {
-		reason = "the request sent " + field + " after contacts"
-		problem = campaign.Problem{Fields: []string{field}, Msg: "came after contacts"}
-	}
-	// The cancel must happen even when the client has gone.
-	if _, err := s.store.Cancel(context.WithoutCancel(r.Context()), c.ID, reason, time.Now()); err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	msg := fmt.Sprintf("%s; contacts must come last. Campaign %s was started from what came first and has been cancelled.", reason, c.ID)
-	writeError(w, http.StatusBadRequest, "validation_error", msg, []campaign.Problem{problem})
 }
 
 func writeProblem(w http.ResponseWriter, e *campaign.InputError) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +20,10 @@ import (
 //	 "label":"…","file_uid":"…","window":{"days":"mon-fri","hours":"09:00-18:00","zone":"…"},
 //	 "contacts":[{"phone":"+1…","name":"Ann"}, …]}
 //
-// The contacts array is read one object at a time, never held whole: it is
-// imported as it arrives when the template came before it, and otherwise
-// spooled to a temporary file (one object a line) until the body is read,
-// as the multipart form does.
+// Keys may come in any order (creation.go). The contacts array is read one
+// object at a time, never held whole: it is imported as it arrives when the
+// template came before it, and otherwise spooled to a temporary file (one
+// object a line) until the body is read, as the multipart form does.
 func (s *server) createCampaignJSON(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bufio.NewReaderSize(r.Body, 64<<10))
 	dec.UseNumber()
@@ -30,116 +31,96 @@ func (s *server) createCampaignJSON(w http.ResponseWriter, r *http.Request) {
 		s.jsonBodyError(w, r, err)
 		return
 	}
-	form := map[string]string{}
-	var (
-		spooled      *os.File
-		seenContacts bool
-	)
-	defer func() { discardSpool(spooled) }()
+	c := s.newCreation(w, r)
+	defer c.close()
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			s.jsonBodyError(w, r, err)
+			c.fail(jsonReadError(err))
 			return
 		}
 		key, _ := tok.(string)
-		switch key {
-		case "contacts":
-			if seenContacts {
-				writeProblem(w, fieldProblem("contacts", "contacts is sent twice"))
+		if key != "contacts" {
+			if err := readJSONField(c, dec, key); err != nil {
+				c.fail(err)
 				return
 			}
-			seenContacts = true
-			if err := expectDelim(dec, '['); err != nil {
-				writeProblem(w, fieldProblem("contacts", "contacts is a JSON array of objects"))
-				return
-			}
-			if form["template"] != "" || form["template_name"] != "" {
-				draft, problem := s.draft(form)
-				if problem != nil {
-					writeProblem(w, problem)
-					return
-				}
-				result, err := s.importer.ImportJSON(r.Context(), draft, dec, true)
-				if err != nil {
-					s.importFailed(w, r, err)
-					return
-				}
-				// The campaign is under way: the object must end here.
-				s.endAfterStreamedContacts(w, r, result, func() (string, error) {
-					if dec.More() {
-						tok, err := dec.Token()
-						if err != nil {
-							return "", err
-						}
-						key, _ := tok.(string)
-						return key, nil
-					}
-					if err := expectDelim(dec, '}'); err != nil {
-						return "", err
-					}
-					return "", io.EOF
-				})
-				return
-			}
-			if spooled, err = spoolJSON(dec); err != nil {
-				s.jsonBodyError(w, r, err)
-				return
-			}
-		case "name", "template", "template_name", "send_at", "label", "file_uid":
-			var v string
-			if err := dec.Decode(&v); err != nil {
-				writeProblem(w, fieldProblem(key, key+" is a string"))
-				return
-			}
-			form[key] = v
-		case "accounts":
-			var v []string
-			if err := dec.Decode(&v); err != nil {
-				writeProblem(w, fieldProblem(key, "accounts is a list of phone numbers"))
-				return
-			}
-			form[key] = strings.Join(v, ",")
-		case "window":
-			var v struct{ Days, Hours, Zone string }
-			if err := dec.Decode(&v); err != nil {
-				writeProblem(w, fieldProblem(key, `window is {"days":"mon-fri","hours":"09:00-18:00","zone":"Europe/Madrid"}`))
-				return
-			}
-			form["window_days"], form["window_hours"], form["window_zone"] = v.Days, v.Hours, v.Zone
-		default:
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("unknown field %q", key),
-				[]campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, file_uid, label, name, send_at, template, template_name, window"}})
+			continue
+		}
+		if err := expectDelim(dec, '['); err != nil {
+			c.fail(fieldProblem("contacts", "contacts is a JSON array of objects"))
+			return
+		}
+		stream := func(ctx context.Context, d campaign.Draft) (*campaign.Campaign, error) {
+			return s.importer.ImportJSON(ctx, d, dec, true)
+		}
+		if !c.contacts(stream, func() (*os.File, error) { return spoolJSON(dec) }) {
 			return
 		}
 	}
 	if err := expectDelim(dec, '}'); err != nil {
-		s.jsonBodyError(w, r, err)
+		c.fail(jsonReadError(err))
 		return
 	}
-	switch {
-	case !seenContacts:
-		writeError(w, http.StatusBadRequest, "validation_error", "no contacts: send them as the array contacts",
-			[]campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}})
-	default:
-		draft, problem := s.draft(form)
-		if problem != nil {
-			writeProblem(w, problem)
-			return
-		}
-		if _, err := spooled.Seek(0, io.SeekStart); err != nil {
-			s.internalError(w, r, err)
-			return
-		}
-		sdec := json.NewDecoder(bufio.NewReaderSize(spooled, 64<<10))
+	missing := &campaign.InputError{Msg: "no contacts: send them as the array contacts",
+		Problems: []campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}}}
+	c.finish(missing, func(ctx context.Context, d campaign.Draft, f *os.File) (*campaign.Campaign, error) {
+		sdec := json.NewDecoder(bufio.NewReaderSize(f, 64<<10))
 		sdec.UseNumber()
-		result, err := s.importer.ImportJSON(r.Context(), draft, sdec, false)
-		if err != nil {
-			s.importFailed(w, r, err)
-			return
+		return s.importer.ImportJSON(ctx, d, sdec, false)
+	})
+}
+
+// readJSONField reads the value of key, a field other than contacts, into c.
+func readJSONField(c *creation, dec *json.Decoder, key string) error {
+	switch key {
+	case "name", "template", "template_name", "send_at", "label", "file_uid":
+		var v string
+		if err := decodeField(dec, &v, key, key+" is a string"); err != nil {
+			return err
 		}
-		s.created(w, r, result)
+		return c.setField(key, v)
+	case "accounts":
+		var v []string
+		if err := decodeField(dec, &v, key, "accounts is a list of phone numbers"); err != nil {
+			return err
+		}
+		return c.setField(key, strings.Join(v, ","))
+	case "window":
+		var v struct{ Days, Hours, Zone string }
+		if err := decodeField(dec, &v, key, `window is {"days":"mon-fri","hours":"09:00-18:00","zone":"Europe/Madrid"}`); err != nil {
+			return err
+		}
+		return errors.Join(c.setField("window_days", v.Days), c.setField("window_hours", v.Hours), c.setField("window_zone", v.Zone))
 	}
+	return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", key),
+		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, file_uid, label, name, send_at, template, template_name, window"}}}
+}
+
+// decodeField decodes a field's value: a value of the wrong type is the
+// user's mistake (wrongType), anything else a body that broke off or is not
+// JSON.
+func decodeField(dec *json.Decoder, v any, key, wrongType string) error {
+	err := dec.Decode(v)
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fieldProblem(key, wrongType)
+	}
+	return jsonReadError(err)
+}
+
+// jsonReadError marks a failure to read the JSON body (nil: none).
+func jsonReadError(err error) error {
+	var syntax *json.SyntaxError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &syntax):
+		return &campaign.ReadError{Err: fmt.Errorf("not valid JSON at byte %d: %w", syntax.Offset, err)}
+	case err == io.EOF:
+		return &campaign.ReadError{Err: io.ErrUnexpectedEOF} // the body ended inside the object
+	}
+	return &campaign.ReadError{Err: err}
 }
 
 func expectDelim(dec *json.Decoder, want json.Delim) error {
@@ -168,19 +149,20 @@ func spoolJSON(dec *json.Decoder) (*os.File, error) {
 }
 
 // copyJSONLines writes the rest of dec's array to w, one value a line, and
-// reads the closing ']'.
+// reads the closing ']'. A failure to read the body is a ReadError; one to
+// write w is not.
 func copyJSONLines(dec *json.Decoder, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for dec.More() {
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
-			return err
+			return jsonReadError(err)
 		}
 		bw.Write(v)
 		bw.WriteByte('\n')
 	}
 	if _, err := dec.Token(); err != nil {
-		return err
+		return jsonReadError(err)
 	}
 	return bw.Flush()
 }

@@ -100,7 +100,7 @@ func httptestServer(t *testing.T, srv *server) *httptest.Server {
 
 // startWorker runs a worker in this process until the test ends, on a Redis
 // connection of its own, as a separate process would have.
-func (h *harness) startWorker() *app.Worker {
+func (h *harness) startWorker(opts ...app.WorkerOption) *app.Worker {
 	h.t.Helper()
 	rdb, err := app.OpenRedis(h.t.Context(), h.cfg, app.ForWorker, h.log)
 	if err != nil {
@@ -111,7 +111,7 @@ func (h *harness) startWorker() *app.Worker {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	w := app.NewWorker(h.cfg, rdb, prov, h.log)
+	w := app.NewWorker(h.cfg, rdb, prov, h.log, opts...)
 	if err := w.Start(); err != nil {
 		h.t.Fatal(err)
 	}

@@ -25,6 +25,9 @@ type Worker struct {
 	// recurring starts the runs of recurring campaigns: every replica runs
 	// one, and a tick claim in Redis lets one of them start each tick.
 	recurring *campaign.RecurringScheduler
+	// janitor cancels campaigns whose upload stopped arriving and that
+	// nobody could cancel (every replica runs one; a lock takes turns).
+	janitor *campaign.UploadJanitor
 
 	stopSync context.CancelFunc
 	syncDone sync.WaitGroup
@@ -34,8 +37,26 @@ type Worker struct {
 // share so they are never starved by a big campaign.
 var queues = map[string]int{campaign.QueueSend: 6, campaign.QueueStatus: 2, campaign.QueueControl: 2, "default": 1}
 
+// WorkerOption changes how a worker is assembled (tests shorten its timers).
+type WorkerOption func(*workerOptions)
+
+type workerOptions struct {
+	janitorEvery, uploadStall time.Duration
+}
+
+// WithUploadJanitor sets how often the upload janitor looks and how long an
+// upload may make no progress before its campaign is ended (defaults:
+// campaign.DefaultJanitorEvery, campaign.DefaultUploadStall).
+func WithUploadJanitor(every, stallAfter time.Duration) WorkerOption {
+	return func(o *workerOptions) { o.janitorEvery, o.uploadStall = every, stallAfter }
+}
+
 // NewWorker assembles a worker on rdb sending through the provider.
-func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger) *Worker {
+func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...WorkerOption) *Worker {
+	var o workerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// The client itself, not the wrapper: what it can do beyond
 	// sender.Provider (looking up sent messages) is found by type.
 	provider := p.Provider
@@ -97,7 +118,8 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger) *Worker {
 		}),
 	})
 	return &Worker{server: server, mux: mux, syncer: syncer, queue: queue, log: log,
-		recurring: campaign.NewRecurringScheduler(recurring, queue, log.Named("recurring"))}
+		recurring: campaign.NewRecurringScheduler(recurring, queue, log.Named("recurring")),
+		janitor:   campaign.NewUploadJanitor(store, o.janitorEvery, o.uploadStall, log.Named("janitor"))}
 }
 
 // Start starts processing and returns; Shutdown stops it.
@@ -113,6 +135,11 @@ func (w *Worker) Start() error {
 	go func() {
 		defer w.syncDone.Done()
 		w.recurring.Run(ctx)
+	}()
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.janitor.Run(ctx)
 	}()
 	if err := w.server.Start(w.mux); err != nil {
 		cancel()

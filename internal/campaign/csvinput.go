@@ -94,7 +94,7 @@ func openCSV(r io.Reader) (*csvInput, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(peekSize)
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return nil, err
+		return nil, &ReadError{Err: err}
 	}
 	if len(bytes.TrimSpace(head)) == 0 {
 		return nil, inputErr("contacts", "the contacts file is empty")
@@ -121,6 +121,10 @@ func openCSV(r io.Reader) (*csvInput, error) {
 	rec, err := cr.Read()
 	if err == io.EOF {
 		return nil, inputErr("contacts", "the contacts file is empty")
+	}
+	var perr *csv.ParseError
+	if err != nil && !errors.As(err, &perr) {
+		return nil, &ReadError{Err: err} // the upload broke off in the header
 	}
 	if err != nil {
 		return nil, inputErr("contacts", "the header row cannot be read as CSV: "+csvErrMsg(err))

@@ -29,6 +29,11 @@ type Draft struct {
 	FileUID      string    // attachment sent with every message
 	SendAt       time.Time // zero: start now
 	Window       *Window   // when recipients may get messages; nil: any time
+
+	// Hold keeps the campaign from sending until Release: the request
+	// creating it is still being read, and may yet bring fields that change
+	// it or break off (upload.go).
+	Hold bool
 }
 
 // Importer turns an upload into a campaign: it streams the CSV, normalises
@@ -60,9 +65,10 @@ const (
 // Import creates a campaign from d and the contacts CSV. Mistakes in the
 // input come back as *InputError before anything is created, except rows:
 // bad rows are listed in the campaign's rejected rows while the good ones go
-// on. A file with no good row is an InputError too. If reading the upload
-// fails midway, the campaign created so far is cancelled (its remaining
-// recipients skipped) and the read error is returned wrapped.
+// on. A file with no good row is an InputError too. A failure to read the
+// upload is a *ReadError, one of Redis a *StoreError. If either happens after
+// the campaign was created, that campaign is cancelled (its remaining
+// recipients skipped) and the error comes wrapped in *AbortedImportError.
 func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*Campaign, error) {
 	c, err := im.prepare(d)
 	if err != nil {
@@ -72,7 +78,7 @@ func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*C
 	if err != nil {
 		return nil, err
 	}
-	return im.run(ctx, c, d.Template, in)
+	return im.run(ctx, c, d, in)
 }
 
 // ImportJSON is Import for contacts as JSON objects: dec has just read the
@@ -87,17 +93,26 @@ func (im *Importer) ImportJSON(ctx context.Context, d Draft, dec *json.Decoder, 
 	if err != nil {
 		return nil, err
 	}
-	return im.run(ctx, c, d.Template, in)
+	return im.run(ctx, c, d, in)
 }
 
-func (im *Importer) run(ctx context.Context, c *Campaign, tmpl *templating.Template, src rowSource) (*Campaign, error) {
+func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource) (*Campaign, error) {
 	lay := src.columnsOf()
-	if err := tmpl.CheckColumns(lay.columns); err != nil {
-		return nil, &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
+	if err := checkTemplate(d.Template, lay.columns); err != nil {
+		return nil, err
 	}
 	c.Columns = lay.columns
-	run := &importRun{im: im, c: c, src: src, lay: lay}
+	run := &importRun{im: im, c: c, src: src, lay: lay, hold: d.Hold}
 	return run.execute(ctx)
+}
+
+// checkTemplate answers an *InputError when the template uses a column the
+// contacts lack.
+func checkTemplate(tmpl *templating.Template, columns []string) error {
+	if err := tmpl.CheckColumns(columns); err != nil {
+		return &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
+	}
+	return nil
 }
 
 // prepare validates the draft and makes the campaign record it describes.
@@ -152,10 +167,11 @@ func (im *Importer) prepare(d Draft) (*Campaign, error) {
 // importRun is one import in progress: the caller's goroutine parses rows,
 // a writer goroutine batches them into Redis, and a pool enqueues tasks.
 type importRun struct {
-	im  *Importer
-	c   *Campaign
-	src rowSource
-	lay *layout
+	im   *Importer
+	c    *Campaign
+	src  rowSource
+	lay  *layout
+	hold bool // Draft.Hold
 
 	created        bool
 	heldRejected   []RejectedRow // rejected before the campaign existed
@@ -223,24 +239,39 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 	if !r.created {
 		return nil, r.nothingToSend()
 	}
-	ctx = context.WithoutCancel(ctx)
+	return r.finish(context.WithoutCancel(ctx))
+}
+
+// finish records that every row is in. A held campaign stays held (and
+// listed for the janitor) until Release; any other is done with its upload.
+func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
 	if r.c.SendAt != nil {
 		// A scheduled campaign's recipients wait in Redis; one durable task
 		// starts them at send_at, planned from the accounts' timelines as
 		// they are then.
 		if err := r.im.queue.enqueueStart(ctx, r.c.ID, *r.c.SendAt, 0); err != nil {
-			return nil, r.abort(err)
+			return nil, r.abort(storeFailed(ctx, err))
 		}
 	}
-	if err := r.im.store.finishImport(ctx, r.c.ID, r.im.now()); err != nil {
-		return nil, err
+	done := r.im.store.finishImport
+	if !r.hold {
+		done = r.im.store.endUpload
+	}
+	if err := done(ctx, r.c.ID, r.im.now()); err != nil {
+		return nil, r.abort(storeFailed(ctx, err))
 	}
 	r.im.log.Info("campaign imported",
 		zap.String("campaign", r.c.ID),
+		zap.Bool("held", r.hold),
 		zap.Int64("recipients", r.accepted),
 		zap.Int64("duplicates", r.duplicates),
 		zap.Int64("rejected", r.rejected))
-	return r.im.store.Get(ctx, r.c.ID)
+	c, err := r.im.store.Get(ctx, r.c.ID)
+	if err != nil && r.hold {
+		// The caller cannot release a campaign it did not get.
+		return nil, r.abort(storeFailed(ctx, err))
+	}
+	return c, err
 }
 
 // enqueue plans and enqueues a stored batch (not for a scheduled campaign:
@@ -251,9 +282,9 @@ func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
 	}
 	latest, err := r.im.queue.enqueueBatch(ctx, r.c.ID, r.c.Accounts, 0, seqs, r.im.parallel)
 	if err != nil {
-		return err
+		return storeFailed(ctx, err)
 	}
-	return r.im.store.notePlanEnd(ctx, r.c.ID, latest)
+	return storeFailed(ctx, r.im.store.notePlanEnd(ctx, r.c.ID, latest))
 }
 
 // parse reads the rows and hands each to the writer. It returns the first
@@ -268,7 +299,7 @@ func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
 			return nil
 		}
 		if err != nil {
-			return err
+			return &ReadError{Err: err}
 		}
 		var item importItem
 		if problem == "" {
@@ -385,10 +416,9 @@ func (r *importRun) write(ctx context.Context, items <-chan importItem, batches 
 	defer ticker.Stop()
 	flush := func() error {
 		if len(rows) > 0 && !r.created {
-			if err := r.im.store.create(ctx, r.c, r.lay.columns[r.lay.phone], true); err != nil {
+			if err := r.create(ctx); err != nil {
 				return err
 			}
-			r.created = true
 			rejected = append(r.heldRejected, rejected...)
 			r.heldRejected = nil
 		}
@@ -402,14 +432,14 @@ func (r *importRun) write(ctx context.Context, items <-chan importItem, batches 
 			rejected = rejected[:0]
 			return nil
 		}
-		if len(rows) > 0 || duplicates > 0 {
-			if err := r.im.store.addRows(ctx, r.c.ID, rows, duplicates, r.credits(rows)); err != nil {
-				return err
+		if len(rows) > 0 || duplicates > 0 || len(rejected) > 0 {
+			if err := r.im.store.addRows(ctx, r.c.ID, rows, duplicates, r.credits(rows), r.im.now()); err != nil {
+				return storeFailed(ctx, err)
 			}
 		}
 		if len(rejected) > 0 {
 			if err := r.im.store.addRejected(ctx, r.c.ID, rejected, r.listedRejected); err != nil {
-				return err
+				return storeFailed(ctx, err)
 			}
 			r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(rejected)))
 		}
@@ -459,6 +489,17 @@ func (r *importRun) write(ctx context.Context, items <-chan importItem, batches 
 	}
 }
 
+// create writes the campaign when its first row is ready to be stored, and
+// lists it as uploading (held, when the caller asked for that) before any
+// of its tasks can exist.
+func (r *importRun) create(ctx context.Context) error {
+	if err := r.im.store.create(ctx, r.c, r.lay.columns[r.lay.phone], true); err != nil {
+		return storeFailed(ctx, err)
+	}
+	r.created = true // from here on, a failure cancels it
+	return storeFailed(ctx, r.im.store.beginUpload(ctx, r.c.ID, r.hold, r.im.now()))
+}
+
 // credits estimates what a batch of recipients will cost: 2 for a message
 // with text and an attachment (the campaign's file or the row's own
 // file_uid column), else 1.
@@ -491,34 +532,21 @@ func (r *importRun) nothingToSend() error {
 }
 
 // abort cancels what was imported of a broken upload, so that half a list is
-// not sent while the user, who got an error, uploads it again.
+// not sent while the user, who got an error, uploads it again. When even the
+// cancel cannot be written (Redis is down), the janitor cancels the campaign
+// later: it is still listed as uploading, and its progress stopped.
 func (r *importRun) abort(cause error) error {
 	if !r.created {
 		return cause
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	reason := fmt.Sprintf("the upload broke off after %d recipients: %v", r.accepted, cause)
-	if _, err := r.im.store.Cancel(ctx, r.c.ID, reason, r.im.now()); err != nil {
-		r.im.log.Error("could not cancel the campaign of a broken upload", zap.String("campaign", r.c.ID), zap.Error(err))
+	sent := ""
+	if r.hold {
+		sent = "; nothing was sent"
 	}
-	_ = r.im.store.finishImport(ctx, r.c.ID, r.im.now())
-	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Err: cause}
+	reason := fmt.Sprintf("%s after %d recipients%s: %v", whatStopped(cause), r.accepted, sent, cause)
+	err := r.im.cancelUpload(r.c.ID, reason)
+	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Cancelled: err == nil, Err: cause}
 }
-
-// AbortedImportError says that an upload broke off after a campaign had been
-// created; that campaign has been cancelled.
-type AbortedImportError struct {
-	CampaignID string
-	Recipients int64
-	Err        error
-}
-
-func (e *AbortedImportError) Error() string {
-	return fmt.Sprintf("the upload broke off after %d recipients; campaign %s was cancelled: %v", e.Recipients, e.CampaignID, e.Err)
-}
-
-func (e *AbortedImportError) Unwrap() error { return e.Err }
 
 // newID makes a campaign id that sorts by creation time: the time in base 36
 // and six random base-36 digits.

@@ -8,6 +8,8 @@ import "strconv"
 //
 //	wac:campaigns               ZSET  campaign id → created at (unix ms)
 //	wac:campaigns:active        SET   campaigns not yet seen ended (pruned when read)
+//	wac:campaigns:uploading     SET   campaigns whose creating import has not ended cleanly (the janitor's list)
+//	wac:janitor:uploads         STRING held by the worker making a pass of the upload janitor
 //	wac:c:{id}                  HASH  metadata and counters (see field names below)
 //	wac:c:{id}:rows:<bucket>    HASH  seq → the recipient's CSV values, written at import, never changed
 //	wac:c:{id}:st:<bucket>      HASH  seq → state record; absent while the recipient is queued
@@ -22,6 +24,8 @@ const (
 	keyPrefix       = "wac:"
 	campaignsIndex  = keyPrefix + "campaigns"
 	activeIndex     = keyPrefix + "campaigns:active" // SET: campaigns not known to have ended
+	uploadingIndex  = keyPrefix + "campaigns:uploading"
+	janitorLock     = keyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
 	bucketSize      = 1024
 	fieldSeparator  = "\x1f" // ASCII unit separator between a row's values
 	maxFieldsLength = 64 << 10
@@ -57,7 +61,8 @@ const (
 	fStartedAt    = "started_at"
 	fFinishedAt   = "finished_at"
 	fImporting    = "importing"
-	fHeld         = "held" // "1" while the request creating the campaign is still being read
+	fHeld         = "held"        // "1" while the request creating the campaign is still being read
+	fProgressAt   = "progress_at" // when the import last stored a batch (unix ms): a stalled upload shows here
 	fTemplate     = "template"
 	fTemplateName = "template_name"
 	fAccounts     = "accounts"

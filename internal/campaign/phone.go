@@ -22,6 +22,21 @@ func NormalizePhone(raw, region string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("phone is empty")
 	}
+	e164, err := normalize(s, region)
+	if err == nil && len(e164) > maxE164Digits+1 {
+		// The numbering plan's patterns let a few such numbers through
+		// (fuzzing found German ones); no network routes them.
+		return "", fmt.Errorf("phone %q is longer than the %d digits a phone number has at most, with its country code", clip(s), maxE164Digits)
+	}
+	return e164, err
+}
+
+// maxE164Digits is the most digits an E.164 number has, country code
+// included.
+const maxE164Digits = 15
+
+// normalize is NormalizePhone of a trimmed, non-empty s.
+func normalize(s, region string) (string, error) {
 	if e164, ok := fastNormalize(s, region); ok {
 		return e164, nil
 	}

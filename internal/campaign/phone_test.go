@@ -74,3 +74,16 @@ func spaced(nn string) string {
 	}
 	return b.String()
 }
+
+// TestNormalizePhoneRefusesMoreThan15Digits: the German numbering plan's
+// patterns accept a 16-digit number that E.164 does not (found by fuzzing).
+func TestNormalizePhoneRefusesMoreThan15Digits(t *testing.T) {
+	for _, in := range []string{"20100000000000", "+4920100000000000"} {
+		if got, err := NormalizePhone(in, "DE"); err == nil || !strings.Contains(err.Error(), "15 digits") {
+			t.Errorf("NormalizePhone(%q, DE) = %q, %v; want refused as longer than 15 digits", in, got, err)
+		}
+	}
+	if got, err := NormalizePhone("+49 30 901820", "DE"); err != nil || got != "+4930901820" {
+		t.Errorf("a German number of normal length: %q, %v", got, err)
+	}
+}

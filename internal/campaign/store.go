@@ -129,8 +129,9 @@ type pendingRow struct {
 }
 
 // addRows writes a batch of imported recipients and counts them queued, in
-// one round trip.
-func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, duplicates, credits int64) error {
+// one round trip, and notes the import's progress at now (how the janitor
+// tells a live upload from one that stopped arriving).
+func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, duplicates, credits int64, now time.Time) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		byBucket := map[string][]any{}
 		var order []string
@@ -145,6 +146,7 @@ func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, dupli
 			p.HSet(ctx, k, byBucket[k]...)
 		}
 		ck := campaignKey(id)
+		p.HSet(ctx, ck, fProgressAt, unixMilli(now))
 		if len(rows) > 0 {
 			p.HIncrBy(ctx, ck, fTotal, int64(len(rows)))
 			p.HIncrBy(ctx, ck, string(StateQueued), int64(len(rows)))

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +22,13 @@ import (
 // Server is a running throwaway redis-server.
 type Server struct {
 	Addr string // host:port
-	cmd  *exec.Cmd
+
+	bin, dir string
+	port     int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error // receives once when cmd exits
 }
 
 // URL is the server's address as a REDIS_URL.
@@ -61,24 +68,36 @@ func start(tb testing.TB, bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := tb.TempDir()
-	logPath := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin,
-		"--port", fmt.Sprint(port),
+	srv := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, dir: tb.TempDir(), port: port}
+	if err := srv.launch(); err != nil {
+		return nil, err
+	}
+	tb.Cleanup(srv.kill)
+	return srv, nil
+}
+
+// launch runs redis-server on the server's port and data folder and waits
+// until it answers.
+func (s *Server) launch() error {
+	logPath := filepath.Join(s.dir, "redis.log")
+	cmd := exec.Command(s.bin,
+		"--port", fmt.Sprint(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
-		"--dir", dir,
+		"--dir", s.dir,
 		"--logfile", logPath,
 	)
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	srv := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -86,24 +105,68 @@ func start(tb testing.TB, bin string) (*Server, error) {
 		err := client.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			break
+			return nil
 		}
 		select {
 		case werr := <-exited:
-			return nil, fmt.Errorf("redis-server exited: %v; log: %s", werr, tail(logPath))
+			exited <- werr // for kill
+			return fmt.Errorf("redis-server exited: %v; log: %s", werr, tail(logPath))
 		default:
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("redis-server on %s did not answer: %v", srv.Addr, err)
+			return fmt.Errorf("redis-server on %s did not answer: %v", s.Addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	tb.Cleanup(func() {
+}
+
+// kill ends the current redis-server process, if it still runs.
+func (s *Server) kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// Stop takes the server down, as an outage would look to its clients, after
+// saving its data (SHUTDOWN SAVE), so that Restart brings the same data back
+// on the same port.
+func (s *Server) Stop(tb testing.TB) {
+	tb.Helper()
+	client := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The server closes the connection as it exits: that is the error expected.
+	_ = client.ShutdownSave(ctx).Err()
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		tb.Fatal("redistest: Stop of a server that is not running")
+	}
+	select {
+	case <-exited:
+	case <-ctx.Done():
 		_ = cmd.Process.Kill()
 		<-exited
-	})
-	return srv, nil
+		tb.Fatal("redistest: redis-server did not shut down within 10s")
+	}
+}
+
+// Restart starts a stopped server again on its port, with the data it saved.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redistest: restart redis-server: %v", err)
+	}
 }
 
 func freePort() (int, error) {
