@@ -24,6 +24,7 @@ import (
 // provider through the real client.
 type fixture struct {
 	t         testing.TB
+	redis     *redistest.Server
 	rdb       *redis.Client
 	store     *Store
 	importer  *Importer
@@ -68,6 +69,7 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 	pacer := quota.NewPacer(rdb, time.Millisecond, 0)
 	f := &fixture{
 		t:         t,
+		redis:     srv,
 		rdb:       rdb,
 		store:     store,
 		queue:     NewEnqueuer(queue, pacer),

@@ -185,10 +185,11 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 		}
 		time.Sleep(time.Duration(try) * 200 * time.Millisecond) // a Redis failover takes a moment
 	}
-	run.log.Error("could not record the outcome", zap.String("state", string(rec.State)), zap.String("message_uid", rec.UID), zap.Error(err))
-	// Not returned: a retry would find the claim lapsed and, the dispatch
-	// mark being there, reconcile the send, which is what it needs now.
-	return nil
+	run.log.Error("could not record the outcome; the task runs again", zap.String("state", string(rec.State)), zap.String("message_uid", rec.UID), zap.Error(err))
+	// The task must run again, or nothing would ever settle the claim: the
+	// next run waits for the claim's lease, then sends (no dispatch mark)
+	// or reconciles (a mark: the message may have gone out).
+	return err
 }
 
 // releaseClaim gives the claim back: the provider call provably did not

@@ -66,8 +66,8 @@ local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', deliv
 // reconciliation, and is not sent again here).
 //
 // Answers {"claimed", row}, {"settled", state} (an earlier attempt finished,
-// or reconciliation has it), {"inflight"}, {"unconfirmed", row, dispatched
-// at, account}, {"stale"} (the task belongs to an earlier round),
+// or reconciliation has it), {"inflight", lease end}, {"unconfirmed", row,
+// dispatched at, account}, {"stale"} (the task belongs to an earlier round),
 // {"status", status} (the campaign is not running), or {"gone"} (no such
 // campaign or row).
 var claimScript = redis.NewScript(luaLib + `
@@ -83,7 +83,7 @@ local retaken = false
 if cur then
   local rec = cjson.decode(cur)
   if rec.s ~= 'sending' then return {'settled', rec.s} end
-  if tonumber(rec.l or '0') > tonumber(now) then return {'inflight'} end
+  if tonumber(rec.l or '0') > tonumber(now) then return {'inflight', rec.l or '0'} end
   if rec.d and rec.d ~= '' then
     rec.s, rec.r, rec.t, rec.l = 'unconfirmed', ARGV[7], now, nil
     redis.call('HSET', sk, seq, cjson.encode(rec))

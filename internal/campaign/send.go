@@ -239,8 +239,15 @@ func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun
 			dispatched = h.now()
 		}
 		return nil, h.queue.enqueueReconcile(context.WithoutCancel(ctx), run.Campaign, run.Seq, dispatched, 0, dispatched.Add(h.reconcile.After))
+	case claimInflight:
+		// Another attempt holds the claim: a duplicate run at the same
+		// time, or an attempt that could not record its outcome (Redis
+		// was down) and whose task this may be. Dropping this task could
+		// leave the recipient "sending" for good; looking again once the
+		// lease has run out settles it either way.
+		return nil, &WaitError{Delay: max(time.Until(res.leaseEnds), 0) + time.Second, Reason: "another attempt holds the recipient"}
 	}
-	return nil, nil // settled, in flight in another attempt, outdated, campaign stopped
+	return nil, nil // settled, outdated, campaign stopped
 }
 
 // reserveCredits reserves the message's credits in the shared ledger. None

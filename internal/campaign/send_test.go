@@ -21,13 +21,18 @@ import (
 func TestSameTaskManyTimesSendsOnce(t *testing.T) {
 	f := newFixture(t, sandbox.Config{})
 	c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
-	// asynq is at-least-once: the same task may run again, even at once.
+	// asynq is at-least-once: the same task may run again, even at once. A
+	// run that meets another's live claim waits for its lease (it must not
+	// drop the task: that other attempt may never record its outcome); a
+	// wait is not a failure.
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+			err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+			var wait *WaitError
+			if err != nil && (!errors.As(err, &wait) || IsFailure(err)) {
 				t.Error(err)
 			}
 		}()
@@ -187,6 +192,49 @@ func TestAmbiguousAnswersAreReconciledNotResent(t *testing.T) {
 				t.Errorf("campaign %s %+v", final.Status, final.Counts)
 			}
 		})
+	}
+}
+
+// TestOutcomeLostToARedisOutageIsNotStranded: the provider accepts the
+// message while Redis is down, so the attempt cannot record it. The task
+// must run again (an error, not "done"), and its next run, once the claim's
+// lease is over, finds the dispatch mark and reconciles: one message, sent,
+// never stuck in "sending".
+func TestOutcomeLostToARedisOutageIsNotStranded(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	f.handler.claimLease = 2 * time.Second
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	// The provider takes its time to answer; Redis goes down meanwhile.
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: 300 * time.Millisecond, Times: 1})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		f.redis.Stop(t)
+	}()
+	err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+	if err == nil || !IsFailure(err) {
+		t.Fatalf("the task answered %v; it must fail so that asynq runs it again", err)
+	}
+	f.redis.Restart(t)
+	// A rerun within the claim's lease waits for it; after it, the send is
+	// reconciled.
+	for try := 0; ; try++ {
+		err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+		if err == nil {
+			break
+		}
+		var wait *WaitError
+		if !errors.As(err, &wait) || try == 3 {
+			t.Fatalf("rerun %d answered %v; want a wait for the claim's lease, then done", try, err)
+		}
+		time.Sleep(wait.Delay)
+	}
+	if r := f.recipient(c.ID, 0); r.State != StateUnconfirmed {
+		t.Fatalf("after the rerun: %s %q; want unconfirmed", r.State, r.Reason)
+	}
+	f.reconcileAll()
+	msgs := f.sandbox.Messages()
+	if r := f.recipient(c.ID, 0); len(msgs) != 1 || r.State != StateSent || r.MessageUID != msgs[0].UID {
+		t.Errorf("recipient %s %q uid %q, %d messages; want sent once, with the sandbox's uid", r.State, r.Reason, r.MessageUID, len(msgs))
 	}
 }
 

@@ -518,12 +518,14 @@ type claimParams struct {
 
 // claimResult is the answer of claimScript: the recipient's row when
 // claimed or found unconfirmed, and for the latter when and from which
-// account the dead attempt dispatched.
+// account the dead attempt dispatched; for a claim in flight, when its
+// lease ends.
 type claimResult struct {
 	outcome    claimOutcome
 	row        []string
 	dispatched time.Time
 	account    string
+	leaseEnds  time.Time
 }
 
 func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
@@ -537,6 +539,11 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 	out := claimResult{outcome: claimOutcome(res[0])}
 	if (out.outcome == claimTaken || out.outcome == claimUnconfirmed) && len(res) > 1 {
 		out.row = decodeRow(res[1])
+	}
+	if out.outcome == claimInflight && len(res) > 1 {
+		if t := parseMilli(res[1]); t != nil {
+			out.leaseEnds = *t
+		}
 	}
 	if out.outcome == claimUnconfirmed && len(res) > 3 {
 		if t := parseMilli(res[2]); t != nil {
