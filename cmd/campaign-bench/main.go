@@ -132,7 +132,7 @@ func run(rows, sends int, only string, keep bool) int {
 
 func (b *bench) all() error {
 	fmt.Printf("campaign-bench: %d rows (figures 1-2), %d sends (figure 3), GOMAXPROCS %d, %d CPUs, load average %s\n\n",
-		b.rows, b.sends, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAverage())
+		b.rows, b.sends, runtime.GOMAXPROCS(0), runtime.NumCPU(), harness.LoadAverage())
 	if err := b.step("build campaign-api and campaign-worker", b.build); err != nil {
 		return err
 	}
@@ -331,7 +331,7 @@ func (b *bench) report() {
 		fmt.Printf("  %-48s %s\n", p.name, roundDur(p.took))
 	}
 	fmt.Printf("  %-48s %s\n", "total", roundDur(time.Since(b.started)))
-	fmt.Printf("  load average at the end: %s (other work on the machine skews every figure)\n", loadAverage())
+	fmt.Printf("  load average at the end: %s (other work on the machine skews every figure)\n", harness.LoadAverage())
 	fmt.Println()
 	b.printChildLogs()
 	fmt.Println()
@@ -384,18 +384,4 @@ func (b *bench) commandProfile(ctx context.Context, units int64, top int) string
 		}
 	}
 	return fmt.Sprintf("%.1f commands a unit; busiest: %s", float64(calls)/float64(units), strings.Join(parts, "; "))
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: a busy machine
-// explains odd numbers.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

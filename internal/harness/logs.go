@@ -94,10 +94,11 @@ func summariseLog(path string, redisLog bool) (map[string]*logGroup, []string, i
 	return groups, order, total
 }
 
-// redisBanner reports the warning-level lines every redis-server start
-// writes, which say nothing about the run.
+// redisBanner reports the warning-level lines every redis-server start and
+// requested stop writes, which say nothing about the run.
 func redisBanner(line string) bool {
-	for _, s := range []string{"oO0OoO0OoO0Oo", "Redis version=", "Configuration loaded", "Server initialized"} {
+	for _, s := range []string{"oO0OoO0OoO0Oo", "Redis version=", "Configuration loaded", "Server initialized",
+		"User requested shutdown", "ready to exit"} {
 		if strings.Contains(line, s) {
 			return true
 		}

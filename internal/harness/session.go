@@ -46,11 +46,11 @@ func NewSession(prog string, keep bool) (*Session, error) {
 	return s, nil
 }
 
-// Close stops the children, flushes stdout and removes (or keeps) the work
+// Close flushes stdout, stops the children and removes (or keeps) the work
 // directory. It may be called more than once.
 func (s *Session) Close() {
-	s.cleanup()
 	s.flush()
+	s.cleanup()
 }
 
 func (s *Session) cleanup() {
