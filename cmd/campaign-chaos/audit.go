@@ -25,6 +25,9 @@ type audit struct {
 	unknownReceived int // of them, the sandbox did get a message for
 	sentLike        int // recipients in sent, delivered or read
 	byState         map[string]int
+	// unsettled are recipients still queued, sending or unconfirmed, for
+	// the report (the first few).
+	unsettled []string
 	// problems are where the figures do not add up; none when they do.
 	problems []string
 }
@@ -73,6 +76,7 @@ func auditCampaign(c *harness.Campaign, list []harness.Recipient, msgs []sandbox
 		case len(got) > 0:
 			receivedNotSent++
 		}
+		a.noteUnsettled(r)
 	}
 	a.checkCounts(c.Counts, len(list))
 	a.problem(sentNotReceived > 0, "%d recipient(s) recorded sent that the sandbox never got", sentNotReceived)
@@ -88,6 +92,26 @@ func auditCampaign(c *harness.Campaign, list []harness.Recipient, msgs []sandbox
 	}
 	a.problem(strangers > 0, "the sandbox got messages for %d phone(s) not in the campaign", strangers)
 	return a
+}
+
+// maxUnsettledListed bounds the unsettled recipients the report names.
+const maxUnsettledListed = 10
+
+func (a *audit) noteUnsettled(r harness.Recipient) {
+	if r.State != "queued" && r.State != "sending" && r.State != "unconfirmed" {
+		return
+	}
+	if len(a.unsettled) == maxUnsettledListed {
+		a.unsettled = append(a.unsettled, "…")
+	}
+	if len(a.unsettled) > maxUnsettledListed {
+		return
+	}
+	since := ""
+	if r.UpdatedAt != nil {
+		since = " since " + r.UpdatedAt.Format("15:04:05.000")
+	}
+	a.unsettled = append(a.unsettled, fmt.Sprintf("seq %d %s%s", r.Seq, r.State, since))
 }
 
 func hasUID(msgs []sandbox.Message, uid string) bool {

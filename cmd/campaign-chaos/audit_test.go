@@ -84,6 +84,17 @@ func TestAuditComparesTheCampaignsCountsWithTheListing(t *testing.T) {
 	}
 }
 
+// Recipients left queued or sending are named, so a stuck one can be
+// looked up.
+func TestAuditNamesUnsettledRecipients(t *testing.T) {
+	c := &harness.Campaign{Counts: harness.Counts{Total: 2, Sending: 1, Sent: 1}}
+	list := []harness.Recipient{{Seq: 1, Phone: "+1", State: "sent", MessageUID: "u1"}, {Seq: 2, Phone: "+2", State: "sending"}}
+	a := auditCampaign(c, list, []sandbox.Message{msg("+1", "u1")})
+	if len(a.unsettled) != 1 || a.unsettled[0] != "seq 2 sending" || a.lost != 1 {
+		t.Errorf("unsettled %q, lost %d; want seq 2 sending, lost 1", a.unsettled, a.lost)
+	}
+}
+
 // What the sandbox received must match what the product says went out.
 func TestAuditComparesTheSandboxsCountWithTheSentStates(t *testing.T) {
 	c := &harness.Campaign{Counts: harness.Counts{Total: 2, Sent: 1, Failed: 1}}

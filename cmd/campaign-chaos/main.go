@@ -59,7 +59,7 @@ var sizes = map[string]size{
 	// expired for 30 s, found by a recoverer that runs every minute).
 	"short": {name: "short", killRecipients: 400, redisRecipients: 300, faultRecipients: 300, deadline: 150 * time.Second},
 	// What users measured with: 3000 recipients through the worker kills.
-	"long": {name: "long", killRecipients: 3000, redisRecipients: 1000, faultRecipients: 1000, deadline: 15 * time.Minute},
+	"long": {name: "long", killRecipients: 3000, redisRecipients: 1000, faultRecipients: 1000, deadline: 8 * time.Minute},
 }
 
 func scenarios(sz size) []*scenario {
@@ -98,6 +98,7 @@ func main() {
 	fsync := flag.String("appendfsync", "everysec", "Redis appendfsync policy: always, everysec or no")
 	src := flag.String("src", os.Getenv("CHAOS_SRC"), "module to build the product from (env CHAOS_SRC); empty: this one")
 	sequential := flag.Bool("sequential", false, "run the scenarios one after another instead of at once")
+	deadline := flag.Duration("deadline", 0, "how long a scenario's campaign may take to complete, from its upload; 0: the size's (short 150s, long 8m)")
 	keep := flag.Bool("keep", false, "keep the work directory (binaries, data, logs, the proxy's request log) and say where")
 	flag.Parse()
 	sz, ok := sizes[*sizeName]
@@ -113,6 +114,9 @@ func main() {
 	if !slices.Contains([]string{"always", "everysec", "no"}, *fsync) {
 		fmt.Fprintf(os.Stderr, "campaign-chaos: -appendfsync %q: use always, everysec or no\n", *fsync)
 		os.Exit(2)
+	}
+	if *deadline > 0 {
+		sz.deadline = *deadline
 	}
 	if *seed == 0 {
 		*seed = envSeed()

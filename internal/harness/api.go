@@ -63,12 +63,13 @@ type Campaign struct {
 
 // Recipient is one entry of GET /v1/campaigns/{id}/recipients.
 type Recipient struct {
-	Seq        int64  `json:"seq"`
-	Phone      string `json:"phone"`
-	State      string `json:"state"`
-	Reason     string `json:"reason"`
-	Account    string `json:"account"`
-	MessageUID string `json:"message_uid"`
+	Seq        int64      `json:"seq"`
+	Phone      string     `json:"phone"`
+	State      string     `json:"state"`
+	Reason     string     `json:"reason"`
+	Account    string     `json:"account"`
+	MessageUID string     `json:"message_uid"`
+	UpdatedAt  *time.Time `json:"updated_at"`
 }
 
 // Field is one form field of POST /v1/campaigns.
