@@ -4,7 +4,7 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test lint build bench clean helm-check
+.PHONY: run test lint build bench chaos chaos-short clean helm-check
 
 ## run: API + worker in one process; embedded Redis and the sandbox provider unless REDIS_URL / TIMELINES_API_TOKEN are set
 run:
@@ -41,6 +41,14 @@ BENCH_ROWS ?= 1000000
 BENCH_SENDS ?= 20000
 bench:
 	GO="$(GO)" $(GO) run ./cmd/campaign-bench -rows $(BENCH_ROWS) -sends $(BENCH_SENDS)
+
+## chaos: the delivery promise under kill -9 of workers and of Redis and 20 % provider faults: nobody twice, nobody lost (CHAOS_SIZE=short: the CI version)
+chaos:
+	GO="$(GO)" $(GO) run ./cmd/campaign-chaos
+
+## chaos-short: the same with a few hundred recipients a scenario, under three minutes; CI runs it
+chaos-short:
+	GO="$(GO)" $(GO) run ./cmd/campaign-chaos -size short
 
 ## build: the two binaries in bin/
 build:

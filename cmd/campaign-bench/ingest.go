@@ -15,6 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/harness"
 )
 
 // benchTemplate uses every column, as a real campaign's message does.
@@ -35,10 +37,10 @@ const (
 type ingest struct {
 	b       *bench
 	csvPath string
-	stats   contactsStats
+	stats   harness.ContactsStats
 
 	// ours
-	campaign  *campaignView
+	campaign  *harness.Campaign
 	firstTask time.Duration // upload start → the first task in the queue
 	answered  time.Duration // upload start → 201
 	durable   time.Duration // upload start → every task in the queue
@@ -59,20 +61,20 @@ type ingest struct {
 }
 
 func (in *ingest) generate() error {
-	plan, err := newPhonePlan(in.b.rows)
+	plan, err := harness.NewPhonePlan(in.b.rows)
 	if err != nil {
 		return err
 	}
-	if !enter() {
-		return errStopping
+	if !harness.Enter() {
+		return harness.ErrStopping
 	}
-	defer leave()
+	defer harness.Leave()
 	in.csvPath = filepath.Join(in.b.dir, "contacts.csv")
 	f, err := os.Create(in.csvPath)
 	if err != nil {
 		return err
 	}
-	in.stats, err = writeContacts(f, in.b.rows, plan)
+	in.stats, err = harness.WriteContacts(f, in.b.rows, plan)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -80,8 +82,8 @@ func (in *ingest) generate() error {
 		return err
 	}
 	fmt.Printf("  %s: %d rows, %.1f MB, %.1f bytes a row; planted %d duplicates and %d invalid phones; %d number ranges\n",
-		filepath.Base(in.csvPath), in.stats.rows, float64(in.stats.bytes)/1e6, in.stats.avgRowBytes,
-		in.stats.duplicates, in.stats.invalid, len(plan.prefixes))
+		filepath.Base(in.csvPath), in.stats.Rows, float64(in.stats.Bytes)/1e6, in.stats.AvgRowBytes,
+		in.stats.Duplicates, in.stats.Invalid, plan.Ranges())
 	return nil
 }
 
@@ -116,7 +118,7 @@ func (in *ingest) ours() error {
 	poll := startQueuePoller(b.rdb)
 	start := time.Now()
 	poll.setStart(start)
-	c, err := client.createCampaign(ctx, []field{{"name", "bench ingest"}, {"template", benchTemplate}}, f)
+	c, err := client.CreateCampaign(ctx, []harness.Field{{Name: "name", Value: "bench ingest"}, {Name: "template", Value: benchTemplate}}, f)
 	in.answered = time.Since(start)
 	if err != nil {
 		poll.stop()
@@ -139,11 +141,11 @@ func (in *ingest) ours() error {
 	poll.stop()
 	in.firstTask, _ = poll.firstAtLeast(1)
 
-	if in.peakRSSKB, err = procStatusKB(api.pid(), "VmHWM"); err != nil {
+	if in.peakRSSKB, err = procStatusKB(api.Pid(), "VmHWM"); err != nil {
 		return err
 	}
-	in.apiCPU, _ = cpuTime(api.pid())
-	api.stop(10 * time.Second)
+	in.apiCPU, _ = cpuTime(api.Pid())
+	api.Stop(10 * time.Second)
 	in.redisCPU = b.redisCPU() - redisCPU0
 	memAfter, err := b.usedMemory(ctx)
 	if err != nil {
@@ -166,9 +168,9 @@ func (in *ingest) ours() error {
 	if queued != total {
 		b.warn(fmt.Sprintf("figure 1: the campaign has %d recipients but the send queue holds %d tasks", total, queued))
 	}
-	if want := int64(in.stats.expectedRecipients()); total != want || c.Duplicates != int64(in.stats.duplicates) || c.RejectedCount != int64(in.stats.invalid) {
+	if want := int64(in.stats.ExpectedRecipients()); total != want || c.Duplicates != int64(in.stats.Duplicates) || c.RejectedCount != int64(in.stats.Invalid) {
 		b.warn(fmt.Sprintf("figure 1: expected %d recipients, %d duplicates, %d rejected from the generated file; the API says %d, %d, %d",
-			want, in.stats.duplicates, in.stats.invalid, total, c.Duplicates, c.RejectedCount))
+			want, in.stats.Duplicates, in.stats.Invalid, total, c.Duplicates, c.RejectedCount))
 	}
 	return nil
 }
@@ -184,7 +186,7 @@ func (in *ingest) baseline() error {
 		return err
 	}
 	in.baseN = int(in.campaign.Counts.Total)
-	in.payloadSize = int(math.Round(in.stats.avgRowBytes))
+	in.payloadSize = int(math.Round(in.stats.AvgRowBytes))
 	row := []byte("+1 212-234-0000,James,Smith,New York,Basic\n")
 	payload := bytes.Repeat(row, in.payloadSize/len(row)+1)[:in.payloadSize]
 
@@ -338,7 +340,7 @@ func (in *ingest) results() {
 	ours := n / in.durable.Seconds()
 	base := float64(in.baseN) / in.baseWall.Seconds()
 	b.add(result{
-		figure:   fmt.Sprintf("1. ingest, recipients/s (%d-row CSV over HTTP → every task in Redis)", in.stats.rows),
+		figure:   fmt.Sprintf("1. ingest, recipients/s (%d-row CSV over HTTP → every task in Redis)", in.stats.Rows),
 		ours:     fmt.Sprintf("%.0f/s", ours),
 		baseline: fmt.Sprintf("%.0f/s", base),
 		ratio:    fmt.Sprintf("%.2f×", ours/base),
@@ -373,7 +375,7 @@ func (in *ingest) results() {
 		"through a pipe. Time runs from the request's start until the send queue (asynq:{send}:pending + :scheduled, polled every 5 ms) "+
 		"holds every recipient's task: %s (the 201 came after %s). Baseline: FLUSHALL, then asynq Client.Enqueue of %d tasks of %d bytes "+
 		"(default options) from 32 goroutines in this process, queue \"send\", timed to the last enqueue's answer: %s.",
-		in.stats.rows, float64(in.stats.bytes)/1e6, in.stats.avgRowBytes, in.stats.duplicates, in.stats.invalid, int64(n),
+		in.stats.Rows, float64(in.stats.Bytes)/1e6, in.stats.AvgRowBytes, in.stats.Duplicates, in.stats.Invalid, int64(n),
 		roundDur(in.durable), roundDur(in.answered), in.baseN, in.payloadSize, roundDur(in.baseWall)))
 	b.note(fmt.Sprintf("1. CPU during ingest: campaign-api %.1f µs/recipient (whole process life), redis-server %.1f µs/recipient; "+
 		"baseline: redis-server %.1f µs/task, the enqueueing process %.1f µs/task.",

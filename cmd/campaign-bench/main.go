@@ -31,23 +31,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/wacampaign/wacampaign/internal/app"
+	"github.com/wacampaign/wacampaign/internal/harness"
 )
 
 func main() {
@@ -88,7 +82,7 @@ type bench struct {
 	apiBin   string
 	workBin  string
 	selfBin  string
-	redis    *child
+	redis    *harness.Redis
 	addr     string
 	rdb      *redis.Client
 	rows     int
@@ -119,50 +113,15 @@ type result struct {
 }
 
 func run(rows, sends int, only string, keep bool) int {
-	dir, err := os.MkdirTemp("", "campaign-bench-")
+	session, err := harness.NewSession("campaign-bench", keep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaign-bench:", err)
 		return 1
 	}
-	var once sync.Once
-	cleanup := func() {
-		once.Do(func() {
-			stopAll()
-			if keep {
-				fmt.Fprintln(os.Stderr, "work directory kept:", dir)
-			} else {
-				os.RemoveAll(dir)
-			}
-		})
-	}
-	// An interrupt, a closed terminal or a closed stdout (make bench | head)
-	// stops the children and removes the files before exiting; Pdeathsig
-	// covers a kill -9 of this process.
-	var stopping atomic.Bool
-	abort := func(code int, why string) {
-		if stopping.Swap(true) {
-			select {} // the first abort exits
-		}
-		fmt.Fprintln(os.Stderr, "\ncampaign-bench:", why, "- stopping the children")
-		shutdown()
-		cleanup()
-		os.Exit(code)
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		s := (<-sigs).(syscall.Signal)
-		abort(128+int(s), "got "+s.String())
-	}()
-	flushStdout := guardStdout(func() { abort(128+int(syscall.SIGPIPE), "stdout was closed") })
-	defer flushStdout()
-	defer cleanup()
-
-	b := &bench{dir: dir, rows: rows, sends: sends, only: only, apiKey: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), started: time.Now()}
+	defer session.Close()
+	b := &bench{dir: session.Dir, rows: rows, sends: sends, only: only, apiKey: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), started: time.Now()}
 	if err := b.all(); err != nil {
-		if stopping.Load() {
-			select {} // the error is the interrupt's doing; abort exits
-		}
+		session.WaitIfAborting()
 		fmt.Fprintln(os.Stderr, "\ncampaign-bench:", err)
 		b.printChildLogs()
 		return 1
@@ -171,45 +130,19 @@ func run(rows, sends int, only string, keep bool) int {
 	return 0
 }
 
-// guardStdout routes this process's stdout through a pipe copied to the
-// real one, so that a reader going away (make bench | head) is noticed
-// (onBroken runs) instead of killing the process with SIGPIPE before it has
-// stopped its children. The returned function flushes what is left.
-func guardStdout(onBroken func()) func() {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return func() {}
-	}
-	signal.Ignore(syscall.SIGPIPE) // a write to the closed stdout fails with EPIPE instead
-	real := os.Stdout
-	os.Stdout = w
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := io.Copy(real, r); err != nil {
-			go onBroken()
-			_, _ = io.Copy(io.Discard, r) // keep writers from blocking until the exit
-		}
-	}()
-	return func() {
-		os.Stdout = real
-		w.Close()
-		<-done
-	}
-}
-
 func (b *bench) all() error {
 	fmt.Printf("campaign-bench: %d rows (figures 1-2), %d sends (figure 3), GOMAXPROCS %d, %d CPUs, load average %s\n\n",
-		b.rows, b.sends, runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAverage())
+		b.rows, b.sends, runtime.GOMAXPROCS(0), runtime.NumCPU(), harness.LoadAverage())
 	if err := b.step("build campaign-api and campaign-worker", b.build); err != nil {
 		return err
 	}
 	if err := b.step("start redis-server", func() error {
 		var err error
-		b.redis, b.addr, err = startRedis(b.dir)
+		b.redis, err = harness.StartRedis(harness.RedisOptions{Dir: b.dir})
 		if err != nil {
 			return err
 		}
+		b.addr = b.redis.Addr
 		b.rdb = redis.NewClient(&redis.Options{Addr: b.addr})
 		fmt.Printf("  redis-server %s on %s (--save \"\" --appendonly no)\n", redisVersion(b.rdb), b.addr)
 		return nil
@@ -260,27 +193,11 @@ func (b *bench) step(name string, f func() error) error {
 // build compiles the two product binaries once, into the work directory, so
 // that no figure measures `go run`'s compile.
 func (b *bench) build() error {
-	goBin := os.Getenv("GO")
-	if goBin == "" {
-		goBin = "go"
+	bins, err := harness.Build(os.Getenv("GO"), "", filepath.Join(b.dir, "bin"))
+	if err != nil {
+		return err
 	}
-	out, err := exec.Command(goBin, "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-		return fmt.Errorf("run from inside the module (go env GOMOD: %q, %v)", out, err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	if !enter() {
-		return errStopping
-	}
-	defer leave()
-	binDir := filepath.Join(b.dir, "bin")
-	cmd := exec.CommandContext(life.ctx, goBin, "build", "-o", binDir+"/", "./cmd/campaign-api", "./cmd/campaign-worker")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	b.apiBin = filepath.Join(binDir, "campaign-api")
-	b.workBin = filepath.Join(binDir, "campaign-worker")
+	b.apiBin, b.workBin = bins.API, bins.Worker
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -310,42 +227,14 @@ func (b *bench) productEnv(sandboxURL string, extra ...string) []string {
 
 // startProduct starts a product binary with env, on top of this process's
 // environment minus the configuration table's variables.
-func (b *bench) startProduct(name, bin string, args, env []string) (*child, error) {
-	clean := os.Environ()[:0:0]
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if !isConfigVar(k) {
-			clean = append(clean, kv)
-		}
-	}
-	return startChild(name, bin, args, append(clean, env...), b.dir)
-}
-
-func isConfigVar(name string) bool {
-	for _, v := range app.Vars {
-		if v.Name == name {
-			return true
-		}
-	}
-	return false
+func (b *bench) startProduct(name, bin string, args, env []string) (*harness.Child, error) {
+	return harness.StartProduct(name, bin, args, env, b.dir)
 }
 
 // startAPI starts campaign-api (no worker) on a free port and waits for
 // /healthz.
-func (b *bench) startAPI(name, sandboxURL, sendInterval string) (*child, *apiClient, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, nil, err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c, err := b.startProduct(name, b.apiBin, nil, b.productEnv(sandboxURL, "ADDR="+addr, "SEND_INTERVAL="+sendInterval))
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := waitHTTP(c, "http://"+addr+"/healthz"); err != nil {
-		return nil, nil, err
-	}
-	return c, newAPIClient("http://"+addr, b.apiKey), nil
+func (b *bench) startAPI(name, sandboxURL, sendInterval string) (*harness.Child, *harness.APIClient, error) {
+	return harness.StartAPI(name, b.apiBin, b.productEnv(sandboxURL, "SEND_INTERVAL="+sendInterval), b.apiKey, b.dir)
 }
 
 // flush empties Redis between figures, so each starts from the same state.
@@ -376,7 +265,7 @@ func redisVersion(rdb *redis.Client) string {
 }
 
 func (b *bench) redisCPU() time.Duration {
-	d, _ := cpuTime(b.redis.pid())
+	d, _ := cpuTime(b.redis.Pid())
 	return d
 }
 
@@ -393,6 +282,11 @@ func verdict(value, limit float64, atLeast bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// printChildLogs summarises what the children logged.
+func (b *bench) printChildLogs() {
+	harness.PrintChildLogs("What the children logged (the product at LOG_LEVEL=warn; redis: warnings only):", b.dir)
 }
 
 // report prints the table, the method notes, the phases and what the
@@ -437,7 +331,7 @@ func (b *bench) report() {
 		fmt.Printf("  %-48s %s\n", p.name, roundDur(p.took))
 	}
 	fmt.Printf("  %-48s %s\n", "total", roundDur(time.Since(b.started)))
-	fmt.Printf("  load average at the end: %s (other work on the machine skews every figure)\n", loadAverage())
+	fmt.Printf("  load average at the end: %s (other work on the machine skews every figure)\n", harness.LoadAverage())
 	fmt.Println()
 	b.printChildLogs()
 	fmt.Println()
@@ -490,18 +384,4 @@ func (b *bench) commandProfile(ctx context.Context, units int64, top int) string
 		}
 	}
 	return fmt.Sprintf("%.1f commands a unit; busiest: %s", float64(calls)/float64(units), strings.Join(parts, "; "))
-}
-
-// loadAverage is /proc/loadavg's 1, 5 and 15 minute figures: a busy machine
-// explains odd numbers.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

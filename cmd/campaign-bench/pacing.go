@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/wacampaign/wacampaign/internal/harness"
 )
 
 // Figure 4's setup, as the issue states it.
@@ -47,12 +49,12 @@ func (p *pacingBench) run() error {
 	if err != nil {
 		return err
 	}
-	defer api.stop(10 * time.Second)
+	defer api.Stop(10 * time.Second)
 
 	// The workers run before the campaign exists, so its tasks are planned
 	// from the moment of the upload and the window measures steady sending,
 	// not a backlog.
-	var workers []*child
+	var workers []*harness.Child
 	for i := 1; i <= pacingWorkers; i++ {
 		wk, err := b.startProduct(fmt.Sprintf("worker-fig4-%d", i), b.workBin, nil,
 			b.productEnv(srv.URL, "SEND_INTERVAL="+interval, "WORKER_CONCURRENCY="+strconv.Itoa(pacingConcurrency)))
@@ -65,7 +67,7 @@ func (p *pacingBench) run() error {
 		var wg sync.WaitGroup
 		for _, wk := range workers {
 			wg.Add(1)
-			go func() { defer wg.Done(); wk.stop(30 * time.Second) }()
+			go func() { defer wg.Done(); wk.Stop(30 * time.Second) }()
 		}
 		wg.Wait()
 	}
@@ -78,16 +80,16 @@ func (p *pacingBench) run() error {
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("+1415555%04d", 100+i)
 	}
-	plan, err := newPhonePlan(pacingAccounts * pacingPerAccount)
+	plan, err := harness.NewPhonePlan(pacingAccounts * pacingPerAccount)
 	if err != nil {
 		return err
 	}
 	var csv bytes.Buffer
-	if _, err := writeContacts(&csv, pacingAccounts*pacingPerAccount, plan); err != nil {
+	if _, err := harness.WriteContacts(&csv, pacingAccounts*pacingPerAccount, plan); err != nil {
 		return err
 	}
-	c, err := client.createCampaign(ctx, []field{
-		{"name", "bench pacing"}, {"template", benchTemplate}, {"accounts", strings.Join(accounts, ",")},
+	c, err := client.CreateCampaign(ctx, []harness.Field{
+		{Name: "name", Value: "bench pacing"}, {Name: "template", Value: benchTemplate}, {Name: "accounts", Value: strings.Join(accounts, ",")},
 	}, &csv)
 	if err != nil {
 		return err
@@ -113,13 +115,13 @@ func (p *pacingBench) run() error {
 
 // waitReady waits until the three asynq servers have registered and the
 // credit ledger has read the provider's quota: setup, not part of the figure.
-func (p *pacingBench) waitReady(ctx context.Context, client *apiClient) error {
+func (p *pacingBench) waitReady(ctx context.Context, client *harness.APIClient) error {
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: p.b.addr})
 	defer insp.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		servers, err := insp.Servers()
-		if err == nil && len(servers) >= pacingWorkers && client.creditsSynced(ctx) {
+		if err == nil && len(servers) >= pacingWorkers && client.CreditsSynced(ctx) {
 			return nil
 		}
 		if time.Now().After(deadline) {

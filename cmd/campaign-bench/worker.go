@@ -14,6 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/harness"
 )
 
 // Figure 3's worker: one process, this many tasks at once, for ours and
@@ -70,19 +72,19 @@ func (w *workerBench) ours() error {
 	if err != nil {
 		return err
 	}
-	defer api.stop(10 * time.Second)
+	defer api.Stop(10 * time.Second)
 	if err := w.syncLedger(ctx, client, srv.URL); err != nil {
 		return err
 	}
-	plan, err := newPhonePlan(b.sends)
+	plan, err := harness.NewPhonePlan(b.sends)
 	if err != nil {
 		return err
 	}
 	var csv bytes.Buffer
-	if _, err := writeContacts(&csv, b.sends, plan); err != nil {
+	if _, err := harness.WriteContacts(&csv, b.sends, plan); err != nil {
 		return err
 	}
-	c, err := client.createCampaign(ctx, []field{{"name", "bench worker"}, {"template", benchTemplate}}, &csv)
+	c, err := client.CreateCampaign(ctx, []harness.Field{{Name: "name", Value: "bench worker"}, {Name: "template", Value: benchTemplate}}, &csv)
 	if err != nil {
 		return err
 	}
@@ -106,13 +108,13 @@ func (w *workerBench) ours() error {
 	if err != nil {
 		return err
 	}
-	defer worker.stop(30 * time.Second)
+	defer worker.Stop(30 * time.Second)
 	w.reasons = map[string]bool{}
-	var last *campaignView
+	var last *harness.Campaign
 	var progress []progressSample
 	deadline := start.Add(10 * time.Minute)
 	for {
-		cur, err := client.getCampaign(ctx, c.ID)
+		cur, err := client.GetCampaign(ctx, c.ID)
 		if err != nil {
 			return err
 		}
@@ -124,8 +126,8 @@ func (w *workerBench) ours() error {
 		if cur.Status == "completed" {
 			break
 		}
-		if !worker.alive() {
-			return fmt.Errorf("campaign-worker exited: %v (campaign at %+v)", worker.waitErr, cur.Counts)
+		if !worker.Alive() {
+			return fmt.Errorf("campaign-worker exited: %v (campaign at %+v)", worker.WaitErr(), cur.Counts)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("campaign %s not completed after 10 minutes: %+v", c.ID, cur.Counts)
@@ -133,12 +135,12 @@ func (w *workerBench) ours() error {
 		time.Sleep(25 * time.Millisecond)
 	}
 	w.took = time.Since(start)
-	if w.cpu, err = cpuTime(worker.pid()); err != nil {
+	if w.cpu, err = cpuTime(worker.Pid()); err != nil {
 		return err
 	}
 	w.redisCPU = b.redisCPU() - redis0
 	w.sandboxCPU = selfCPU() - self0 // the sandbox and the 25 ms polling
-	worker.stop(30 * time.Second)
+	worker.Stop(30 * time.Second)
 
 	sent := len(sb.Messages())
 	fmt.Printf("  %d recipients (payload of a send task: %d bytes): completed in %s → %.0f messages/s; worker CPU %s (%.0f µs/message); redis CPU %s\n",
@@ -164,16 +166,16 @@ func (w *workerBench) ours() error {
 // the measured worker shows the send path rather than the first start's
 // race: tasks that reach the ledger before a new worker's first GET /quotas
 // wait QUOTA_SYNC_INTERVAL (1 min), which would be most of the figure.
-func (w *workerBench) syncLedger(ctx context.Context, client *apiClient, sandboxURL string) error {
+func (w *workerBench) syncLedger(ctx context.Context, client *harness.APIClient, sandboxURL string) error {
 	wk, err := w.b.startProduct("worker-fig3-warmup", w.b.workBin, nil, w.b.productEnv(sandboxURL, "SEND_INTERVAL=0s"))
 	if err != nil {
 		return err
 	}
-	defer wk.stop(10 * time.Second)
+	defer wk.Stop(10 * time.Second)
 	deadline := time.Now().Add(20 * time.Second)
-	for !client.creditsSynced(ctx) {
-		if !wk.alive() || time.Now().After(deadline) {
-			return fmt.Errorf("the warm-up worker did not sync the credit ledger (exited: %v)", !wk.alive())
+	for !client.CreditsSynced(ctx) {
+		if !wk.Alive() || time.Now().After(deadline) {
+			return fmt.Errorf("the warm-up worker did not sync the credit ledger (exited: %v)", !wk.Alive())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -216,12 +218,12 @@ func (w *workerBench) baseline() error {
 	b.resetCommandStats(ctx)
 	redis0 := b.redisCPU()
 	start := time.Now()
-	srv, err := startChild("noop-fig3", b.selfBin, []string{"-noop-server"},
+	srv, err := harness.StartChild("noop-fig3", b.selfBin, []string{"-noop-server"},
 		append(os.Environ(), "BENCH_REDIS_ADDR="+b.addr, "BENCH_CONCURRENCY="+strconv.Itoa(workerConcurrency)), b.dir)
 	if err != nil {
 		return err
 	}
-	defer srv.stop(10 * time.Second)
+	defer srv.Stop(10 * time.Second)
 	deadline := start.Add(5 * time.Minute)
 	for {
 		left, err := unfinished(ctx, b.rdb)
@@ -231,8 +233,8 @@ func (w *workerBench) baseline() error {
 		if left == 0 {
 			break
 		}
-		if !srv.alive() {
-			return fmt.Errorf("the no-op asynq server exited: %v", srv.waitErr)
+		if !srv.Alive() {
+			return fmt.Errorf("the no-op asynq server exited: %v", srv.WaitErr())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the no-op asynq server left %d tasks after 5 minutes", left)
@@ -240,11 +242,11 @@ func (w *workerBench) baseline() error {
 		time.Sleep(25 * time.Millisecond)
 	}
 	w.baseTook = time.Since(start)
-	if w.baseCPU, err = cpuTime(srv.pid()); err != nil {
+	if w.baseCPU, err = cpuTime(srv.Pid()); err != nil {
 		return err
 	}
 	w.baseRedisCPU = b.redisCPU() - redis0
-	srv.stop(10 * time.Second)
+	srv.Stop(10 * time.Second)
 	w.baseProfile = b.commandProfile(ctx, w.n, 4)
 	fmt.Printf("  baseline: %d no-op tasks in %s → %.0f tasks/s; server CPU %s (%.0f µs/task); redis CPU %s\n",
 		w.n, roundDur(w.baseTook), float64(w.n)/w.baseTook.Seconds(), roundDur(w.baseCPU),

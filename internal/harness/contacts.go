@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package harness
 
 import (
 	"bufio"
@@ -42,21 +42,21 @@ const (
 	invalidEvery = 100_000
 )
 
-// phonePlan numbers distinct valid US phones: number i is line i/len(prefixes)
+// PhonePlan numbers distinct valid US phones: number i is line i/len(prefixes)
 // of prefix i%len(prefixes), so consecutive rows rotate over area codes as a
 // real list does.
-type phonePlan struct {
+type PhonePlan struct {
 	prefixes []int // area code * 1000 + exchange, each checked valid
 }
 
-// newPhonePlan finds enough prefixes for n distinct numbers, checking with
+// NewPhonePlan finds enough prefixes for n distinct numbers, checking with
 // libphonenumber (what the product validates with) that the first, a middle
 // and the last line of each are valid.
-func newPhonePlan(n int) (*phonePlan, error) {
+func NewPhonePlan(n int) (*PhonePlan, error) {
 	// At least one range per area code, so that rows rotate over all of
 	// them whatever the size.
 	need := max((n+9999)/10000, len(areaCodes))
-	p := &phonePlan{}
+	p := &PhonePlan{}
 	for exchange := 234; exchange <= 999 && len(p.prefixes) < need; exchange++ {
 		if exchange%100 == 11 || exchange == 555 {
 			continue // N11 codes and the 555 directory exchange are not subscriber numbers
@@ -84,8 +84,12 @@ func newPhonePlan(n int) (*phonePlan, error) {
 	return p, nil
 }
 
-// phone spells number i in one of four ways, chosen by style.
-func (p *phonePlan) phone(i, style int) string {
+// Ranges is how many number ranges (area code and exchange) the plan draws
+// from.
+func (p *PhonePlan) Ranges() int { return len(p.prefixes) }
+
+// Phone spells number i in one of four ways, chosen by style.
+func (p *PhonePlan) Phone(i, style int) string {
 	prefix := p.prefixes[i%len(p.prefixes)]
 	area, exchange, line := prefix/1000, prefix%1000, i/len(p.prefixes)
 	switch style % 4 {
@@ -100,24 +104,24 @@ func (p *phonePlan) phone(i, style int) string {
 	}
 }
 
-// contactsStats describes a generated file.
-type contactsStats struct {
-	rows        int     // data rows (the header not counted)
-	bytes       int64   // the whole file
-	avgRowBytes float64 // a data row, with its line break
-	duplicates  int     // planted: rows repeating an earlier row's number
-	invalid     int     // planted: rows whose phone is not a number
+// ContactsStats describes a generated file.
+type ContactsStats struct {
+	Rows        int     // data rows (the header not counted)
+	Bytes       int64   // the whole file
+	AvgRowBytes float64 // a data row, with its line break
+	Duplicates  int     // planted: rows repeating an earlier row's number
+	Invalid     int     // planted: rows whose phone is not a number
 }
 
-// expectedRecipients is what a correct import keeps.
-func (s contactsStats) expectedRecipients() int { return s.rows - s.duplicates - s.invalid }
+// ExpectedRecipients is what a correct import keeps.
+func (s ContactsStats) ExpectedRecipients() int { return s.Rows - s.Duplicates - s.Invalid }
 
-// writeContacts writes the header and n rows of contacts to w.
-func writeContacts(w io.Writer, n int, plan *phonePlan) (contactsStats, error) {
+// WriteContacts writes the header and n rows of contacts to w.
+func WriteContacts(w io.Writer, n int, plan *PhonePlan) (ContactsStats, error) {
 	cw := &countingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 256<<10)
 	c := csv.NewWriter(bw)
-	st := contactsStats{rows: n}
+	st := ContactsStats{Rows: n}
 	if err := c.Write(csvHeader); err != nil {
 		return st, err
 	}
@@ -128,12 +132,12 @@ func writeContacts(w io.Writer, n int, plan *phonePlan) (contactsStats, error) {
 		switch {
 		case i%invalidEvery == invalidEvery-7:
 			rec[0] = "555-12" + strconv.Itoa(i%10) // too short for any region
-			st.invalid++
+			st.Invalid++
 		case i%dupEvery == dupEvery-1:
-			rec[0] = plan.phone(i-1234, i+1) // an earlier row's number, spelled another way
-			st.duplicates++
+			rec[0] = plan.Phone(i-1234, i+1) // an earlier row's number, spelled another way
+			st.Duplicates++
 		default:
-			rec[0] = plan.phone(i, i)
+			rec[0] = plan.Phone(i, i)
 		}
 		rec[1] = firstNames[(i*7)%len(firstNames)]
 		rec[2] = lastNames[(i*13+i/len(lastNames))%len(lastNames)]
@@ -150,9 +154,9 @@ func writeContacts(w io.Writer, n int, plan *phonePlan) (contactsStats, error) {
 	if err := bw.Flush(); err != nil {
 		return st, err
 	}
-	st.bytes = cw.n
+	st.Bytes = cw.n
 	if n > 0 {
-		st.avgRowBytes = float64(cw.n-headerBytes) / float64(n)
+		st.AvgRowBytes = float64(cw.n-headerBytes) / float64(n)
 	}
 	return st, nil
 }

@@ -1,53 +1,30 @@
 //go:build linux
 
-package main
+package harness
 
 import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
-
-	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
 )
 
-// sandboxToken is the token the sandbox wants and the children send.
-const sandboxToken = "campaign-bench-sandbox-token"
-
-// sandboxMessage is a message the sandbox accepted.
-type sandboxMessage = sandbox.Message
-
-// newSandbox serves a fresh TimelinesAI sandbox in this process: credits
-// that never run out, no rate limit or API-call cap, its own pacing 1 ms (it
-// only moves the simulated Sent time; acceptance is immediate), and
-// delivery far off so no status changes during a figure.
-func newSandbox() (*sandbox.Server, *httptest.Server) {
-	sb := sandbox.New(sandbox.Config{
-		Token:        sandboxToken,
-		Credits:      1 << 40,
-		SendInterval: time.Millisecond,
-		DeliverAfter: 24 * time.Hour,
-		ReadAfter:    48 * time.Hour,
-	})
-	return sb, httptest.NewServer(sb)
-}
-
-// printChildLogs summarises what the children wrote: the product logs at
-// warn, so every line is something to look at. Lines with the same level
-// and message are counted together, with one example.
-func (b *bench) printChildLogs() {
-	paths, _ := filepath.Glob(filepath.Join(b.dir, "*.log"))
+// PrintChildLogs summarises what the children logging in dir wrote (its
+// *.log files), under title: the harness programs run the product at
+// LOG_LEVEL=warn, so every line is something to look at. Lines with the same
+// level and message are counted together, with one example; a
+// redis-server's (a log named redis*) only its warnings.
+func PrintChildLogs(title, dir string) {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.log"))
 	sort.Strings(paths)
-	fmt.Println("What the children logged (the product at LOG_LEVEL=warn; redis: warnings only):")
+	fmt.Println(title)
 	quiet := true
 	for _, p := range paths {
 		name := strings.TrimSuffix(filepath.Base(p), ".log")
-		groups, order, total := summariseLog(p, name == "redis")
+		groups, order, total := summariseLog(p, strings.HasPrefix(name, "redis"))
 		if total == 0 {
 			continue
 		}
@@ -59,7 +36,7 @@ func (b *bench) printChildLogs() {
 				break
 			}
 			g := groups[k]
-			fmt.Printf("    %6d × %s\n", g.n, clip(g.example, 400))
+			fmt.Printf("    %6d × %s\n", g.n, Clip(g.example, 400))
 		}
 	}
 	if quiet {
@@ -117,10 +94,11 @@ func summariseLog(path string, redisLog bool) (map[string]*logGroup, []string, i
 	return groups, order, total
 }
 
-// redisBanner reports the warning-level lines every redis-server start
-// writes, which say nothing about the run.
+// redisBanner reports the warning-level lines every redis-server start and
+// requested stop writes, which say nothing about the run.
 func redisBanner(line string) bool {
-	for _, s := range []string{"oO0OoO0OoO0Oo", "Redis version=", "Configuration loaded", "Server initialized"} {
+	for _, s := range []string{"oO0OoO0OoO0Oo", "Redis version=", "Configuration loaded", "Server initialized",
+		"User requested shutdown", "ready to exit"} {
 		if strings.Contains(line, s) {
 			return true
 		}
