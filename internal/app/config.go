@@ -134,7 +134,7 @@ var Vars = []Var{
 		durationVar(func(c *Config) *time.Duration { return &c.ReconcileAfter }, 100*time.Millisecond)},
 	{"RECONCILE_MAX_AGE", "30m", "the last search for an unconfirmed send, after which UNCONFIRMED_POLICY decides",
 		durationVar(func(c *Config) *time.Duration { return &c.ReconcileMaxAge }, 100*time.Millisecond)},
-	{"UNCONFIRMED_POLICY", "resend", "what happens to an unconfirmed send the provider never shows: resend (sent once more, never a third time) or hold (the recipient stays unknown, with the reason, for a person)",
+	{"UNCONFIRMED_POLICY", "resend", "what happens to an unconfirmed send the provider never shows: resend (sent once more; a resend is reconciled the same way, at most 3 resends) or hold (the recipient stays unknown, with the reason, for a person)",
 		func(c *Config, v string) error {
 			if v != "resend" && v != "hold" {
 				return fmt.Errorf("%q is not resend or hold", v)

@@ -26,9 +26,15 @@ import (
 // provider what that account sent the recipient since then (its chats and
 // their history). A message with the same text marks the recipient sent,
 // with the provider's uid. Not found, the lookup is repeated on a widening
-// schedule until RECONCILE_MAX_AGE; then UNCONFIRMED_POLICY decides: resend
-// (once: a recipient is never sent more than twice), or hold it as unknown
-// for a person. A message:sent:new webhook can settle it earlier.
+// schedule until RECONCILE_MAX_AGE; then UNCONFIRMED_POLICY decides: resend,
+// or hold it as unknown for a person. A message:sent:new webhook can settle
+// it earlier.
+//
+// Every lookup searches from the recipient's first claim, so a resend's
+// lookup also finds an earlier attempt that shows up late. A recipient is
+// resent at most maxResends times: should lookups fail to find messages
+// that did go out (a provider that rewrites text, say), the damage stays
+// bounded.
 
 // TypeReconcile is the task that looks an unconfirmed send up.
 const TypeReconcile = "campaign:reconcile"
@@ -140,11 +146,14 @@ func NewReconciler(d ReconcilerDeps) *Reconciler {
 const (
 	reasonNoLookup   = "the provider's answer was lost and this provider cannot look up sent messages; it may have been sent, so it is not sent again"
 	reasonNotFound   = "not found at the provider %s after the send; held as unknown for a person to check (UNCONFIRMED_POLICY=hold): it may have been sent"
-	reasonResentOnce = "not found at the provider %s after the send, which was itself a resend; held as unknown: it is never sent a third time"
-	// resendNote starts the history detail of a resend; a recipient whose
-	// history has it is never resent again.
+	reasonResentMax = "not found at the provider %s after the send, which was already resend %d; held as unknown for a person to check: it may have been sent"
+	// resendNote starts the history detail of a resend; the history counts
+	// them.
 	resendNote = "sent once more: "
 )
+
+// maxResends bounds the resends of one recipient.
+const maxResends = 3
 
 // ProcessTask implements asynq.Handler.
 func (r *Reconciler) ProcessTask(ctx context.Context, t *asynq.Task) error {
@@ -175,7 +184,7 @@ func (r *Reconciler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	found, err := r.lookup(ctx, finder, msg, dispatched)
+	found, err := r.lookup(ctx, finder, msg, firstClaim(history, dispatched))
 	if err != nil {
 		return lookupError(err)
 	}
@@ -217,11 +226,11 @@ func (r *Reconciler) message(ctx context.Context, p reconcilePayload, account st
 }
 
 // lookup asks the provider for the messages the account sent the recipient
-// since the dispatch, and answers the first with the message's text. A
+// since the first claim, and answers the first with the message's text. A
 // lookup cut short still counts what it found: finding the message is a
 // fact, not finding it is not.
-func (r *Reconciler) lookup(ctx context.Context, finder sender.MessageFinder, msg sender.Message, dispatched time.Time) (*sender.SentMessage, error) {
-	since := dispatched.Add(-clockSkew)
+func (r *Reconciler) lookup(ctx context.Context, finder sender.MessageFinder, msg sender.Message, claimed time.Time) (*sender.SentMessage, error) {
+	since := claimed.Add(-clockSkew)
 	sent, err := finder.FindSent(ctx, sender.SentQuery{Phone: msg.Phone, AccountPhone: msg.AccountPhone, After: since})
 	slices.SortStableFunc(sent, func(a, b sender.SentMessage) int { return a.At.Compare(b.At) })
 	want := strings.TrimSpace(msg.Text)
@@ -277,9 +286,9 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 		return r.queue.enqueueReconcile(ctx, p.Campaign, p.Seq, dispatched, p.N+1, next)
 	}
 	age := r.now().Sub(dispatched).Round(time.Second).String()
-	switch {
-	case resentBefore(history):
-		reason := fmt.Sprintf(reasonResentOnce, age)
+	switch resends := resendsIn(history); {
+	case resends >= maxResends:
+		reason := fmt.Sprintf(reasonResentMax, age, resends)
 		return r.settle(ctx, p, record{State: StateUnknown, Reason: reason, Account: rec.Account}, reason, 0)
 	case !r.policy.Resend:
 		reason := fmt.Sprintf(reasonNotFound, age)
@@ -293,15 +302,26 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 	return r.queue.requeueInCurrentRound(ctx, r.store, p.Campaign, p.Seq, -1, ":resend")
 }
 
-// resentBefore reports whether the recipient was already sent once more
-// after an unconfirmed send.
-func resentBefore(history []HistoryEntry) bool {
+// resendsIn counts the resends in a recipient's history.
+func resendsIn(history []HistoryEntry) int {
+	n := 0
 	for _, e := range history {
 		if e.State == StateQueued && strings.HasPrefix(e.Detail, resendNote) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
+}
+
+// firstClaim is when the recipient was first claimed, from its history:
+// every attempt to send it came after. fallback when the history has none.
+func firstClaim(history []HistoryEntry, fallback time.Time) time.Time {
+	for _, e := range history {
+		if e.State == StateSending && e.ProviderStatus == "" {
+			return e.At
+		}
+	}
+	return fallback
 }
 
 // settle moves the unconfirmed recipient on; a recipient settled meanwhile

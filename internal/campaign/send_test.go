@@ -195,6 +195,30 @@ func TestAmbiguousAnswersAreReconciledNotResent(t *testing.T) {
 	}
 }
 
+// TestResendsOfAnUnconfirmedSendAreBounded: a provider that answers every
+// send with a 500 and never shows it: each unconfirmed send is looked up,
+// not found, and sent once more, up to maxResends times; then the recipient
+// is held as unknown, with the reason.
+func TestResendsOfAnUnconfirmedSendAreBounded(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: `{"status":"error","message":"boom","error_code":"internal_error"}`})
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcileAll()
+	r := f.recipient(c.ID, 0)
+	if r.State != StateUnknown || !strings.Contains(r.Reason, "resend 3") {
+		t.Errorf("recipient %s %q; want unknown after 3 resends", r.State, r.Reason)
+	}
+	if got := f.sandbox.Answers()[500]; got != 1+maxResends {
+		t.Errorf("the provider was asked %d times; want the first send and %d resends", got, maxResends)
+	}
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Unknown != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %s %+v", got.Status, got.Counts)
+	}
+}
+
 // TestOutcomeLostToARedisOutageIsNotStranded: the provider accepts the
 // message while Redis is down, so the attempt cannot record it. The task
 // must run again (an error, not "done"), and its next run, once the claim's
