@@ -75,6 +75,11 @@ type Counts struct {
 	Unknown     int64 `json:"unknown"`
 }
 
+// Sum is every state's count: Total when the counts add up, as they must.
+func (c Counts) Sum() int64 {
+	return c.Queued + c.Sending + c.Unconfirmed + c.Sent + c.Delivered + c.Read + c.Failed + c.Skipped + c.Unknown
+}
+
 // Settled is the number of recipients whose send attempt is over.
 func (c Counts) Settled() int64 {
 	return c.Sent + c.Delivered + c.Read + c.Failed + c.Skipped + c.Unknown

@@ -155,9 +155,7 @@ func (f *fixture) recipient(id string, seq int64) Recipient {
 	return list[0]
 }
 
-func addsUp(c Counts) bool {
-	return c.Queued+c.Sending+c.Unconfirmed+c.Sent+c.Delivered+c.Read+c.Failed+c.Skipped+c.Unknown == c.Total
-}
+func addsUp(c Counts) bool { return c.Sum() == c.Total }
 
 // runQueued runs, by hand and at once, every task of type typ whose id ends
 // with idSuffix waiting in queue (scheduled or pending) with handler h, and
