@@ -4,7 +4,7 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test lint build bench chaos chaos-short clean helm-check
+.PHONY: run test lint fuzz build bench chaos chaos-short clean helm-check
 
 ## run: API + worker in one process; embedded Redis and the sandbox provider unless REDIS_URL / TIMELINES_API_TOKEN are set
 run:
@@ -49,6 +49,22 @@ chaos:
 ## chaos-short: the same with a few hundred recipients a scenario, under three minutes; CI runs it
 chaos-short:
 	GO="$(GO)" $(GO) run ./cmd/campaign-chaos -size short
+
+## fuzz: every native fuzz target for FUZZTIME each (CI: 10s): any panic, 500 or broken bound it finds is a defect
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./internal/templating:FuzzTemplate \
+	./internal/campaign:FuzzCSVContacts \
+	./internal/campaign:FuzzJSONContacts \
+	./internal/campaign:FuzzNormalizePhone \
+	./cmd/campaign-api:FuzzCreateCampaignForm \
+	./cmd/campaign-api:FuzzWebhookBody
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg="$${t%%:*}"; name="$${t##*:}"; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s -parallel=1 "$$pkg"; \
+	done
 
 ## build: the two binaries in bin/
 build:

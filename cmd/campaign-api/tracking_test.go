@@ -221,14 +221,16 @@ func TestWebhookReceiver(t *testing.T) {
 	h := newHarness(t, func(sb *sandbox.Config, cfg *app.Config) {
 		cfg.WebhookSecret = webhookSecret
 		cfg.ProviderTimeout = time.Second
+		// Only the webhook may settle the unconfirmed send here.
+		cfg.ReconcileAfter, cfg.ReconcileMaxAge = time.Hour, time.Hour
 		sb.DeliverAfter, sb.ReadAfter = time.Hour, time.Hour
 	})
 	phones := generatedPhones(3)
-	// The second recipient's answer never comes back: its outcome is unknown.
+	// The second recipient's answer never comes back: its send is unconfirmed.
 	h.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Phone: phones[1], Delay: time.Hour, Process: true})
 	h.startWorkers(1)
 	c := h.createCampaign(form{fields: [][2]string{{"template", "Hello"}, {"accounts", account}}, contacts: csvLines(append([]string{"phone"}, phones...)...)})
-	h.waitCampaign(c.ID, 30*time.Second, "settled", func(c campaign.Campaign) bool { return c.Counts.Sent == 2 && c.Counts.Unknown == 1 })
+	h.waitCampaign(c.ID, 30*time.Second, "settled", func(c campaign.Campaign) bool { return c.Counts.Sent == 2 && c.Counts.Unconfirmed == 1 })
 	msgs := h.sentTo()
 	now := time.Now().Format("2006-01-02 15:04:05 -0700")
 
@@ -264,7 +266,7 @@ func TestWebhookReceiver(t *testing.T) {
 		}
 	})
 
-	t.Run("message:sent:new resolves an unknown outcome", func(t *testing.T) {
+	t.Run("message:sent:new settles an unconfirmed send", func(t *testing.T) {
 		m := msgs[phones[1]][0] // the sandbox did accept it
 		res := h.webhook(webhookSecret, sentEvent(m.UID, phones[1], account, m.ReceivedAt.Format("2006-01-02 15:04:05 -0700")))
 		if res.Code != 200 || !strings.Contains(res.Raw, `"handled":true`) {
@@ -274,7 +276,7 @@ func TestWebhookReceiver(t *testing.T) {
 		if r.State != campaign.StateSent || r.MessageUID != m.UID {
 			t.Errorf("after the event: %s %q; want sent with %s", r.State, r.MessageUID, m.UID)
 		}
-		if got := h.campaign(c.ID); got.Counts.Unknown != 0 || got.Counts.Sent != 3 || !countsAddUp(got.Counts) {
+		if got := h.campaign(c.ID); got.Counts.Unconfirmed != 0 || got.Counts.Sent != 3 || got.Status != campaign.StatusCompleted || !countsAddUp(got.Counts) {
 			t.Errorf("counts %+v", got.Counts)
 		}
 	})

@@ -25,8 +25,8 @@ type audit struct {
 	unknownReceived int // of them, the sandbox did get a message for
 	sentLike        int // recipients in sent, delivered or read
 	byState         map[string]int
-	// unsettled are recipients still queued, sending or unconfirmed, for
-	// the report (the first few).
+	// unsettled are recipients still queued, sending or unconfirmed, or
+	// lost, or unknown, with their reasons, for the report (the first few).
 	unsettled []string
 	// problems are where the figures do not add up; none when they do.
 	problems []string
@@ -76,7 +76,7 @@ func auditCampaign(c *harness.Campaign, list []harness.Recipient, msgs []sandbox
 		case len(got) > 0:
 			receivedNotSent++
 		}
-		a.noteUnsettled(r)
+		a.noteUnsettled(r, len(got) == 0)
 	}
 	a.checkCounts(c.Counts, len(list))
 	a.problem(sentNotReceived > 0, "%d recipient(s) recorded sent that the sandbox never got", sentNotReceived)
@@ -97,8 +97,9 @@ func auditCampaign(c *harness.Campaign, list []harness.Recipient, msgs []sandbox
 // maxUnsettledListed bounds the unsettled recipients the report names.
 const maxUnsettledListed = 10
 
-func (a *audit) noteUnsettled(r harness.Recipient) {
-	if r.State != "queued" && r.State != "sending" && r.State != "unconfirmed" {
+func (a *audit) noteUnsettled(r harness.Recipient, neverReceived bool) {
+	lost := neverReceived && r.State != "failed" && r.State != "skipped"
+	if r.State != "queued" && r.State != "sending" && r.State != "unconfirmed" && r.State != "unknown" && !lost {
 		return
 	}
 	if len(a.unsettled) == maxUnsettledListed {
@@ -111,7 +112,11 @@ func (a *audit) noteUnsettled(r harness.Recipient) {
 	if r.UpdatedAt != nil {
 		since = " since " + r.UpdatedAt.Format("15:04:05.000")
 	}
-	a.unsettled = append(a.unsettled, fmt.Sprintf("seq %d %s%s", r.Seq, r.State, since))
+	reason := ""
+	if r.Reason != "" {
+		reason = " (" + r.Reason + ")"
+	}
+	a.unsettled = append(a.unsettled, fmt.Sprintf("seq %d %s%s%s", r.Seq, r.State, reason, since))
 }
 
 func hasUID(msgs []sandbox.Message, uid string) bool {

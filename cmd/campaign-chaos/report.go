@@ -84,7 +84,7 @@ func printDetails(run *chaosRun, r *result) {
 		fmt.Printf("  the sandbox got %d of %d recipients (%d twice or more); %d recorded sent/delivered/read, %d unknown of which %d were in fact received\n",
 			a.received, a.recipients, a.twice, a.sentLike, a.unknown, a.unknownReceived)
 		if len(a.unsettled) > 0 {
-			fmt.Printf("  still queued, sending or unconfirmed at the end: %s\n", strings.Join(a.unsettled, ", "))
+			fmt.Printf("  unsettled, lost or unknown at the end: %s\n", strings.Join(a.unsettled, ", "))
 		}
 	}
 	harness.PrintChildLogs("  what its processes logged (the product at LOG_LEVEL=warn; redis: warnings only):", filepath.Join(run.session.Dir, r.sc.name))

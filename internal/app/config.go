@@ -32,6 +32,9 @@ type Config struct {
 	StatusPollSchedule []time.Duration
 	StatusPollMaxAge   time.Duration
 	StatusPollBudget   string
+	ReconcileAfter     time.Duration
+	ReconcileMaxAge    time.Duration
+	UnconfirmedPolicy  string // resend or hold
 	WebhookSecret      string
 	APICallsPerSecond  int
 	WorkerConcurrency  int
@@ -125,6 +128,18 @@ var Vars = []Var{
 				return err
 			}
 			c.StatusPollBudget = v
+			return nil
+		}},
+	{"RECONCILE_AFTER", "2m", "how long after an unconfirmed send (its answer lost: a timeout, a reset or a 5xx after the request was written) the provider's chat history is first searched for it; then again at doubling gaps",
+		durationVar(func(c *Config) *time.Duration { return &c.ReconcileAfter }, 100*time.Millisecond)},
+	{"RECONCILE_MAX_AGE", "30m", "the last search for an unconfirmed send, after which UNCONFIRMED_POLICY decides",
+		durationVar(func(c *Config) *time.Duration { return &c.ReconcileMaxAge }, 100*time.Millisecond)},
+	{"UNCONFIRMED_POLICY", "resend", "what happens to an unconfirmed send the provider never shows: resend (sent once more; a resend is reconciled the same way, at most 3 resends) or hold (the recipient stays unknown, with the reason, for a person)",
+		func(c *Config, v string) error {
+			if v != "resend" && v != "hold" {
+				return fmt.Errorf("%q is not resend or hold", v)
+			}
+			c.UnconfirmedPolicy = v
 			return nil
 		}},
 	{"WEBHOOK_SECRET", "", "secret part of the webhook URL given to TimelinesAI: POST /v1/webhooks/timelines/<secret>; unset: no webhook receiver",

@@ -11,7 +11,6 @@ import (
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/quota"
-	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Worker is an asynq server running the campaign tasks, and the quota
@@ -52,12 +51,15 @@ func WithUploadJanitor(every, stallAfter time.Duration) WorkerOption {
 	return func(o *workerOptions) { o.janitorEvery, o.uploadStall = every, stallAfter }
 }
 
-// NewWorker assembles a worker on rdb sending through provider.
-func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger, opts ...WorkerOption) *Worker {
+// NewWorker assembles a worker on rdb sending through the provider.
+func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...WorkerOption) *Worker {
 	var o workerOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// The client itself, not the wrapper: what it can do beyond
+	// sender.Provider (looking up sent messages) is found by type.
+	provider := p.Provider
 	ledger := quota.NewCreditLedger(rdb.Client)
 	syncer := quota.NewQuotaSyncer(rdb.Client, provider, ledger, cfg.QuotaSyncInterval, log.Named("quota"))
 	store := campaign.NewStore(rdb.Client)
@@ -67,6 +69,7 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 	polls := campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}
 	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
 	budget := quota.NewPollBudget(rdb.Client, fixedBudget, store.QueuedSends)
+	reconcile := campaign.ReconcilePolicy{After: cfg.ReconcileAfter, MaxAge: cfg.ReconcileMaxAge, Resend: cfg.UnconfirmedPolicy != "hold"}
 	send := campaign.NewSendHandler(campaign.SendDeps{
 		Store:      store,
 		Provider:   provider,
@@ -79,6 +82,7 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 		ClaimLease: cfg.ClaimLease(),
 		Queue:      enqueuer,
 		Polls:      polls,
+		Reconcile:  reconcile,
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
 	})
@@ -88,6 +92,10 @@ func NewWorker(cfg Config, rdb *Redis, provider sender.Provider, log *zap.Logger
 	mux.Handle(campaign.TypeStart, control)
 	mux.Handle(campaign.TypeRetry, control)
 	mux.Handle(campaign.TypePoll, campaign.NewTracker(store, provider, enqueuer, polls, budget, log.Named("track")))
+	mux.Handle(campaign.TypeReconcile, campaign.NewReconciler(campaign.ReconcilerDeps{
+		Store: store, Provider: provider, Queue: enqueuer, Budget: budget, Polls: polls, Policy: reconcile,
+		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),
+	}))
 	recurring := campaign.NewRecurringStore(rdb.Client)
 	importer := campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"))
 	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, log.Named("recurring")))

@@ -30,19 +30,23 @@ const (
 type State string
 
 const (
-	StateQueued    State = "queued"    // imported, waiting for a worker
-	StateSending   State = "sending"   // claimed by a worker, provider call in flight
-	StateSent      State = "sent"      // accepted by the provider (message_uid known)
-	StateDelivered State = "delivered" // the provider reports it delivered
-	StateRead      State = "read"      // the provider reports it read
-	StateFailed    State = "failed"    // definitely not delivered; Reason says why
-	StateSkipped   State = "skipped"   // never sent on purpose (cancelled, ...); Reason says why
-	StateUnknown   State = "unknown"   // may or may not have been sent; never resent
+	StateQueued  State = "queued"  // imported, waiting for a worker
+	StateSending State = "sending" // claimed by a worker, provider call in flight
+	// StateUnconfirmed: the send may have reached the provider, but no
+	// definite answer came back; reconciliation asks the provider before
+	// anything is sent again.
+	StateUnconfirmed State = "unconfirmed"
+	StateSent        State = "sent"      // accepted by the provider (message_uid known)
+	StateDelivered   State = "delivered" // the provider reports it delivered
+	StateRead        State = "read"      // the provider reports it read
+	StateFailed      State = "failed"    // definitely not delivered; Reason says why
+	StateSkipped     State = "skipped"   // never sent on purpose (cancelled, ...); Reason says why
+	StateUnknown     State = "unknown"   // may or may not have been sent, and reconciliation could not tell; never resent
 )
 
 // States lists every recipient state in funnel order; the counters of a
 // campaign are kept under these names.
-var States = []State{StateQueued, StateSending, StateSent, StateDelivered, StateRead, StateFailed, StateSkipped, StateUnknown}
+var States = []State{StateQueued, StateSending, StateUnconfirmed, StateSent, StateDelivered, StateRead, StateFailed, StateSkipped, StateUnknown}
 
 // ValidState reports whether s names a recipient state.
 func ValidState(s string) bool {
@@ -57,15 +61,23 @@ func ValidState(s string) bool {
 // Counts are the recipients of a campaign by state. Every recipient is in
 // exactly one state, so the states add up to Total.
 type Counts struct {
-	Total     int64 `json:"total"`
-	Queued    int64 `json:"queued"`
-	Sending   int64 `json:"sending"`
-	Sent      int64 `json:"sent"`
-	Delivered int64 `json:"delivered"`
-	Read      int64 `json:"read"`
-	Failed    int64 `json:"failed"`
-	Skipped   int64 `json:"skipped"`
-	Unknown   int64 `json:"unknown"`
+	Total   int64 `json:"total"`
+	Queued  int64 `json:"queued"`
+	Sending int64 `json:"sending"`
+	// Unconfirmed are sends whose answer was lost; they are being checked
+	// with the provider (see StateUnconfirmed).
+	Unconfirmed int64 `json:"unconfirmed"`
+	Sent        int64 `json:"sent"`
+	Delivered   int64 `json:"delivered"`
+	Read        int64 `json:"read"`
+	Failed      int64 `json:"failed"`
+	Skipped     int64 `json:"skipped"`
+	Unknown     int64 `json:"unknown"`
+}
+
+// Sum is every state's count: Total when the counts add up, as they must.
+func (c Counts) Sum() int64 {
+	return c.Queued + c.Sending + c.Unconfirmed + c.Sent + c.Delivered + c.Read + c.Failed + c.Skipped + c.Unknown
 }
 
 // Settled is the number of recipients whose send attempt is over.

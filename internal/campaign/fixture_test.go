@@ -24,6 +24,7 @@ import (
 // provider through the real client.
 type fixture struct {
 	t         testing.TB
+	redis     *redistest.Server
 	rdb       *redis.Client
 	store     *Store
 	importer  *Importer
@@ -34,6 +35,10 @@ type fixture struct {
 	provURL   string
 	ledger    *quota.CreditLedger
 	handler   *SendHandler
+	client    *sender.Timelines
+	// reconciler looks unconfirmed sends up at once and, not finding them,
+	// resends them at once: tests run its tasks by hand (reconcileAll).
+	reconciler *Reconciler
 }
 
 const fixtureToken = "fixture-token"
@@ -64,6 +69,7 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 	pacer := quota.NewPacer(rdb, time.Millisecond, 0)
 	f := &fixture{
 		t:         t,
+		redis:     srv,
 		rdb:       rdb,
 		store:     store,
 		queue:     NewEnqueuer(queue, pacer),
@@ -74,15 +80,19 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 		ledger:    ledger,
 	}
 	f.syncLedger()
+	f.client = client
+	policy := ReconcilePolicy{After: time.Millisecond, MaxAge: time.Millisecond, Resend: true}
 	f.handler = NewSendHandler(SendDeps{
-		Store:    store,
-		Provider: client,
-		Ledger:   ledger,
-		Pacer:    pacer,
-		Accounts: quota.NewAccounts(rdb),
-		Queue:    f.queue,
-		Log:      log,
+		Store:     store,
+		Provider:  client,
+		Ledger:    ledger,
+		Pacer:     pacer,
+		Accounts:  quota.NewAccounts(rdb),
+		Queue:     f.queue,
+		Log:       log,
+		Reconcile: policy,
 	})
+	f.reconciler = NewReconciler(ReconcilerDeps{Store: store, Provider: client, Queue: f.queue, Policy: policy, Log: log})
 	f.starter = NewControlHandler(store, f.queue, log)
 	return f
 }
@@ -145,6 +155,46 @@ func (f *fixture) recipient(id string, seq int64) Recipient {
 	return list[0]
 }
 
-func addsUp(c Counts) bool {
-	return c.Queued+c.Sending+c.Sent+c.Delivered+c.Read+c.Failed+c.Skipped+c.Unknown == c.Total
+func addsUp(c Counts) bool { return c.Sum() == c.Total }
+
+// runQueued runs, by hand and at once, every task of type typ whose id ends
+// with idSuffix waiting in queue (scheduled or pending) with handler h, and
+// answers how many it ran. Tasks are deleted first, as asynq would once it
+// hands them out.
+func (f *fixture) runQueued(queue, typ, idSuffix string, h asynq.Handler) int {
+	f.t.Helper()
+	var tasks []*asynq.TaskInfo
+	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){f.inspector.ListScheduledTasks, f.inspector.ListPendingTasks} {
+		infos, err := list(queue)
+		if err != nil && !strings.Contains(err.Error(), "does not exist") {
+			f.t.Fatal(err)
+		}
+		tasks = append(tasks, infos...)
+	}
+	ran := 0
+	for _, info := range tasks {
+		if info.Type != typ || !strings.HasSuffix(info.ID, idSuffix) {
+			continue
+		}
+		if err := f.inspector.DeleteTask(queue, info.ID); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := h.ProcessTask(context.Background(), asynq.NewTask(info.Type, info.Payload)); err != nil {
+			f.t.Fatalf("%s task: %v", typ, err)
+		}
+		ran++
+	}
+	return ran
+}
+
+// reconcileAll runs reconciliation until no lookup and no resend is left:
+// lookups, then the send tasks of resends (not the import's), and again.
+func (f *fixture) reconcileAll() {
+	f.t.Helper()
+	for round := 0; round < 10; round++ {
+		if f.runQueued(QueueStatus, TypeReconcile, "", f.reconciler)+f.runQueued(QueueSend, TypeSend, ":resend", f.handler) == 0 {
+			return
+		}
+	}
+	f.t.Fatal("reconciliation did not settle in 10 rounds")
 }

@@ -25,6 +25,7 @@ type HistoryEntry struct {
 var stateOfCode = map[byte]State{
 	'q': StateQueued, 'g': StateSending, 's': StateSent, 'd': StateDelivered,
 	'r': StateRead, 'f': StateFailed, 'k': StateSkipped, 'u': StateUnknown,
+	'c': StateUnconfirmed,
 }
 
 // decodeHistory reads a stored history. The recipient was queued when the

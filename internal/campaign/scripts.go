@@ -10,15 +10,19 @@ import "github.com/redis/go-redis/v9"
 // campaign is now complete.
 //
 // A state record is JSON: {"s": state, "r": reason, "a": account,
-// "u": message uid, "t": unix ms of the change}; while the recipient is
+// "u": message uid, "t": unix ms of the change}. While the recipient is
 // "sending" it also names the attempt that claimed it ("o") and when that
-// claim lapses ("l", unix ms). A history is a string of entries (history.go).
+// claim lapses ("l", unix ms), and, once the attempt is about to write its
+// request to the provider, when it did so ("d", unix ms: the dispatch mark).
+// An "unconfirmed" record keeps "o" and "d": the send that may have gone
+// out. A history is a string of entries (history.go).
 
 // luaLib is shared by the scripts: completion, history, counters.
 const luaLib = `
 local function maybe_complete(ck, now)
-  local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending')
-  if v[1] == 'running' and v[2] == '0' and tonumber(v[3] or '0') == 0 and tonumber(v[4] or '0') == 0 then
+  local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed')
+  if v[1] == 'running' and v[2] == '0' and tonumber(v[3] or '0') == 0 and tonumber(v[4] or '0') == 0
+     and tonumber(v[5] or '0') == 0 then
     redis.call('HSET', ck, 'status', 'completed', 'finished_at', now)
     redis.call('HDEL', ck, 'reason')
     return 1
@@ -40,57 +44,64 @@ local function hist(ck, hk, seq, code, at, detail)
   redis.call('HSET', hk, seq, e)
 end
 
-local codes = {queued = 'q', sending = 'g', sent = 's', delivered = 'd', read = 'r', failed = 'f', skipped = 'k', unknown = 'u'}
+local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', delivered = 'd', read = 'r',
+  failed = 'f', skipped = 'k', unknown = 'u'}
 `
 
 // claimScript is the worker's claim on a recipient before it calls the
 // provider: the "SET NX of an attempt record" of DESIGN.md.
 //
 // KEYS: campaign, state bucket, rows bucket, history bucket.
-// ARGV: seq, now (unix ms), account, reason recorded when an earlier attempt
-// died mid-call, attempt id, claim lease (ms), the task's round.
+// ARGV: seq, now (unix ms), account, attempt id, claim lease (ms), the
+// task's round, reason recorded when a dispatched attempt is found dead.
 //
 // The lease tells a live attempt from a dead one. It outlasts the provider
 // call (the client's timeout) but ends before asynq hands a dead worker's task
 // to another worker, so a claim found with its lease running belongs to an
 // attempt still in flight (a duplicate task running at the same time: leave
-// it alone), and one found lapsed belongs to an attempt that died during the
-// call.
+// it alone). A claim found lapsed belongs to an attempt that died; the
+// dispatch mark says where: without it the request never left (the
+// recipient is simply claimed again and sent), with it the request may have
+// reached the provider (the recipient becomes unconfirmed, for
+// reconciliation, and is not sent again here).
 //
-// Answers {"claimed", row}, {"settled", state} (an earlier attempt finished),
-// {"inflight"} (another attempt holds the claim now), {"unknown", row} (an
-// earlier attempt claimed it and died without a result: it may have been
-// sent, so it is marked unknown, never resent), {"stale"} (the task belongs to an earlier
-// round), {"status", status} (the campaign is not running), or {"gone"} (no
-// such campaign or row).
+// Answers {"claimed", row}, {"settled", state} (an earlier attempt finished,
+// or reconciliation has it), {"inflight", lease end}, {"unconfirmed", row,
+// dispatched at, account}, {"stale"} (the task belongs to an earlier round),
+// {"status", status} (the campaign is not running), or {"gone"} (no such
+// campaign or row).
 var claimScript = redis.NewScript(luaLib + `
 local ck, sk, rk, hk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local seq, now = ARGV[1], ARGV[2]
 local v = redis.call('HMGET', ck, 'status', 'round')
 local status = v[1]
 if not status then return {'gone'} end
-if (v[2] or '0') ~= ARGV[7] then return {'stale'} end
+if (v[2] or '0') ~= ARGV[6] then return {'stale'} end
 if status ~= 'running' then return {'status', status} end
 local cur = redis.call('HGET', sk, seq)
+local retaken = false
 if cur then
   local rec = cjson.decode(cur)
-  if rec.s == 'sending' then
-    if tonumber(rec.l or '0') > tonumber(now) then return {'inflight'} end
-    redis.call('HSET', sk, seq, cjson.encode({s = 'unknown', r = ARGV[4], a = rec.a, t = now}))
+  if rec.s ~= 'sending' then return {'settled', rec.s} end
+  if tonumber(rec.l or '0') > tonumber(now) then return {'inflight', rec.l or '0'} end
+  if rec.d and rec.d ~= '' then
+    rec.s, rec.r, rec.t, rec.l = 'unconfirmed', ARGV[7], now, nil
+    redis.call('HSET', sk, seq, cjson.encode(rec))
     redis.call('HINCRBY', ck, 'sending', -1)
-    redis.call('HINCRBY', ck, 'unknown', 1)
-    hist(ck, hk, seq, 'u', now, ARGV[4])
-    maybe_complete(ck, now)
-    return {'unknown', redis.call('HGET', rk, seq) or ''}
+    redis.call('HINCRBY', ck, 'unconfirmed', 1)
+    hist(ck, hk, seq, 'c', now, ARGV[7])
+    return {'unconfirmed', redis.call('HGET', rk, seq) or '', rec.d, rec.a or ''}
   end
-  return {'settled', rec.s}
+  retaken = true -- died before its request was written: nothing reached the provider
 end
 local row = redis.call('HGET', rk, seq)
 if not row then return {'gone'} end
-local lease = string.format('%d', tonumber(now) + tonumber(ARGV[6]))
-redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[5], l = lease}))
-redis.call('HINCRBY', ck, 'queued', -1)
-redis.call('HINCRBY', ck, 'sending', 1)
+local lease = string.format('%d', tonumber(now) + tonumber(ARGV[5]))
+redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease}))
+if not retaken then
+  redis.call('HINCRBY', ck, 'queued', -1)
+  redis.call('HINCRBY', ck, 'sending', 1)
+end
 hist(ck, hk, seq, 'g', now, ARGV[3])
 if redis.call('HEXISTS', ck, 'started_at') == 0 then
   redis.call('HSET', ck, 'started_at', now)
@@ -98,15 +109,38 @@ end
 return {'claimed', row}
 `)
 
+// dispatchScript is the dispatch mark: written right before the attempt's
+// request goes to the provider, after every wait. From here on a lost answer
+// means "maybe sent". The lease is renewed, so it covers the provider call.
+//
+// KEYS: state bucket. ARGV: seq, attempt id, now (unix ms), lease (ms).
+// Answers 1, or 0 when the attempt no longer holds the claim (it must not
+// send).
+var dispatchScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return 0 end
+local rec = cjson.decode(cur)
+if rec.s ~= 'sending' or rec.o ~= ARGV[2] then return 0 end
+rec.d = ARGV[3]
+rec.l = string.format('%d', tonumber(ARGV[3]) + tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
+return 1
+`)
+
 // settleScript moves a recipient from the state the caller saw to a new one.
-// Moving to "queued" releases a claim (the provider call provably did not
-// happen) by deleting the record; the history keeps why. A claim released
-// after the campaign was cancelled ends skipped, with the cancel's reason.
+// Moving to "queued" deletes the record (a released claim, or an unconfirmed
+// send to be sent again); the history keeps why. A recipient moved back to
+// the queue after the campaign was cancelled ends skipped, with the cancel's
+// reason.
 //
 // KEYS: campaign, state bucket, history bucket.
 // ARGV: seq, expected state, new state, new record (JSON), credits spent,
-// now (unix ms), attempt id (when the expected state is "sending": only the
-// attempt that holds the claim may settle it), history detail.
+// now (unix ms), attempt id ("" when any holder may settle), history detail.
+//
+// With an attempt id, only that attempt's record may be settled; an attempt
+// expecting "sending" also settles its own send after it was found
+// unconfirmed meanwhile: its answer, when it finally came, beats
+// reconciliation.
 //
 // Answers 1, or 0 when the recipient is no longer in the expected state
 // (someone else settled it; nothing changed).
@@ -118,10 +152,13 @@ local curState = 'queued'
 if cur then
   local old = cjson.decode(cur)
   curState = old.s
-  if curState == 'sending' and ARGV[7] ~= '' and old.o ~= ARGV[7] then return 0 end
+  if ARGV[7] ~= '' and (curState == 'sending' or curState == 'unconfirmed') then
+    if old.o ~= ARGV[7] then return 0 end
+    if curState == 'unconfirmed' and from == 'sending' then from = 'unconfirmed' end
+  end
 end
 if curState ~= from then return 0 end
-if to == 'queued' and from == 'sending' then
+if to == 'queued' and (from == 'sending' or from == 'unconfirmed') then
   local v = redis.call('HMGET', ck, 'status', 'reason')
   if v[1] == 'cancelled' then
     -- Cancel's sweep has passed this recipient while it was claimed; the

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,13 +21,18 @@ import (
 func TestSameTaskManyTimesSendsOnce(t *testing.T) {
 	f := newFixture(t, sandbox.Config{})
 	c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
-	// asynq is at-least-once: the same task may run again, even at once.
+	// asynq is at-least-once: the same task may run again, even at once. A
+	// run that meets another's live claim waits for its lease (it must not
+	// drop the task: that other attempt may never record its outcome); a
+	// wait is not a failure.
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+			err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+			var wait *WaitError
+			if err != nil && (!errors.As(err, &wait) || IsFailure(err)) {
 				t.Error(err)
 			}
 		}()
@@ -52,25 +58,233 @@ func TestSameTaskManyTimesSendsOnce(t *testing.T) {
 	}
 }
 
-func TestRetryAfterADeathMidCallMarksUnknown(t *testing.T) {
+// deadAttempt leaves recipient seq as a worker that died would: claimed a
+// minute ago (the claim has lapsed) and, when dispatched, marked as handed
+// to the provider.
+func (f *fixture) deadAttempt(id string, seq int64, dispatched bool) {
+	f.t.Helper()
+	ctx := context.Background()
+	then := time.Now().Add(-time.Minute)
+	res, err := f.store.claim(ctx, claimParams{Campaign: id, Seq: seq, Attempt: "dead-attempt", Lease: time.Second, Now: then})
+	if err != nil || res.outcome != claimTaken {
+		f.t.Fatalf("claim: %+v %v", res, err)
+	}
+	if dispatched {
+		if ok, err := f.store.markDispatched(ctx, id, seq, "dead-attempt", time.Second, then); !ok || err != nil {
+			f.t.Fatalf("dispatch mark: %v %v", ok, err)
+		}
+	}
+}
+
+// TestAttemptThatDiedBeforeDispatchIsSimplySentAgain: a worker that died
+// between its claim and the dispatch mark never reached the provider; the
+// next run sends the message, once, and nothing calls it unknown.
+func TestAttemptThatDiedBeforeDispatchIsSimplySentAgain(t *testing.T) {
 	f := newFixture(t, sandbox.Config{})
 	c := f.importCSV("Hi", "phone\n+12025550101\n")
-	// A worker claimed the recipient and died before recording a result.
-	if res, err := f.store.claim(context.Background(), c.ID, 0, 0, "", "dead-attempt", time.Second, time.Now().Add(-time.Minute)); err != nil || res.outcome != "claimed" {
-		t.Fatalf("claim: %+v %v", res, err)
-	}
+	f.deadAttempt(c.ID, 0, false)
 	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.sandbox.Messages()); n != 0 {
-		t.Fatalf("the retry sent %d messages; it must not resend", n)
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Fatalf("the retry sent %d messages; want 1", n)
 	}
 	r := f.recipient(c.ID, 0)
-	if r.State != StateUnknown || !strings.Contains(r.Reason, "may have been sent") {
-		t.Errorf("recipient %s %q; want unknown with the reason", r.State, r.Reason)
+	if r.State != StateSent {
+		t.Errorf("recipient %s %q; want sent", r.State, r.Reason)
+	}
+	for _, e := range r.History {
+		if e.State == StateUnknown || e.State == StateUnconfirmed {
+			t.Errorf("history %+v calls a send that never left %s", r.History, e.State)
+		}
+	}
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Sent != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %s %+v", got.Status, got.Counts)
+	}
+}
+
+// TestAttemptThatDiedAfterDispatchIsReconciled: a worker that died after
+// its dispatch mark may have sent the message. The next run does not send:
+// the recipient is unconfirmed until the provider's chat history says.
+func TestAttemptThatDiedAfterDispatchIsReconciled(t *testing.T) {
+	for _, reachedProvider := range []bool{true, false} {
+		name := map[bool]string{true: "the message had gone out", false: "the message never left"}[reachedProvider]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, sandbox.Config{})
+			c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
+			f.deadAttempt(c.ID, 0, true)
+			if reachedProvider {
+				if _, err := f.client.Send(context.Background(), sender.Message{Phone: "+12025550101", Text: "Hi Ann"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if r := f.recipient(c.ID, 0); r.State != StateUnconfirmed || !strings.Contains(r.Reason, "checking with the provider") {
+				t.Fatalf("after the retry: %s %q; want unconfirmed", r.State, r.Reason)
+			}
+			if got := f.get(c.ID); got.Status != StatusRunning || got.Counts.Unconfirmed != 1 {
+				t.Errorf("campaign %s %+v: an unconfirmed send keeps it running", got.Status, got.Counts)
+			}
+			f.reconcileAll()
+			msgs := f.sandbox.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("the sandbox has %d messages; want exactly 1", len(msgs))
+			}
+			if r := f.recipient(c.ID, 0); r.State != StateSent || r.MessageUID != msgs[0].UID {
+				t.Errorf("recipient %s uid %q; want sent with the sandbox's %q", r.State, r.MessageUID, msgs[0].UID)
+			}
+			if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Sent != 1 || !addsUp(got.Counts) {
+				t.Errorf("campaign %s %+v", got.Status, got.Counts)
+			}
+		})
+	}
+}
+
+// TestAmbiguousAnswersAreReconciledNotResent: every answer that may follow
+// an accepted message (a proxy's 502 or 503, the provider's own 500, a
+// reset, a timeout) leaves the recipient unconfirmed; reconciliation finds
+// the message at the provider. Exactly one message, ending sent.
+func TestAmbiguousAnswersAreReconciledNotResent(t *testing.T) {
+	html := "<html><body><h1>502 Bad Gateway</h1></body></html>"
+	cases := []struct {
+		name  string
+		fault sandbox.Fault
+	}{
+		{"502 with HTML after processing", sandbox.Fault{Process: true, Status: 502, Body: html, ContentType: "text/html"}},
+		{"503 with HTML after processing", sandbox.Fault{Process: true, Status: 503, Body: "<html>Service Unavailable</html>", ContentType: "text/html"}},
+		{"500 internal_error after processing", sandbox.Fault{Process: true, Status: 500, Body: `{"status":"error","message":"Something went wrong","error_code":"internal_error"}`}},
+		{"reset after forwarding", sandbox.Fault{Process: true, Drop: true}},
+		{"timeout after the write", sandbox.Fault{Process: true, Delay: time.Hour}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, sandbox.Config{}, sender.WithTimeout(300*time.Millisecond))
+			c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n+12025550102,Ben\n")
+			tc.fault.Op, tc.fault.Times = sandbox.OpSend, 1
+			f.sandbox.Inject(tc.fault)
+			for seq := int64(0); seq < 2; seq++ {
+				if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, seq)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := f.recipient(c.ID, 0); r.State != StateUnconfirmed {
+				t.Fatalf("recipient after an ambiguous answer: %s %q; want unconfirmed", r.State, r.Reason)
+			}
+			// asynq may run the task again: it must not send.
+			if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+				t.Fatal(err)
+			}
+			f.reconcileAll()
+			got := map[string]int{}
+			for _, m := range f.sandbox.Messages() {
+				got[m.Recipient]++
+			}
+			if got["+12025550101"] != 1 || got["+12025550102"] != 1 {
+				t.Fatalf("messages per recipient at the sandbox: %v; want exactly one each", got)
+			}
+			r := f.recipient(c.ID, 0)
+			if r.State != StateSent || r.MessageUID == "" {
+				t.Errorf("recipient %s %q uid %q; want sent through reconciliation", r.State, r.Reason, r.MessageUID)
+			}
+			if final := f.get(c.ID); final.Status != StatusCompleted || final.Counts.Sent != 2 || final.Counts.Unknown != 0 || !addsUp(final.Counts) {
+				t.Errorf("campaign %s %+v", final.Status, final.Counts)
+			}
+		})
+	}
+}
+
+// TestResendsOfAnUnconfirmedSendAreBounded: a provider that answers every
+// send with a 500 and never shows it: each unconfirmed send is looked up,
+// not found, and sent once more, up to maxResends times; then the recipient
+// is held as unknown, with the reason.
+func TestResendsOfAnUnconfirmedSendAreBounded(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: `{"status":"error","message":"boom","error_code":"internal_error"}`})
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcileAll()
+	r := f.recipient(c.ID, 0)
+	if r.State != StateUnknown || !strings.Contains(r.Reason, "resend 3") {
+		t.Errorf("recipient %s %q; want unknown after 3 resends", r.State, r.Reason)
+	}
+	if got := f.sandbox.Answers()[500]; got != 1+maxResends {
+		t.Errorf("the provider was asked %d times; want the first send and %d resends", got, maxResends)
 	}
 	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Unknown != 1 || !addsUp(got.Counts) {
 		t.Errorf("campaign %s %+v", got.Status, got.Counts)
+	}
+}
+
+// TestOutcomeLostToARedisOutageIsNotStranded: the provider accepts the
+// message while Redis is down, so the attempt cannot record it. The task
+// must run again (an error, not "done"), and its next run, once the claim's
+// lease is over, finds the dispatch mark and reconciles: one message, sent,
+// never stuck in "sending".
+func TestOutcomeLostToARedisOutageIsNotStranded(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	f.handler.claimLease = 2 * time.Second
+	c := f.importCSV("Hi", "phone\n+12025550101\n")
+	// The provider takes its time to answer; Redis goes down meanwhile.
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: 300 * time.Millisecond, Times: 1})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		f.redis.Stop(t)
+	}()
+	err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+	if err == nil || !IsFailure(err) {
+		t.Fatalf("the task answered %v; it must fail so that asynq runs it again", err)
+	}
+	f.redis.Restart(t)
+	// A rerun within the claim's lease waits for it; after it, the send is
+	// reconciled.
+	for try := 0; ; try++ {
+		err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0))
+		if err == nil {
+			break
+		}
+		var wait *WaitError
+		if !errors.As(err, &wait) || try == 3 {
+			t.Fatalf("rerun %d answered %v; want a wait for the claim's lease, then done", try, err)
+		}
+		time.Sleep(wait.Delay)
+	}
+	if r := f.recipient(c.ID, 0); r.State != StateUnconfirmed {
+		t.Fatalf("after the rerun: %s %q; want unconfirmed", r.State, r.Reason)
+	}
+	f.reconcileAll()
+	msgs := f.sandbox.Messages()
+	if r := f.recipient(c.ID, 0); len(msgs) != 1 || r.State != StateSent || r.MessageUID != msgs[0].UID {
+		t.Errorf("recipient %s %q uid %q, %d messages; want sent once, with the sandbox's uid", r.State, r.Reason, r.MessageUID, len(msgs))
+	}
+}
+
+// TestSettledRecipientIsNotSentAgainWhileTheCampaignRuns: a task run again
+// for a recipient already settled, in a campaign still running (others
+// queued), sends nothing.
+func TestSettledRecipientIsNotSentAgainWhileTheCampaignRuns(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
+	ctx := context.Background()
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(c.ID); got.Status != StatusRunning || got.Counts.Sent != 1 || got.Counts.Queued != 2 {
+		t.Fatalf("campaign %s %+v; want running with one sent", got.Status, got.Counts)
+	}
+	for i := 0; i < 3; i++ {
+		if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Fatalf("re-running a settled recipient's task sent %d messages in all; want 1", n)
+	}
+	if got := f.get(c.ID); got.Counts.Sent != 1 || got.Counts.Queued != 2 || !addsUp(got.Counts) {
+		t.Errorf("campaign %+v; the reruns changed the counts", got.Counts)
 	}
 }
 
@@ -91,6 +305,7 @@ func TestProviderErrorTable(t *testing.T) {
 		result        string // "done", "wait", "retry"
 		sent          int    // messages the sandbox accepted
 		ledgerSpent   int64  // credits the ledger counts as spent
+		refused       bool   // nothing listens at the provider's address
 	}{
 		{name: "200 ok", state: StateSent, status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
 		{name: "400 validation_error",
@@ -108,16 +323,18 @@ func TestProviderErrorTable(t *testing.T) {
 			state: StateQueued, status: StatusRunning, result: "wait"},
 		{name: "403 HTML burst", fault: sandbox.Fault{Status: 403, Body: "<html>Attention required</html>", ContentType: "text/html"},
 			state: StateQueued, status: StatusRunning, result: "wait"},
-		{name: "500 with the provider's error body", fault: sandbox.Fault{Status: 500, Body: jsonErr("internal_error", "Something went wrong")},
-			state: StateQueued, status: StatusRunning, result: "retry"},
+		{name: "500 with the provider's error body: may have been processed", fault: sandbox.Fault{Status: 500, Body: jsonErr("internal_error", "Something went wrong")},
+			state: StateUnconfirmed, reason: "checking with the provider", status: StatusRunning, result: "done", ledgerSpent: 1},
 		{name: "503 from a gateway", fault: sandbox.Fault{Status: 503, Body: "Service Unavailable", ContentType: "text/plain"},
-			state: StateQueued, status: StatusRunning, result: "retry"},
+			state: StateUnconfirmed, status: StatusRunning, result: "done", ledgerSpent: 1},
 		{name: "500 plain: may have been processed", fault: sandbox.Fault{Status: 500, Body: "Internal Server Error", ContentType: "text/plain"},
-			state: StateUnknown, reason: "may have been", status: StatusCompleted, result: "done", ledgerSpent: 1},
+			state: StateUnconfirmed, reason: "checking with the provider", status: StatusRunning, result: "done", ledgerSpent: 1},
 		{name: "timeout after the message was accepted", fault: sandbox.Fault{Delay: time.Hour, Process: true}, clientTimeout: 300 * time.Millisecond,
-			state: StateUnknown, reason: "no answer", status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
+			state: StateUnconfirmed, reason: "no answer", status: StatusRunning, result: "done", sent: 1, ledgerSpent: 1},
 		{name: "connection dropped after acceptance", fault: sandbox.Fault{Drop: true, Process: true},
-			state: StateUnknown, status: StatusCompleted, result: "done", sent: 1, ledgerSpent: 1},
+			state: StateUnconfirmed, status: StatusRunning, result: "done", sent: 1, ledgerSpent: 1},
+		{name: "connection refused", fault: sandbox.Fault{}, refused: true,
+			state: StateQueued, status: StatusRunning, result: "retry"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,9 +342,12 @@ func TestProviderErrorTable(t *testing.T) {
 			if tc.clientTimeout > 0 {
 				opts = append(opts, sender.WithTimeout(tc.clientTimeout))
 			}
+			if tc.refused {
+				opts = append(opts, sender.WithBaseURL(closedAddress(t)))
+			}
 			f := newFixture(t, sandbox.Config{}, opts...)
 			c := f.importCSV("Hi", "phone\n+12025550101\n")
-			if tc.name != "200 ok" {
+			if tc.name != "200 ok" && !tc.refused {
 				tc.fault.Op = sandbox.OpSend
 				f.sandbox.Inject(tc.fault)
 			}
@@ -176,11 +396,30 @@ func TestProviderErrorTable(t *testing.T) {
 			if n := len(f.sandbox.Messages()); n > 1 {
 				t.Errorf("after a rerun the sandbox has %d messages", n)
 			}
-			if tc.state == StateUnknown && len(f.sandbox.Messages()) != tc.sent {
-				t.Errorf("an unknown recipient was sent again")
+			if tc.state == StateUnconfirmed && len(f.sandbox.Messages()) != tc.sent {
+				t.Errorf("an unconfirmed recipient was sent again by a rerun")
+			}
+			// Reconciliation ends every unconfirmed send with exactly one message.
+			if tc.state == StateUnconfirmed {
+				f.reconcileAll()
+				if r := f.recipient(c.ID, 0); r.State != StateSent || len(f.sandbox.Messages()) != 1 {
+					t.Errorf("after reconciliation: %s, %d messages; want sent, 1", r.State, len(f.sandbox.Messages()))
+				}
 			}
 		})
 	}
+}
+
+// closedAddress is a loopback URL nothing listens at: a connection there is
+// refused, so a request is never written.
+func closedAddress(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
 }
 
 func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {

@@ -404,7 +404,8 @@ func (s *Store) Unenroll(ctx context.Context, seq *Sequence, phone string, now t
 	}
 	cancelled := 0
 	for _, st := range seq.Steps {
-		ok, err := s.settle(ctx, st.CampaignID, e.n, StateQueued, "", record{State: StateSkipped, Reason: "unenrolled"}, 0, now, "unenrolled")
+		ok, err := s.settle(ctx, settleParams{Campaign: st.CampaignID, Seq: e.n, From: StateQueued,
+			Record: record{State: StateSkipped, Reason: "unenrolled"}, Detail: "unenrolled", Now: now})
 		if err != nil {
 			return cancelled, err
 		}

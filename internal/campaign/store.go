@@ -35,6 +35,9 @@ type record struct {
 	At      string `json:"t,omitempty"` // unix ms; a string because Lua's cjson rounds large numbers
 	Owner   string `json:"o,omitempty"` // the attempt holding a "sending" claim
 	Lease   string `json:"l,omitempty"` // unix ms when that claim lapses
+	// Dispatched is when the attempt was about to write its request to the
+	// provider (unix ms): from then on a lost answer means "maybe sent".
+	Dispatched string `json:"d,omitempty"`
 }
 
 func (r record) encode() string {
@@ -319,15 +322,16 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		PhoneColumn:  h[fPhoneColumn],
 		SequenceID:   h[fSequence],
 		Counts: Counts{
-			Total:     n(fTotal),
-			Queued:    n(string(StateQueued)),
-			Sending:   n(string(StateSending)),
-			Sent:      n(string(StateSent)),
-			Delivered: n(string(StateDelivered)),
-			Read:      n(string(StateRead)),
-			Failed:    n(string(StateFailed)),
-			Skipped:   n(string(StateSkipped)),
-			Unknown:   n(string(StateUnknown)),
+			Total:       n(fTotal),
+			Queued:      n(string(StateQueued)),
+			Sending:     n(string(StateSending)),
+			Unconfirmed: n(string(StateUnconfirmed)),
+			Sent:        n(string(StateSent)),
+			Delivered:   n(string(StateDelivered)),
+			Read:        n(string(StateRead)),
+			Failed:      n(string(StateFailed)),
+			Skipped:     n(string(StateSkipped)),
+			Unknown:     n(string(StateUnknown)),
 		},
 		Duplicates:    n(fDuplicates),
 		RejectedCount: n(fRejected),
@@ -364,6 +368,20 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		}
 	}
 	return c
+}
+
+// accountsOf reads a campaign's sender accounts.
+func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
+	v, err := s.rdb.HGet(ctx, campaignKey(id), fAccounts).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	var accounts []string
+	_ = json.Unmarshal([]byte(v), &accounts)
+	return accounts, nil
 }
 
 // sendingSpec reads what every recipient of a campaign shares.
@@ -403,11 +421,10 @@ func decodeWindow(s string) *Window {
 
 // phoneOf reads a recipient's phone from its row.
 func (s *Store) phoneOf(ctx context.Context, id string, seq int64, phoneIdx int) (string, error) {
-	row, err := s.rdb.HGet(ctx, rowsKey(id, seq), strconv.FormatInt(seq, 10)).Result()
+	values, err := s.row(ctx, id, seq)
 	if err != nil {
-		return "", fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+		return "", err
 	}
-	values := decodeRow(row)
 	if phoneIdx >= len(values) {
 		return "", fmt.Errorf("recipient %d of campaign %s has no phone", seq, id)
 	}
@@ -475,45 +492,121 @@ func (s *Store) setReason(ctx context.Context, id, reason string) {
 	_ = setReasonScript.Run(ctx, s.rdb, []string{campaignKey(id)}, reason).Err()
 }
 
-// claimResult is the answer of claimScript.
-type claimResult struct {
-	outcome string // claimed, settled, inflight, unknown, stale, status, gone
-	detail  string // the row (claimed), the state (settled), the status, or send_at
+// claimOutcome is what claimScript found.
+type claimOutcome string
+
+const (
+	claimTaken       claimOutcome = "claimed"     // this attempt holds the claim: send
+	claimSettled     claimOutcome = "settled"     // an earlier attempt finished, or reconciliation has it
+	claimInflight    claimOutcome = "inflight"    // another live attempt holds it
+	claimUnconfirmed claimOutcome = "unconfirmed" // a dead attempt had dispatched: now unconfirmed
+	claimStale       claimOutcome = "stale"       // the task belongs to an earlier round
+	claimStopped     claimOutcome = "status"      // the campaign is not running
+	claimGone        claimOutcome = "gone"        // no such campaign or recipient
+)
+
+// claimParams name one claim attempt.
+type claimParams struct {
+	Campaign string
+	Seq      int64
+	Round    int64
+	Account  string
+	Attempt  string
+	Lease    time.Duration
+	Now      time.Time
 }
 
-func (s *Store) claim(ctx context.Context, id string, seq, round int64, account, attempt string, lease time.Duration, now time.Time) (claimResult, error) {
+// claimResult is the answer of claimScript: the recipient's row when
+// claimed or found unconfirmed, and for the latter when and from which
+// account the dead attempt dispatched; for a claim in flight, when its
+// lease ends.
+type claimResult struct {
+	outcome    claimOutcome
+	row        []string
+	dispatched time.Time
+	account    string
+	leaseEnds  time.Time
+}
+
+func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 	res, err := claimScript.Run(ctx, s.rdb,
-		[]string{campaignKey(id), stateKey(id, seq), rowsKey(id, seq), historyKey(id, seq)},
-		seq, unixMilli(now), account, reasonDiedMidCall, attempt, lease.Milliseconds(), round,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), rowsKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
+		p.Seq, unixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch,
 	).StringSlice()
 	if err != nil {
-		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", seq, id, err)
+		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
 	}
-	out := claimResult{outcome: res[0]}
-	if len(res) > 1 {
-		out.detail = res[1]
+	out := claimResult{outcome: claimOutcome(res[0])}
+	if (out.outcome == claimTaken || out.outcome == claimUnconfirmed) && len(res) > 1 {
+		out.row = decodeRow(res[1])
+	}
+	if out.outcome == claimInflight && len(res) > 1 {
+		if t := parseMilli(res[1]); t != nil {
+			out.leaseEnds = *t
+		}
+	}
+	if out.outcome == claimUnconfirmed && len(res) > 3 {
+		if t := parseMilli(res[2]); t != nil {
+			out.dispatched = *t
+		}
+		out.account = res[3]
 	}
 	return out, nil
 }
 
-// reasonDiedMidCall is recorded when a retry finds a claim without a result.
-const reasonDiedMidCall = "the worker stopped while the message was being handed to the provider; it may have been sent, so it is not sent again"
+// reasonDiedAfterDispatch is recorded when a retry finds that the attempt
+// before it died after writing its request to the provider.
+const reasonDiedAfterDispatch = "the worker stopped while handing the message to the provider; checking with the provider before anything is sent again"
 
-// settle moves recipient seq from state from to rec.State. Settling a
-// "sending" recipient takes the attempt id that claimed it. The history gets
-// the new state with detail (a reason; for a release, why). It answers false
-// when the recipient was no longer in state from (or no longer claimed by
-// that attempt).
-func (s *Store) settle(ctx context.Context, id string, seq int64, from State, attempt string, rec record, creditsSpent int, now time.Time, detail string) (bool, error) {
-	rec.At = unixMilli(now)
-	n, err := settleScript.Run(ctx, s.rdb,
-		[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
-		seq, string(from), string(rec.State), rec.encode(), creditsSpent, unixMilli(now), attempt, detail,
-	).Int()
+// markDispatched is the dispatch mark (see dispatchScript). It answers false
+// when the attempt no longer holds the claim: it must not send.
+func (s *Store) markDispatched(ctx context.Context, id string, seq int64, attempt string, lease time.Duration, now time.Time) (bool, error) {
+	n, err := dispatchScript.Run(ctx, s.rdb, []string{stateKey(id, seq)}, seq, attempt, unixMilli(now), lease.Milliseconds()).Int()
 	if err != nil {
-		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", rec.State, seq, id, err)
+		return false, fmt.Errorf("mark the send of recipient %d of campaign %s: %w", seq, id, err)
 	}
 	return n == 1, nil
+}
+
+// settleParams describe one move of a recipient from the state the caller
+// saw (From) to Record.State.
+type settleParams struct {
+	Campaign string
+	Seq      int64
+	From     State
+	// Attempt, when set, is the attempt that holds the claim: only it may
+	// settle a "sending" (or its own "unconfirmed") recipient.
+	Attempt string
+	Record  record
+	Credits int    // credits spent, added to the campaign's
+	Detail  string // for the history: a reason, a message uid, why a claim was released
+	Now     time.Time
+}
+
+// settle moves a recipient (see settleScript). It answers false when the
+// recipient was no longer in state From (or no longer held by Attempt).
+func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
+	p.Record.At = unixMilli(p.Now)
+	n, err := settleScript.Run(ctx, s.rdb,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
+		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, unixMilli(p.Now), p.Attempt, p.Detail,
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
+	}
+	return n == 1, nil
+}
+
+// row reads a recipient's CSV values (ErrNotFound when there is none).
+func (s *Store) row(ctx context.Context, id string, seq int64) ([]string, error) {
+	row, err := s.rdb.HGet(ctx, rowsKey(id, seq), strconv.FormatInt(seq, 10)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return decodeRow(row), nil
 }
 
 // tracking reads what a status poll needs: the recipient's record and

@@ -33,8 +33,6 @@ type sendPayload struct {
 	Campaign string `json:"c"`
 	Seq      int64  `json:"s"`
 	Round    int64  `json:"r,omitempty"`
-
-	attempt string // this run's claim, once it holds one; not part of the task
 }
 
 // startPayload names a campaign to start (a scheduled one at send_at, a
@@ -77,9 +75,14 @@ const sendMaxRetry = 12
 // enqueueSend enqueues one recipient's send task, due at processAt. A task
 // that already exists is not an error: that is the idempotency.
 func (e *Enqueuer) enqueueSend(ctx context.Context, campaignID string, seq, round int64, processAt time.Time) error {
-	payload, _ := json.Marshal(sendPayload{Campaign: campaignID, Seq: seq, Round: round})
+	return e.enqueueSendAs(ctx, sendTaskID(campaignID, seq, round), sendPayload{Campaign: campaignID, Seq: seq, Round: round}, processAt)
+}
+
+func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPayload, processAt time.Time) error {
+	campaignID, seq := p.Campaign, p.Seq
+	payload, _ := json.Marshal(p)
 	opts := []asynq.Option{
-		asynq.TaskID(sendTaskID(campaignID, seq, round)),
+		asynq.TaskID(taskID),
 		asynq.Queue(QueueSend),
 		asynq.MaxRetry(sendMaxRetry),
 		asynq.Timeout(2 * time.Minute),
@@ -190,6 +193,39 @@ func (e *Enqueuer) enqueueBatch(ctx context.Context, campaignID string, accounts
 	close(jobs)
 	wg.Wait()
 	return latest, firstErr
+}
+
+// requeueInCurrentRound enqueues a recipient that went back to the queue
+// (a released claim, an unconfirmed send to be sent again) when its
+// campaign is running in a round other than seenRound: without a task in the
+// current round it would stay queued. A paused campaign's resume enqueues
+// it; in the same round the caller's own task retries it. A non-empty
+// idSuffix gives the task an id of its own, for a recipient whose earlier
+// task of this round may still be in the queue.
+func (e *Enqueuer) requeueInCurrentRound(ctx context.Context, store *Store, id string, seq, seenRound int64, idSuffix string) error {
+	g, err := store.gate(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if g.status != StatusRunning || (g.round == seenRound && idSuffix == "") {
+		return nil
+	}
+	accounts, err := store.accountsOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	due, err := e.plan(ctx, accounts, []int64{seq})
+	if err != nil {
+		return err
+	}
+	taskID := sendTaskID(id, seq, g.round) + idSuffix
+	if err := e.enqueueSendAs(ctx, taskID, sendPayload{Campaign: id, Seq: seq, Round: g.round}, due[0]); err != nil {
+		return err
+	}
+	return store.notePlanEnd(ctx, id, due[0])
 }
 
 // accountOf is the sender account a recipient is planned on: the campaign's

@@ -18,11 +18,11 @@ import (
 // configured, lead from those back to recipients:
 //
 //	wac:uid:<bucket>     HASH  message uid → "<campaign>/<seq>" (4096 buckets by hash of the uid)
-//	wac:unknown:<phone>  SET   "<campaign>/<seq>" of recipients whose send outcome is unknown (a day)
+//	wac:unknown:<phone>  SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
 //
-// The first confirms sends without a poll. The second turns an unknown
-// outcome (the answer to our POST was lost) into a known one when the
-// provider reports the message it did send.
+// The first confirms sends without a poll. The second turns an unconfirmed
+// send (the answer to our POST was lost) into a known one when the provider
+// reports the message it did send, often before reconciliation looks.
 
 const (
 	uidIndexBuckets = 4096
@@ -58,39 +58,40 @@ func (s *Store) indexMessage(ctx context.Context, uid, campaignID string, seq in
 	return nil
 }
 
-// noteUnknown records a recipient whose send outcome is unknown, by phone.
-func (s *Store) noteUnknown(ctx context.Context, phone, campaignID string, seq int64) error {
+// indexUnconfirmed records a recipient whose send is unconfirmed, by phone.
+func (s *Store) indexUnconfirmed(ctx context.Context, phone, campaignID string, seq int64) error {
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, unknownIndexKey(phone), recipientRef(campaignID, seq))
 		p.Expire(ctx, unknownIndexKey(phone), unknownIndexTTL)
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("index an unknown outcome: %w", err)
+		return fmt.Errorf("index an unconfirmed send: %w", err)
 	}
 	return nil
 }
 
-// resolveUnknownScript makes an unknown recipient sent, with the uid a
-// sent event named, if the event fits: same account, soon after the
-// attempt. KEYS: campaign, state bucket, history bucket. ARGV: seq, uid,
-// event time (unix ms), now, the event's account phone, window (ms).
-// Answers 1 when it resolved the recipient.
-var resolveUnknownScript = redis.NewScript(luaLib + `
+// resolveUnconfirmedScript makes an unconfirmed (or unknown) recipient
+// sent, with the uid a sent event named, if the event fits: same account,
+// soon after the send was dispatched. KEYS: campaign, state bucket, history
+// bucket. ARGV: seq, uid, event time (unix ms), now, the event's account
+// phone, window (ms). Answers 1 when it resolved the recipient.
+var resolveUnconfirmedScript = redis.NewScript(luaLib + `
 local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
 local seq, uid, at, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cur = redis.call('HGET', sk, seq)
 if not cur then return 0 end
 local rec = cjson.decode(cur)
-if rec.s ~= 'unknown' then return 0 end
+if rec.s ~= 'unknown' and rec.s ~= 'unconfirmed' then return 0 end
 if rec.a and rec.a ~= '' and ARGV[5] ~= '' and rec.a ~= ARGV[5] then return 0 end
-local t = tonumber(rec.t or '0')
+local t = tonumber(rec.d or rec.t or '0')
 if tonumber(at) < t - 60000 or tonumber(at) > t + tonumber(ARGV[6]) then return 0 end
 redis.call('HSET', sk, seq, cjson.encode({s = 'sent', a = rec.a, u = uid, t = now}))
-redis.call('HINCRBY', ck, 'unknown', -1)
+redis.call('HINCRBY', ck, rec.s, -1)
 redis.call('HINCRBY', ck, 'sent', 1)
 hist(ck, hk, seq, 's', at, uid)
 hist(ck, hk, seq, 'P', at, 'Sent')
+maybe_complete(ck, now)
 return 1
 `)
 
@@ -104,9 +105,10 @@ type SentEvent struct {
 }
 
 // ConfirmSent applies a message:sent:new event: the recipient it names gets
-// the provider's "Sent" in its history; an unknown recipient it matches
-// becomes sent. It answers the recipient it found, and whether the event
-// resolved an unknown outcome (the caller then starts its status polls).
+// the provider's "Sent" in its history; an unconfirmed (or unknown)
+// recipient it matches becomes sent. It answers the recipient it found, and
+// whether the event resolved an unconfirmed send (the caller then starts its
+// status polls).
 func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID string, seq int64, resolved bool, err error) {
 	if ev.MessageUID == "" {
 		return "", 0, false, nil
@@ -128,19 +130,19 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 	}
 	refs, err := s.rdb.SMembers(ctx, unknownIndexKey(ev.Recipient)).Result()
 	if err != nil {
-		return "", 0, false, fmt.Errorf("look up unknown outcomes: %w", err)
+		return "", 0, false, fmt.Errorf("look up unconfirmed sends: %w", err)
 	}
 	for _, ref := range refs {
 		id, seq, ok := parseRecipientRef(ref)
 		if !ok {
 			continue
 		}
-		n, err := resolveUnknownScript.Run(ctx, s.rdb,
+		n, err := resolveUnconfirmedScript.Run(ctx, s.rdb,
 			[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
 			seq, ev.MessageUID, ev.At.UnixMilli(), unixMilli(time.Now()), ev.Account, unknownMatchWindow.Milliseconds(),
 		).Int()
 		if err != nil {
-			return "", 0, false, fmt.Errorf("resolve an unknown outcome: %w", err)
+			return "", 0, false, fmt.Errorf("resolve an unconfirmed send: %w", err)
 		}
 		if n == 1 {
 			_ = s.rdb.SRem(ctx, unknownIndexKey(ev.Recipient), ref).Err()

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
 )
 
 // APIClient talks to a campaign-api child the way a customer does: over
@@ -27,25 +29,9 @@ func NewAPIClient(base, key string) *APIClient {
 	return &APIClient{base: base, key: key, http: &http.Client{Timeout: 15 * time.Minute}}
 }
 
-// Counts are a campaign's recipients by state. Unconfirmed is 0 when the
-// API does not report it (binaries from before the state existed).
-type Counts struct {
-	Total       int64 `json:"total"`
-	Queued      int64 `json:"queued"`
-	Sending     int64 `json:"sending"`
-	Unconfirmed int64 `json:"unconfirmed"`
-	Sent        int64 `json:"sent"`
-	Delivered   int64 `json:"delivered"`
-	Read        int64 `json:"read"`
-	Failed      int64 `json:"failed"`
-	Skipped     int64 `json:"skipped"`
-	Unknown     int64 `json:"unknown"`
-}
-
-// Sum is every state's count: Total when the counts add up.
-func (c Counts) Sum() int64 {
-	return c.Queued + c.Sending + c.Unconfirmed + c.Sent + c.Delivered + c.Read + c.Failed + c.Skipped + c.Unknown
-}
+// Counts are a campaign's recipients by state, as the API answers them
+// (Unconfirmed is 0 from binaries older than the state).
+type Counts = campaign.Counts
 
 // Campaign is the part of the API's campaign the harness programs read.
 type Campaign struct {

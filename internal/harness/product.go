@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wacampaign/wacampaign/internal/redistest"
+
 	"github.com/wacampaign/wacampaign/internal/app"
 )
 
@@ -74,7 +76,7 @@ func isConfigVar(name string) bool {
 // waits for its /healthz, and answers a client that uses apiKey (which env
 // must list in API_KEYS).
 func StartAPI(name, bin string, env []string, apiKey, logDir string) (*Child, *APIClient, error) {
-	port, err := FreePort()
+	port, err := redistest.FreePort()
 	if err != nil {
 		return nil, nil, err
 	}

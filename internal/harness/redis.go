@@ -3,14 +3,12 @@
 package harness
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/wacampaign/wacampaign/internal/redistest"
 )
 
 // RedisOptions shape a redis-server child.
@@ -41,7 +39,7 @@ func StartRedis(opts RedisOptions) (*Redis, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := FreePort()
+		port, err := redistest.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -93,33 +91,10 @@ func (r *Redis) start() error {
 }
 
 func waitRedis(c *Child, addr string) error {
-	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer client.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
+	return redistest.AwaitPing(addr, func() error {
+		if c.Alive() {
 			return nil
 		}
-		if !c.Alive() {
-			return c.ExitError()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// FreePort is a loopback TCP port nobody listens on (at the moment of the
-// call).
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+		return c.ExitError()
+	})
 }

@@ -64,7 +64,7 @@ func Start(tb testing.TB) *Server {
 }
 
 func start(tb testing.TB, bin string) (*Server, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,26 @@ func (s *Server) launch() error {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 
-	client := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	err := AwaitPing(s.Addr, func() error {
+		select {
+		case werr := <-exited:
+			exited <- werr // for kill
+			return fmt.Errorf("redis-server exited: %v; log: %s", werr, tail(logPath))
+		default:
+			return nil
+		}
+	})
+	if err != nil {
+		_ = cmd.Process.Kill()
+	}
+	return err
+}
+
+// AwaitPing waits up to ten seconds for a redis-server just started on addr
+// to answer PING. gone reports that the process has ended (a non-nil error,
+// returned as it is).
+func AwaitPing(addr string, gone func() error) error {
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -107,15 +126,11 @@ func (s *Server) launch() error {
 		if err == nil {
 			return nil
 		}
-		select {
-		case werr := <-exited:
-			exited <- werr // for kill
-			return fmt.Errorf("redis-server exited: %v; log: %s", werr, tail(logPath))
-		default:
+		if gerr := gone(); gerr != nil {
+			return gerr
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			return fmt.Errorf("redis-server on %s did not answer: %v", s.Addr, err)
+			return fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -169,7 +184,9 @@ func (s *Server) Restart(tb testing.TB) {
 	}
 }
 
-func freePort() (int, error) {
+// FreePort is a loopback TCP port nobody listens on (at the moment of the
+// call).
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err

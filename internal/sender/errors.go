@@ -45,10 +45,6 @@ const (
 	Unconfirmed
 )
 
-// OutcomeUnknown is Unconfirmed's former name. It stays only until
-// internal/campaign has moved to Unconfirmed; remove it then.
-const OutcomeUnknown = Unconfirmed
-
 var kindNames = map[Kind]string{
 	Transient:     "transient",
 	RateLimited:   "rate_limited",
