@@ -25,10 +25,11 @@ run:
 test:
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
 
-## lint: what CI refuses: unformatted code, vet and staticcheck findings
+## lint: what CI refuses: unformatted code, an untidy go.mod, vet and staticcheck findings
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod or go.sum is not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 

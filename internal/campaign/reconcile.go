@@ -144,8 +144,8 @@ func NewReconciler(d ReconcilerDeps) *Reconciler {
 
 // Reasons an unconfirmed send ends unknown.
 const (
-	reasonNoLookup   = "the provider's answer was lost and this provider cannot look up sent messages; it may have been sent, so it is not sent again"
-	reasonNotFound   = "not found at the provider %s after the send; held as unknown for a person to check (UNCONFIRMED_POLICY=hold): it may have been sent"
+	reasonNoLookup  = "the provider's answer was lost and this provider cannot look up sent messages; it may have been sent, so it is not sent again"
+	reasonNotFound  = "not found at the provider %s after the send; held as unknown for a person to check (UNCONFIRMED_POLICY=hold): it may have been sent"
 	reasonResentMax = "not found at the provider %s after the send, which was already resend %d; held as unknown for a person to check: it may have been sent"
 	// resendNote starts the history detail of a resend; the history counts
 	// them.
