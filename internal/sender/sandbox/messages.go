@@ -45,7 +45,7 @@ type sendFields struct {
 // parseSendBody reads and checks a send body the way the provider's
 // validator does: types first, then required fields, formats and limits.
 // Fields the endpoint does not define are ignored.
-func parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError) {
+func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError) {
 	var f sendFields
 	var problems []fieldError
 	add := func(msg string, fields ...string) {
@@ -99,7 +99,7 @@ func parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError
 	case toPhone:
 		if f.phone == "" {
 			add("field required", "phone")
-		} else if _, ok := normalizePhone(f.phone); !ok {
+		} else if _, ok := s.normalizePhone(f.phone); !ok {
 			add("must be a phone number in international format: [+][country code][area code][local phone number], 7 to 15 digits", "phone")
 		}
 	case toJID:
@@ -153,7 +153,7 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 			}
 		}
 
-		f, problems := parseSendBody(endpoint, req.body)
+		f, problems := s.parseSendBody(endpoint, req.body)
 		if len(problems) > 0 && problems[0].Fields[0] == "body" {
 			return validationReply(problems)
 		}
@@ -172,7 +172,7 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 				problems = append(problems, *problem)
 			}
 			if endpoint == toPhone {
-				recipient, _ = normalizePhone(f.phone)
+				recipient, _ = s.normalizePhone(f.phone)
 			} else {
 				recipient, _ = parseJID(f.jid)
 			}
@@ -228,15 +228,22 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 }
 
 // acceptLocked records msg (its ReceivedAt set by the caller), charges its
-// credits and plans its statuses.
+// credits and plans its statuses. A message with its UID and SentAt set (a
+// gateway's, sent when it answers) keeps them; the others get a UID and
+// the provider's pacing.
 func (s *Server) acceptLocked(now time.Time, msg Message) *record {
-	// The provider's own pacing: one message per SendInterval per account;
-	// the excess waits in its queue (already charged).
-	sentAt := now
-	if last, ok := s.lastSentAt[msg.Sender]; ok && last.Add(s.cfg.SendInterval).After(sentAt) {
-		sentAt = last.Add(s.cfg.SendInterval)
+	if msg.SentAt.IsZero() {
+		// The provider's own pacing: one message per SendInterval per
+		// account; the excess waits in its queue (already charged).
+		msg.SentAt = now
+		if last, ok := s.lastSentAt[msg.Sender]; ok && last.Add(s.cfg.SendInterval).After(msg.SentAt) {
+			msg.SentAt = last.Add(s.cfg.SendInterval)
+		}
+		s.lastSentAt[msg.Sender] = msg.SentAt
 	}
-	s.lastSentAt[msg.Sender] = sentAt
+	if msg.UID == "" {
+		msg.UID = newUID()
+	}
 
 	cost := int64(msg.Credits)
 	fromQuota := min(cost, max(0, s.creditsTotal-s.creditsUsed))
@@ -247,21 +254,23 @@ func (s *Server) acceptLocked(now time.Time, msg Message) *record {
 		s.nonRecurringAt = now
 	}
 
-	msg.UID = newUID()
-	msg.SentAt = sentAt
 	rec := &record{
 		msg:              msg,
 		outcome:          s.outcomeLocked(msg.Recipient),
 		fromQuota:        fromQuota,
 		fromNonRecurring: fromNonRecurring,
 	}
-	if rec.outcome == OutcomeFailed {
-		rec.refundAt = sentAt.Add(s.cfg.DeliverAfter).Add(s.cfg.RefundAfter)
+	if rec.outcome == OutcomeFailed && cost > 0 {
+		rec.refundAt = msg.SentAt.Add(s.cfg.DeliverAfter).Add(s.cfg.RefundAfter)
 		heap.Push(&s.refunds, rec)
 	}
 	s.messages = append(s.messages, rec)
 	s.byUID[msg.UID] = rec
 	s.addSentLocked(rec)
+	if s.cfg.Mode != ModeGateway {
+		s.emitLocked(s.sentEventLocked(rec))
+	}
+	s.changedLocked()
 	return rec
 }
 
