@@ -131,7 +131,7 @@ func classifyErrorCode(op string, ans answer) *Error {
 
 // apiCallsWords are how a quota_exceeded message names the API-call quota
 // ("API calls quota exceeded", "api_calls_quota").
-var apiCallsWords = regexp.MustCompile(`(?i)\bapi[ _-]?calls?\b`)
+var apiCallsWords = regexp.MustCompile(`(?i)\bapi[ _-]?calls?`)
 
 // quotaKind tells an exhausted API-call quota from a shortage of credits:
 // TimelinesAI answers both with quota_exceeded, and documents neither. The

@@ -45,7 +45,7 @@ func ValidateMessage(msg Message, caps Capabilities) []FieldError {
 		add("this provider has no typing or presence simulation", "typing_simulation", "presence_simulation")
 	}
 	switch {
-	case msg.Text != "" || msg.HasAttachment():
+	case msg.Text != "" || caps.Attachments && msg.HasAttachment():
 	case caps.Attachments:
 		add("a message needs text, file_uid or attachment_template_id", "text", "file_uid", "attachment_template_id")
 	default:
