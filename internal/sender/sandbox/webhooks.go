@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,7 @@ type webhooks struct {
 	cancel context.CancelFunc
 	start  sync.Once
 	done   chan struct{}
+	queued atomic.Int64 // events handed to enqueue
 }
 
 func newWebhooks() *webhooks {
@@ -54,6 +56,7 @@ func newWebhooks() *webhooks {
 // enqueue hands an event to the delivery goroutine without waiting: a full
 // backlog drops it, as a provider's lost webhook would be lost.
 func (h *webhooks) enqueue(ev webhookEvent) {
+	h.queued.Add(1)
 	h.start.Do(func() { go h.run() })
 	select {
 	case h.queue <- ev:
