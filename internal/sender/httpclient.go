@@ -220,17 +220,7 @@ func (c *apiClient) do(ctx context.Context, req request) (answer, *Error) {
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if readErr != nil {
-			kind := Transient
-			if req.mayHaveEffect {
-				kind = Unconfirmed
-			}
-			return answer{}, c.seal(&Error{
-				Kind:       kind,
-				Op:         req.op,
-				HTTPStatus: resp.StatusCode,
-				Message:    "reading the answer: " + errorText(readErr),
-				Err:        readErr,
-			})
+			return answer{}, c.seal(unfinishedAnswer(req, resp.StatusCode, readErr))
 		}
 		return answer{status: resp.StatusCode, header: resp.Header, body: data, at: arrived}, nil
 	}
@@ -247,6 +237,16 @@ func (c *apiClient) do(ctx context.Context, req request) (answer, *Error) {
 		c.httpClient.CloseIdleConnections()
 	}
 	return answer{}, c.seal(e)
+}
+
+// unfinishedAnswer is the error of a 2xx answer whose body broke off: a send
+// may have been accepted.
+func unfinishedAnswer(req request, status int, err error) *Error {
+	kind := Transient
+	if req.mayHaveEffect {
+		kind = Unconfirmed
+	}
+	return &Error{Kind: kind, Op: req.op, HTTPStatus: status, Message: "reading the answer: " + errorText(err), Err: err}
 }
 
 // newHTTPRequest builds req's HTTP request, headers included.

@@ -72,23 +72,7 @@ func (s *Server) inspectionRoutes() *http.ServeMux {
 	mux.HandleFunc("GET /_sandbox/webhook", func(w http.ResponseWriter, _ *http.Request) {
 		okReply(map[string]string{"url": s.WebhookURL()}).write(w)
 	})
-	mux.HandleFunc("POST /_sandbox/webhook", func(w http.ResponseWriter, r *http.Request) {
-		var in struct {
-			URL *string `json:"url"`
-		}
-		if err := decodeJSON(r, &in); err != nil || in.URL == nil {
-			validationReply([]fieldError{{Fields: []string{"url"}, Msg: `a JSON body {"url": "http://…"} is required ("" stops the webhooks)`}}).write(w)
-			return
-		}
-		if *in.URL != "" {
-			if u, err := url.Parse(*in.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				validationReply([]fieldError{{Fields: []string{"url"}, Msg: "must be an http:// or https:// URL"}}).write(w)
-				return
-			}
-		}
-		s.SetWebhookURL(*in.URL)
-		okReply(map[string]string{"url": s.WebhookURL()}).write(w)
-	})
+	mux.HandleFunc("POST /_sandbox/webhook", s.inspectSetWebhook)
 	mux.HandleFunc("POST /_sandbox/accounts/{phone}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		phone := r.PathValue("phone")
 		if _, ok := s.normalizePhone(phone); !ok {
@@ -126,6 +110,25 @@ func (s *Server) inspectReceive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	okReply(map[string]string{"uid": uid}).write(w)
+}
+
+// inspectSetWebhook serves POST /_sandbox/webhook.
+func (s *Server) inspectSetWebhook(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		URL *string `json:"url"`
+	}
+	if err := decodeJSON(r, &in); err != nil || in.URL == nil {
+		validationReply([]fieldError{{Fields: []string{"url"}, Msg: `a JSON body {"url": "http://…"} is required ("" stops the webhooks)`}}).write(w)
+		return
+	}
+	if *in.URL != "" {
+		if u, err := url.Parse(*in.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			validationReply([]fieldError{{Fields: []string{"url"}, Msg: "must be an http:// or https:// URL"}}).write(w)
+			return
+		}
+	}
+	s.SetWebhookURL(*in.URL)
+	okReply(map[string]string{"url": s.WebhookURL()}).write(w)
 }
 
 func (s *Server) creditsView() map[string]int64 {

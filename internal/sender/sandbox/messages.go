@@ -158,32 +158,8 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 			return validationReply(problems)
 		}
 
-		// Who sends, and to whom.
-		var sender, recipient string
-		switch endpoint {
-		case toChat:
-			sender, recipient = target.sender, target.recipient
-			if acc := s.findAccountLocked(sender); acc != nil && !acc.connected {
-				problems = append(problems, fieldError{Fields: []string{"chat_id"}, Msg: "the chat's WhatsApp account " + sender + " is disconnected"})
-			}
-		default:
-			var problem *fieldError
-			if sender, problem = s.resolveSenderLocked(f.account); problem != nil {
-				problems = append(problems, *problem)
-			}
-			if endpoint == toPhone {
-				recipient, _ = s.normalizePhone(f.phone)
-			} else {
-				recipient, _ = parseJID(f.jid)
-			}
-		}
-		if f.replyTo != "" {
-			if original, ok := s.byUID[f.replyTo]; !ok {
-				problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " not found"})
-			} else if original.msg.Sender != sender {
-				problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " belongs to another WhatsApp account"})
-			}
-		}
+		sender, recipient, more := s.resolveSendLocked(endpoint, target, f)
+		problems = append(problems, more...)
 		if len(problems) > 0 {
 			return validationReply(problems)
 		}
@@ -225,6 +201,36 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 			"data":   map[string]string{"message_uid": rec.msg.UID},
 		})
 	}
+}
+
+// resolveSendLocked says who sends a message and to whom (target: the chat
+// of a chat send), and what the provider would refuse about them.
+func (s *Server) resolveSendLocked(endpoint sendEndpoint, target *chat, f sendFields) (sender, recipient string, problems []fieldError) {
+	switch endpoint {
+	case toChat:
+		sender, recipient = target.sender, target.recipient
+		if acc := s.findAccountLocked(sender); acc != nil && !acc.connected {
+			problems = append(problems, fieldError{Fields: []string{"chat_id"}, Msg: "the chat's WhatsApp account " + sender + " is disconnected"})
+		}
+	default:
+		var problem *fieldError
+		if sender, problem = s.resolveSenderLocked(f.account); problem != nil {
+			problems = append(problems, *problem)
+		}
+		if endpoint == toPhone {
+			recipient, _ = s.normalizePhone(f.phone)
+		} else {
+			recipient, _ = parseJID(f.jid)
+		}
+	}
+	if f.replyTo != "" {
+		if original, ok := s.byUID[f.replyTo]; !ok {
+			problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " not found"})
+		} else if original.msg.Sender != sender {
+			problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " belongs to another WhatsApp account"})
+		}
+	}
+	return sender, recipient, problems
 }
 
 // acceptLocked records msg (its ReceivedAt set by the caller), charges its
