@@ -22,11 +22,14 @@ const stateVersion = 1
 // stateSaver writes Config.StateFile. Its fields but path and writeMu are
 // guarded by Server.mu.
 type stateSaver struct {
-	path    string
-	enabled bool        // false until the state is loaded, and after Close
-	timer   *time.Timer // a write is planned
-	writeMu sync.Mutex  // one write at a time, in order
-	lastErr error       // of the last write; guarded by writeMu
+	path      string
+	enabled   bool        // false until the state is loaded, and after Close
+	timer     *time.Timer // a write is planned
+	snapshots uint64      // snapshots taken; numbers them
+
+	writeMu sync.Mutex // one write at a time
+	written uint64     // the newest snapshot written; guarded by writeMu
+	lastErr error      // of the last write; guarded by writeMu
 }
 
 // savedState is the state file.
@@ -91,10 +94,16 @@ func (s *Server) changedLocked() {
 			s.mu.Unlock()
 			return // closed meanwhile: Close wrote it
 		}
-		st := s.stateLocked()
+		st, n := s.snapshotLocked()
 		s.mu.Unlock()
-		s.writeState(st)
+		s.writeState(st, n)
 	})
+}
+
+// snapshotLocked is the state to write and its number.
+func (s *Server) snapshotLocked() (savedState, uint64) {
+	s.state.snapshots++
+	return s.stateLocked(), s.state.snapshots
 }
 
 // Close writes the state file (when there is one) and stops delivering
@@ -109,8 +118,9 @@ func (s *Server) Close() error {
 	wasEnabled := s.state.enabled
 	s.state.enabled = false
 	var st savedState
+	var n uint64
 	if wasEnabled {
-		st = s.stateLocked()
+		st, n = s.snapshotLocked()
 	}
 	s.mu.Unlock()
 
@@ -118,19 +128,27 @@ func (s *Server) Close() error {
 	if !wasEnabled {
 		return nil
 	}
-	s.writeState(st)
+	s.writeState(st, n)
 	s.state.writeMu.Lock()
 	defer s.state.writeMu.Unlock()
 	return s.state.lastErr
 }
 
-// writeState writes st to the state file atomically: a temporary file in
-// the same folder, renamed over the old one, so that a crash leaves the old
-// state or the new one, never half of one.
-func (s *Server) writeState(st savedState) {
+// writeState writes snapshot n, st, to the state file atomically: a
+// temporary file in the same folder, renamed over the old one, so that a
+// crash leaves the old state or the new one, never half of one. A snapshot
+// older than one written already (a planned write that lost the race with
+// Close) is not written.
+func (s *Server) writeState(st savedState, n uint64) {
 	s.state.writeMu.Lock()
 	defer s.state.writeMu.Unlock()
+	if n <= s.state.written {
+		return
+	}
 	s.state.lastErr = writeFileAtomic(s.state.path, st)
+	if s.state.lastErr == nil {
+		s.state.written = n
+	}
 }
 
 func writeFileAtomic(path string, v any) error {
