@@ -517,6 +517,16 @@ func (s *Server) SetCredits(total int64) {
 	s.changedLocked()
 }
 
+// RenewAPICalls starts a new API-call period: none used, and total calls in
+// it (0: unlimited), as a plan's renewal or a top-up does.
+func (s *Server) RenewAPICalls(total int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.APICalls = total
+	s.apiCallsUsed = 0
+	s.changedLocked()
+}
+
 // CreditsUsed is what accepted messages cost and has not been refunded, from
 // the monthly quota and the non-recurring balance together.
 func (s *Server) CreditsUsed() int64 {
