@@ -88,6 +88,13 @@ func (c *Console) newAPIRequest(ctx context.Context, ar apiRequest) (*http.Reque
 	if err != nil {
 		return nil, fmt.Errorf("console: build %s %s: %w", ar.method, ar.path, err)
 	}
+	// As a server would hand it to a handler: a body that is never nil,
+	// and the request line.
+	if req.Body == nil {
+		req.Body = http.NoBody
+	}
+	req.RequestURI = req.URL.RequestURI()
+	req.RemoteAddr = "127.0.0.1:0"
 	for k, vs := range ar.header {
 		req.Header[k] = vs
 	}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,22 @@ func (j *journey) createFromExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.do(chromedp.SetUploadFiles(chromedp.ID("contacts"), []string{example}))
+	// A message naming a column the file lacks: the API refuses it, and
+	// the page says so beside the message, keeping what was typed.
+	b.do(chromedp.SetUploadFiles(chromedp.ID("contacts"), []string{example}),
+		chromedp.SendKeys(chromedp.ID("template"), "Hi {{.first_name}}"))
+	b.waitUntil(5*time.Second, `document.querySelector('[data-check-list]').innerText.includes('first_name, which the file lacks')`)
+	if status := b.follow(`button[type="submit"].big`); status != http.StatusBadRequest {
+		t.Errorf("a template with a missing column answers %d, want 400", status)
+	}
+	if got := b.text("#template + .field-error"); !strings.Contains(got, "first_name") {
+		t.Errorf("beside the message the page says %q, want the API's word on first_name", got)
+	}
+	b.mustSee("choose it again")
+	if n := len(j.p.Sandbox.Messages()); n != 0 {
+		t.Fatalf("a refused campaign sent %d messages", n)
+	}
+	b.do(chromedp.Clear(chromedp.ID("template")), chromedp.SetUploadFiles(chromedp.ID("contacts"), []string{example}))
 	b.waitUntil(10*time.Second, `!document.querySelector('[data-detected]').hidden`)
 	if got := b.text("[data-detected]"); !strings.Contains(got, "phone column: phone") || !strings.Contains(got, "fields: name, city") {
 		t.Errorf("the page reads the file's header as %q", got)
@@ -204,6 +220,13 @@ func (j *journey) pauseAndResume(t *testing.T) {
 	b.follow(`button[type="submit"].big`)
 	j.secondID = strings.TrimPrefix(strings.Split(b.location(), "?")[0], j.p.URL+"/campaigns/")
 
+	// The list follows it too, without a reload.
+	b.open("/campaigns")
+	row := "document.getElementById('row-" + j.secondID + "').innerText"
+	before := eval[string](b, row)
+	b.waitUntil(30*time.Second, row+` !== `+strconv.Quote(before))
+	b.screenshot("campaigns")
+	b.open("/campaigns/" + j.secondID)
 	b.waitUntil(30*time.Second, `Number(document.querySelector('[data-count="sent"]').innerText) + Number(document.querySelector('[data-count="delivered"]').innerText) >= 2`)
 	b.screenshot("campaign-running")
 	b.follow(`form[action$="/pause"] button`)
