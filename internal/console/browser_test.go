@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,15 +103,12 @@ func (b *tab) follow(css string) int64 {
 	return status
 }
 
-// text is the visible text of the first element matching css.
+// text is the visible text of the first element matching css, read in one
+// go in the page (a live update may replace the element at any moment).
 func (b *tab) text(css string) string {
 	b.t.Helper()
-	var s string
-	b.within(30*time.Second, func(ctx context.Context) (err error) {
-		s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(css)))
-		return err
-	})
-	return s
+	b.waitUntil(30*time.Second, `!!document.querySelector(`+strconv.Quote(css)+`)`)
+	return eval[string](b, `document.querySelector(`+strconv.Quote(css)+`).innerText`)
 }
 
 // location is the tab's URL ("" when it cannot be read).

@@ -145,6 +145,9 @@ func TestSignInKeepsTheKeyOnTheServer(t *testing.T) {
 	if setCookie == nil || !setCookie.HttpOnly || setCookie.SameSite != http.SameSiteStrictMode || setCookie.Secure {
 		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, not Secure over plain HTTP", setCookie)
 	}
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("Content-Security-Policy %q: want only this origin's scripts and no framing", csp)
+	}
 	if strings.Contains(setCookie.Value, goodKey) {
 		t.Error("the cookie carries the API key")
 	}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"go.uber.org/zap"
 )
 
 // apiBase is the origin of in-process API requests. Nothing dials it: the
@@ -197,6 +199,14 @@ func (c *Console) stream(ctx context.Context, ar apiRequest) (*apiStream, error)
 	w := &pipeWriter{header: http.Header{}, pipe: pw, started: make(chan struct{})}
 	go func() {
 		defer func() {
+			// Outside the server's goroutine, a panic of the handler would
+			// end the process: end the stream with it instead.
+			if p := recover(); p != nil {
+				c.log.Error("the API handler panicked in a streamed call", zap.String("path", ar.path), zap.Any("panic", p))
+				w.start(http.StatusInternalServerError)
+				_ = pw.CloseWithError(fmt.Errorf("console: the API handler panicked: %v", p))
+				return
+			}
 			w.start(http.StatusOK) // a handler that wrote nothing answered 200 with no body
 			_ = pw.Close()
 		}()

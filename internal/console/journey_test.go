@@ -234,7 +234,7 @@ func (j *journey) pauseAndResume(t *testing.T) {
 	if got := b.text(`#live-head [data-status]`); got != "paused" {
 		t.Fatalf("after Pause the status reads %q", got)
 	}
-	time.Sleep(time.Second) // a send already at the provider when the pause came may land
+	j.waitNothingInFlight(t, j.secondID) // a send already under way when the pause came may land
 	atPause := len(j.p.received("slow-campaign"))
 	time.Sleep(2 * time.Second)
 	if now := len(j.p.received("slow-campaign")); now != atPause || now >= slowRecipients {
@@ -374,5 +374,25 @@ func (j *journey) signedOut(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/signin") {
 		t.Errorf("the signed-out cookie gets %d to %q, want 303 to the sign-in page", res.StatusCode, res.Header.Get("Location"))
+	}
+}
+
+// waitNothingInFlight waits until no recipient of the campaign is being
+// sent or checked with the provider.
+func (j *journey) waitNothingInFlight(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var c struct {
+			Counts struct{ Sending, Unconfirmed int64 } `json:"counts"`
+		}
+		j.p.api(t, "GET", "/v1/campaigns/"+id, &c)
+		if c.Counts.Sending+c.Counts.Unconfirmed == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("campaign %s still has %+v in flight", id, c.Counts)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

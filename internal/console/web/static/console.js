@@ -29,21 +29,27 @@
 
   // Live parts: an element with data-live names an event stream of the
   // console whose "fragments" events carry HTML by element id, rendered by
-  // the server like the page itself. A part whose confirmation the user has
-  // open is left alone until it is closed.
+  // the server like the page itself. A part is replaced only when it
+  // changed (so focus and selection stay where they are), and a part whose
+  // confirmation the user has open is left alone until it is closed.
   var liveUpdates = 0;
+  function render(html) {
+    var t = document.createElement('template');
+    t.innerHTML = html;
+    localiseTimes(t.content);
+    fillZones(t.content);
+    return t;
+  }
   function follow(el) {
     var stream = new EventSource(el.getAttribute('data-live'));
-    var shown = {};
     stream.addEventListener('fragments', function (e) {
       var parts = JSON.parse(e.data);
       Object.keys(parts).forEach(function (id) {
         var target = document.getElementById(id);
-        if (!target || shown[id] === parts[id] || target.querySelector('details[open]')) { return; }
-        shown[id] = parts[id];
-        target.innerHTML = parts[id];
-        localiseTimes(target);
-        fillZones(target);
+        if (!target || target.querySelector('details[open]')) { return; }
+        var next = render(parts[id]);
+        if (next.innerHTML === target.innerHTML) { return; }
+        target.replaceChildren(next.content);
       });
       liveUpdates++;
       document.documentElement.setAttribute('data-live-updates', String(liveUpdates));
