@@ -88,6 +88,15 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handler is a console page for a signed-in browser.
 type handler func(w http.ResponseWriter, r *http.Request, s *session)
 
+// route is one page or action of a signed-in browser. An upload's form is
+// relayed to the API as it arrives, so its handler checks the CSRF token,
+// which comes first in the form, before anything reaches the API.
+type route struct {
+	pattern string
+	handler handler
+	upload  bool
+}
+
 // routes is the console's one list of pages and actions. Every route but
 // sign-in and the static files needs a session; every POST among them, the
 // session's CSRF token.
@@ -97,38 +106,40 @@ func (c *Console) routes(static http.Handler) *http.ServeMux {
 	mux.HandleFunc("GET /signin", c.signinPage)
 	mux.HandleFunc("POST /signin", c.signin)
 	mux.HandleFunc("/", c.notFound)
-	for pattern, h := range map[string]handler{
-		"GET /{$}": func(w http.ResponseWriter, r *http.Request, _ *session) {
-			http.Redirect(w, r, "/campaigns", http.StatusSeeOther)
-		},
-		"POST /signout":                                     c.signout,
-		"GET /campaigns":                                    c.campaignsPage,
-		"GET /campaigns/events":                             c.campaignsEvents,
-		"GET /campaigns/new":                                c.newCampaignPage,
-		"POST /campaigns/new":                               c.createCampaign,
-		"GET /campaigns/{id}":                               c.campaignPage,
-		"GET /campaigns/{id}/events":                        c.campaignEvents,
-		"GET /campaigns/{id}/report.csv":                    c.report,
-		"POST /campaigns/{id}/{action}":                     c.campaignAction,
-		"GET /sequences":                                    c.sequencesPage,
-		"GET /sequences/new":                                c.newSequencePage,
-		"POST /sequences/new":                               c.createSequence,
-		"GET /sequences/{id}":                               c.sequencePage,
-		"POST /sequences/{id}/enrollments":                  c.enroll,
-		"GET /sequences/{id}/enrollments/{phone}":           c.enrollmentPage,
-		"POST /sequences/{id}/enrollments/{phone}/unenroll": c.unenroll,
-		"GET /accounts":                                     c.accountsPage,
-		"POST /accounts/interval":                           c.setInterval,
-		"POST /accounts/{phone}/{action}":                   c.accountAction,
+	for _, rt := range []route{
+		{"GET /{$}", c.home, false},
+		{"POST /signout", c.signout, false},
+		{"GET /campaigns", c.campaignsPage, false},
+		{"GET /campaigns/events", c.campaignsEvents, false},
+		{"GET /campaigns/new", c.newCampaignPage, false},
+		{"POST /campaigns/new", c.createCampaign, true},
+		{"GET /campaigns/{id}", c.campaignPage, false},
+		{"GET /campaigns/{id}/events", c.campaignEvents, false},
+		{"GET /campaigns/{id}/report.csv", c.report, false},
+		{"POST /campaigns/{id}/{action}", c.campaignAction, false},
+		{"GET /sequences", c.sequencesPage, false},
+		{"GET /sequences/new", c.newSequencePage, false},
+		{"POST /sequences/new", c.createSequence, false},
+		{"GET /sequences/{id}", c.sequencePage, false},
+		{"POST /sequences/{id}/enrollments", c.enroll, true},
+		{"GET /sequences/{id}/enrollments/{phone}", c.enrollmentPage, false},
+		{"POST /sequences/{id}/enrollments/{phone}/unenroll", c.unenroll, false},
+		{"GET /accounts", c.accountsPage, false},
+		{"POST /accounts/interval", c.setInterval, false},
+		{"POST /accounts/{phone}/{action}", c.accountAction, false},
 	} {
-		mux.Handle(pattern, c.signedIn(h))
+		mux.Handle(rt.pattern, c.signedIn(rt))
 	}
 	return mux
 }
 
+func (c *Console) home(w http.ResponseWriter, r *http.Request, _ *session) {
+	http.Redirect(w, r, "/campaigns", http.StatusSeeOther)
+}
+
 // signedIn lets a request through with a live session (and, for a POST, its
 // CSRF token); a browser without one is sent to sign in.
-func (c *Console) signedIn(h handler) http.Handler {
+func (c *Console) signedIn(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := c.currentSession(r)
 		if err != nil {
@@ -140,11 +151,12 @@ func (c *Console) signedIn(h handler) http.Handler {
 			c.signedOut(w, r)
 			return
 		}
-		if r.Method == http.MethodPost && !isMultipart(r) && !s.validCSRF(r.PostFormValue("csrf")) {
+		formChecked := rt.upload && isMultipart(r) // by the handler, as the form arrives
+		if r.Method == http.MethodPost && !formChecked && !s.validCSRF(r.PostFormValue("csrf")) {
 			c.csrfRefused(w, r, s)
 			return
 		}
-		h(w, r, s)
+		rt.handler(w, r, s)
 	})
 }
 

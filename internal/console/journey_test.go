@@ -2,10 +2,10 @@ package console_test
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -204,17 +204,24 @@ func (j *journey) pauseAndResume(t *testing.T) {
 		t.Errorf("the account's send interval reads %q, want 400ms", got)
 	}
 
-	contacts := filepath.Join(t.TempDir(), "slow.csv")
 	var lines []string
 	for i := 0; i < slowRecipients; i++ {
 		lines = append(lines, fmt.Sprintf("Guest %d,+1312555%04d", i, 100+i))
 	}
-	if err := os.WriteFile(contacts, []byte("name,mobile\n"+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	b.open("/campaigns/new")
-	b.do(chromedp.SetUploadFiles(chromedp.ID("contacts"), []string{contacts}),
-		chromedp.SendKeys(chromedp.ID("template"), "Hello {{.name}} (slow-campaign)"),
+	// This time the file is dropped on the drop zone, as from a desktop.
+	csvText, _ := json.Marshal("name,mobile\n" + strings.Join(lines, "\n") + "\n")
+	eval[bool](b, `(() => {
+		const files = new DataTransfer();
+		files.items.add(new File([`+string(csvText)+`], "slow.csv", {type: "text/csv"}));
+		document.querySelector('[data-dropzone]').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+		return true;
+	})()`)
+	b.waitUntil(10*time.Second, `document.getElementById('contacts').files.length === 1 && !document.querySelector('[data-detected]').hidden`)
+	if got := b.text("[data-detected]"); !strings.Contains(got, "slow.csv") || !strings.Contains(got, "phone column: mobile") {
+		t.Errorf("after the drop the page reads %q", got)
+	}
+	b.do(chromedp.SendKeys(chromedp.ID("template"), "Hello {{.name}} (slow-campaign)"),
 		chromedp.SendKeys(chromedp.ID("name"), "Slow and steady"),
 		chromedp.SendKeys(chromedp.ID("accounts"), slowAccount))
 	b.follow(`button[type="submit"].big`)
