@@ -156,6 +156,19 @@ func (b *tab) mustSee(texts ...string) {
 	}
 }
 
+// everyControlLabelled fails for a form control on the page that has no
+// label a screen reader would read.
+func (b *tab) everyControlLabelled() {
+	b.t.Helper()
+	unlabelled := eval[[]string](b, `[...document.querySelectorAll('input, select, textarea, button')]
+		.filter(el => el.type !== 'hidden' && !el.closest('template'))
+		.filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+		.map(el => el.outerHTML.slice(0, 120))`)
+	if len(unlabelled) > 0 {
+		b.t.Errorf("controls without a label at %s:\n%s", b.location(), strings.Join(unlabelled, "\n"))
+	}
+}
+
 // sessionCookie is the console's session cookie as the browser holds it.
 func (b *tab) sessionCookie() *http.Cookie {
 	b.t.Helper()

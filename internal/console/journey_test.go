@@ -69,6 +69,7 @@ func (j *journey) signIn(t *testing.T) {
 	if got := b.text("#api_key-error"); !strings.Contains(got, "not valid") {
 		t.Errorf("the error beside the key field says %q", got)
 	}
+	b.everyControlLabelled()
 	b.screenshot("signin")
 	b.do(chromedp.SendKeys(chromedp.ID("api_key"), j.p.Key))
 	b.follow(`button[type="submit"]`)
@@ -113,6 +114,7 @@ func (j *journey) createFromExample(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("template"), `, our spring sale is on in {{default "your town" .city}}! (spring-example)`),
 		chromedp.SendKeys(chromedp.ID("name"), "Spring launch"))
 	b.waitUntil(5*time.Second, `document.querySelector('[data-check-list]').innerText.includes('Every column the message uses is in the file')`)
+	b.everyControlLabelled()
 	b.screenshot("new-campaign")
 	b.follow(`button[type="submit"].big`)
 	u, err := url.Parse(b.location())
@@ -147,6 +149,7 @@ func (j *journey) watchLive(t *testing.T) {
 		t.Errorf("a time reads %q, want it in %s with the zone named", got, viewerZone)
 	}
 	b.open("/campaigns/" + j.firstID) // a fresh look once statuses came in, for the picture
+	b.everyControlLabelled()
 	b.screenshot("campaign")
 }
 
@@ -232,6 +235,7 @@ func (j *journey) pauseAndResume(t *testing.T) {
 	row := "document.getElementById('row-" + j.secondID + "').innerText"
 	before := eval[string](b, row)
 	b.waitUntil(30*time.Second, row+` !== `+strconv.Quote(before))
+	b.everyControlLabelled()
 	b.screenshot("campaigns")
 	b.open("/campaigns/" + j.secondID)
 	b.waitUntil(30*time.Second, `Number(document.querySelector('[data-count="sent"]').innerText) + Number(document.querySelector('[data-count="delivered"]').innerText) >= 2`)
@@ -276,6 +280,7 @@ func (j *journey) sequence(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("steps-1-delay_n"), "1"),
 		chromedp.SetValue(chromedp.ID("steps-1-delay_unit"), "days"),
 		chromedp.SendKeys(chromedp.ID("steps-1-template"), "Tips for you, {{.name}} (seq-tips)"))
+	b.everyControlLabelled()
 	b.screenshot("sequence-new")
 	b.follow(`form[data-sequence-form] button[type="submit"].primary`)
 	b.mustSee("Sequence created", "Onboarding", "welcome", "tips", "1 day", "Nobody is enrolled yet")
@@ -293,6 +298,7 @@ func (j *journey) sequence(t *testing.T) {
 	}
 	b.follow(`.crumbs a[href^="/sequences/"]`)
 	b.mustSee("+12025550143")
+	b.everyControlLabelled()
 	b.screenshot("sequence")
 }
 
@@ -311,6 +317,7 @@ func (j *journey) pauseAccount(t *testing.T) {
 	if len(list.Accounts) != 1 || list.Accounts[0].Status != "paused" {
 		t.Errorf("GET /v1/accounts: %+v, want %s paused", list.Accounts, slowAccount)
 	}
+	b.everyControlLabelled()
 	b.screenshot("accounts")
 }
 
