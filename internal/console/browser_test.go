@@ -37,7 +37,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") != "" {
+	if ci := os.Getenv("CI"); ci != "" && ci != "0" && ci != "false" {
 		t.Fatal("no Chromium found, and CI must run the browser suite: apt-get install -y chromium (or set CHROME_PATH)")
 	}
 	t.Skip("no Chromium found, so the browser suite does not run here: apt-get install -y chromium (or set CHROME_PATH); in CI it always runs")

@@ -128,6 +128,9 @@ func (j *journey) createFromExample(t *testing.T) {
 func (j *journey) watchLive(t *testing.T) {
 	b := j.b
 	eval[bool](b, `window.notReloaded = true`)
+	if b.text("#live-head [data-status]") == "completed" {
+		t.Fatal("the campaign had completed before its page was shown: nothing is left to watch live (slow the pace)")
+	}
 	b.waitUntil(90*time.Second, `!!document.querySelector('#live-head [data-status="completed"]')`)
 	if !eval[bool](b, `window.notReloaded === true`) {
 		t.Fatal("the page was reloaded to show the campaign's end")

@@ -87,7 +87,7 @@ func startProduct(t *testing.T) *product {
 	env := append(withoutConfigVars(os.Environ()),
 		"ADDR="+addr, "API_KEYS="+p.Key, "REDIS_URL="+redis.URL(),
 		"PROVIDER=timelines", "TIMELINES_API_TOKEN="+token, "TIMELINES_BASE_URL="+prov.URL,
-		"SEND_INTERVAL=50ms", "API_CALLS_PER_SECOND=1000", "QUOTA_SYNC_INTERVAL=2s",
+		"SEND_INTERVAL=250ms", "API_CALLS_PER_SECOND=1000", "QUOTA_SYNC_INTERVAL=2s",
 		"STATUS_POLL_SCHEDULE=1s,2s,4s", "TEMPLATES_DIR="+templates, "LOG_LEVEL=warn")
 	runChild(t, bin, env)
 	waitHealthy(t, p.URL)
