@@ -33,6 +33,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		{"watch it reach completed without reloading", j.watchLive},
 		{"open a recipient's history", j.openHistory},
 		{"download the report", j.downloadReport},
+		{"schedule in the viewer's zone, move the start, cancel after confirming", j.scheduleAndCancel},
 		{"pause and resume a running campaign", j.pauseAndResume},
 		{"create a sequence and enrol a contact", j.sequence},
 		{"pause an account", j.pauseAccount},
@@ -189,6 +190,58 @@ func (j *journey) downloadReport(t *testing.T) {
 		if !sent[r[0]] {
 			t.Errorf("the report lists %s, whom the provider never got a message for", r[0])
 		}
+	}
+}
+
+func (j *journey) scheduleAndCancel(t *testing.T) {
+	b := j.b
+	example, err := filepath.Abs("../../examples/contacts.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.open("/campaigns/new")
+	b.do(chromedp.SetUploadFiles(chromedp.ID("contacts"), []string{example}),
+		chromedp.SetValue(chromedp.ID("template_name"), "welcome"),
+		chromedp.SendKeys(chromedp.ID("name"), "January welcome"),
+		chromedp.SetValue(chromedp.ID("send_at"), "2030-01-15T09:30"))
+	if got := b.text("#send_at-hint"); !strings.Contains(got, viewerZone) {
+		t.Errorf("the start time's hint reads %q, want it to name %s", got, viewerZone)
+	}
+	b.follow(`button[type="submit"].big`)
+	b.mustSee("Campaign created")
+	id := strings.TrimPrefix(strings.Split(b.location(), "?")[0], j.p.URL+"/campaigns/")
+	var c struct {
+		Status string    `json:"status"`
+		SendAt time.Time `json:"send_at"`
+	}
+	j.p.api(t, "GET", "/v1/campaigns/"+id, &c)
+	if want := time.Date(2030, 1, 15, 8, 30, 0, 0, time.UTC); c.Status != "scheduled" || !c.SendAt.Equal(want) {
+		t.Fatalf("the campaign is %s from %v, want scheduled from %v (09:30 in %s)", c.Status, c.SendAt, want, viewerZone)
+	}
+	b.mustSee("Starts")
+
+	b.do(chromedp.Click(chromedp.CSS(`#live-head details.confirm > summary.button:not(.danger)`)),
+		chromedp.SetValue(chromedp.CSS(`#live-head input[name="send_at"]`), "2030-02-01T10:00"))
+	b.follow(`form[action$="/reschedule"] button`)
+	b.mustSee("The start time is changed")
+	j.p.api(t, "GET", "/v1/campaigns/"+id, &c)
+	if want := time.Date(2030, 2, 1, 9, 0, 0, 0, time.UTC); !c.SendAt.Equal(want) {
+		t.Errorf("after the change the campaign starts %v, want %v", c.SendAt, want)
+	}
+
+	// Cancelling asks first: the button that does it shows only then.
+	confirm := `form[action$="/cancel"] button`
+	if eval[bool](b, `document.querySelector('`+confirm+`').checkVisibility()`) {
+		t.Fatal("the cancel button is showing before the user asked to cancel")
+	}
+	b.do(chromedp.Click(chromedp.CSS(`#live-head summary.button.danger`)))
+	b.follow(confirm)
+	b.mustSee("Campaign cancelled")
+	if got := b.text("#live-head [data-status]"); got != "cancelled" {
+		t.Errorf("after cancelling the status reads %q", got)
+	}
+	if n := len(j.p.received("welcome aboard")); n != 0 {
+		t.Errorf("the cancelled campaign sent %d messages", n)
 	}
 }
 
