@@ -200,7 +200,7 @@ func TestFormsWithoutTheirTokenAreRefused(t *testing.T) {
 			t.Errorf("pause with csrf %q: %d, want 403", form.Get("csrf"), res.StatusCode)
 		}
 	}
-	for _, path := range []string{"/campaigns/new", "/campaigns/c1/pause"} {
+	for _, path := range []string{"/campaigns/new", "/sequences/s1/enrollments", "/campaigns/c1/pause"} {
 		body, ctype := multipartBody([][2]string{{"template", "Hi"}}, "c.csv", "phone\n+12025550143\n", 0)
 		req, _ := http.NewRequest("POST", f.srv.URL+path, body)
 		req.Header.Set("Content-Type", ctype)
@@ -208,7 +208,7 @@ func TestFormsWithoutTheirTokenAreRefused(t *testing.T) {
 			t.Errorf("a multipart form to %s without its token: %d, want 403", path, res.StatusCode)
 		}
 	}
-	if n := len(f.api.calls("POST", "/v1/campaigns/c1/pause")) + len(f.api.calls("POST", "/v1/campaigns")); n != 0 {
+	if n := len(f.api.calls("POST", "/v1/campaigns/c1/pause")) + len(f.api.calls("POST", "/v1/campaigns")) + len(f.api.calls("POST", "/v1/sequences/s1/enrollments")); n != 0 {
 		t.Fatalf("refused forms reached the API %d times", n)
 	}
 
