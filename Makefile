@@ -4,7 +4,7 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test test-tools lint fuzz build bench chaos chaos-short clean helm-check
+.PHONY: run test test-tools image lint fuzz build bench chaos chaos-short clean helm-check
 
 ## run: API + worker in one process with the sandbox provider; its own redis-server (data in .data/<port>) unless REDIS_URL is set
 run:
@@ -63,9 +63,14 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s -parallel=1 "$$pkg"; \
 	done
 
+## image: the container image wacampaign/wacampaign:$(TAG) without a Docker daemon (buildah, nothing pulled); docker build . works too
+TAG ?= dev
+image:
+	GO="$(GO)" bash scripts/image.sh $(TAG)
+
 ## build: the two binaries in bin/
 build:
 	$(GO) build -o bin/ ./cmd/...
 
 clean:
-	rm -rf bin/
+	rm -rf bin/ dist/
