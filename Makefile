@@ -4,26 +4,22 @@ GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test lint fuzz build bench chaos chaos-short clean helm-check
+.PHONY: run test test-tools image lint fuzz build bench chaos chaos-short clean helm-check
 
-## run: API + worker in one process; embedded Redis and the sandbox provider unless REDIS_URL / TIMELINES_API_TOKEN are set
+## run: API + worker in one process with the sandbox provider; its own redis-server (data in .data/<port>) unless REDIS_URL is set
 run:
-	@key="$${API_KEYS:-dev-$$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}"; \
-	first="$${key%%,*}"; \
-	echo ""; \
-	echo "  API        http://$(ADDR)"; \
-	echo "  API key    $$first"; \
-	echo "  Try it:    curl -s -H 'Authorization: Bearer $$first' -F template_name=welcome -F contacts=@examples/contacts.csv http://$(ADDR)/v1/campaigns"; \
-	echo "  Progress:  curl -s -H 'Authorization: Bearer $$first' http://$(ADDR)/v1/campaigns"; \
-	echo ""; \
-	PROVIDER="$${PROVIDER:-$$( [ -n "$$TIMELINES_API_TOKEN$$GATEWAY_BASE_URL$$GATEWAY_ACCOUNTS" ] || echo sandbox)}" API_KEYS="$$key" ADDR="$(ADDR)" LOG_FORMAT="$${LOG_FORMAT:-console}" $(GO) run ./cmd/campaign-api -worker
+	@ADDR="$(ADDR)" GO="$(GO)" bash scripts/run.sh
 
 ## test: every test, against throwaway redis-server processes the tests start themselves
 # One package at a time (-p 1): the end-to-end tests read pacing off the
 # sandbox's receive times, and on a two-core machine a second race-built test
 # binary running beside them stalls requests by a hundred milliseconds and more.
-test:
+test: test-tools
 	$(GO) test -race -count=1 -p 1 -timeout 45m ./...
+
+## test-tools: install what the tests start (redis-server, redis-sentinel, chromium) when missing: apt-get as root, else the command to run
+test-tools:
+	@bash scripts/test-tools.sh
 
 ## lint: what CI refuses: unformatted code, an untidy go.mod, vet and staticcheck findings
 lint:
@@ -67,9 +63,14 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s -parallel=1 "$$pkg"; \
 	done
 
+## image: the container image wacampaign/wacampaign:$(TAG) without a Docker daemon (buildah, nothing pulled); docker build . works too
+TAG ?= dev
+image:
+	GO="$(GO)" bash scripts/image.sh $(TAG)
+
 ## build: the two binaries in bin/
 build:
 	$(GO) build -o bin/ ./cmd/...
 
 clean:
-	rm -rf bin/
+	rm -rf bin/ dist/

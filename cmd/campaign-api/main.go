@@ -25,14 +25,15 @@ import (
 
 func main() {
 	withWorker := flag.Bool("worker", false, "also run a worker in this process (development)")
+	devData := flag.String("data", ".data", "with -worker and REDIS_URL unset: the folder where a dev redis-server of this process keeps its data")
 	flag.Parse()
-	if err := run(*withWorker); err != nil {
+	if err := run(*withWorker, *devData); err != nil {
 		fmt.Fprintln(os.Stderr, "campaign-api:", err)
 		os.Exit(1)
 	}
 }
 
-func run(withWorker bool) error {
+func run(withWorker bool, devData string) error {
 	cfg, err := app.Load(os.Getenv)
 	if err != nil {
 		return err
@@ -54,7 +55,18 @@ func run(withWorker bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	rdb, err := app.OpenRedis(ctx, cfg, app.ForAPI, log)
+	// The address first: a second `make run` must stop before it starts
+	// anything.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("ADDR %s is taken (another make run?): pick another, e.g. make run ADDR=127.0.0.1:8081 (%w)", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	if !withWorker {
+		devData = "" // a dev redis-server is for the all-in-one development process only
+	}
+	rdb, err := app.OpenDevRedis(ctx, cfg, app.ForAPI, devData, log)
 	if err != nil {
 		return err
 	}
@@ -86,10 +98,6 @@ func run(withWorker bool) error {
 		Handler:           ui, // the console at /, the API at /v1/
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("ADDR: %w", err)
 	}
 	log.Info("API listening", zap.String("url", "http://"+ln.Addr().String()), zap.String("redis", rdb.URL))
 

@@ -69,7 +69,7 @@ type Var struct {
 var Vars = []Var{
 	{"ADDR", "127.0.0.1:8080", "the API's listen address",
 		func(c *Config, v string) error { c.Addr = v; return nil }},
-	{"REDIS_URL", "", "redis:// or rediss:// URL (also redis-sentinel://); unset: 127.0.0.1:6379 if it answers, else an embedded in-process Redis (development only, nothing durable)",
+	{"REDIS_URL", "", "redis:// or rediss:// URL; Sentinel: redis://sentinel:26379?master_name=mymaster&addr=sentinel2:26379 (or redis-sentinel://); Cluster: redis://node1:6379?addr=node2:6379&addr=node3:6379. Unset: `make run` runs a redis-server of its own (data in .data/), else an embedded in-process Redis (development only, nothing durable); a lone worker refuses",
 		func(c *Config, v string) error { c.RedisURL = v; return nil }},
 	{"REDIS_PIPELINE", "auto", "on: the Redis commands of concurrent goroutines share round trips; off: one round trip each; auto: on in the API (an import's enqueueing: a fifth less CPU for the API and a third less for Redis, measured), off in workers (their sends mostly wait elsewhere; it cost them CPU)",
 		func(c *Config, v string) error {

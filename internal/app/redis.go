@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -31,54 +32,95 @@ func (r *Redis) Close() {
 	}
 }
 
-const localRedis = "127.0.0.1:6379"
-
 // Process kinds, for REDIS_PIPELINE=auto.
 const (
 	ForAPI    = "api"
 	ForWorker = "worker"
 )
 
-// OpenRedis connects to REDIS_URL; without one, to 127.0.0.1:6379 if
-// something answers there, else it starts an embedded in-process Redis and
-// warns loudly that nothing is durable. process (ForAPI, ForWorker) says
-// what the connection is for.
+// OpenRedis connects to REDIS_URL, or without one starts an embedded
+// in-process Redis and warns loudly that nothing is durable. It never
+// looks for a Redis of its own accord (127.0.0.1:6379 is someone else's:
+// `make run` once ran that Redis's status polls and left its campaigns
+// there); `campaign-api -worker` starts a dev redis-server of its own
+// instead (OpenDevRedis). process (ForAPI, ForWorker) says what the
+// connection is for.
 func OpenRedis(ctx context.Context, cfg Config, process string, log *zap.Logger) (*Redis, error) {
 	cfg.RedisPipeline = pipelineFor(cfg.RedisPipeline, process)
-	if cfg.RedisURL != "" {
-		opt, err := asynq.ParseRedisURI(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
-		}
-		client := withPoolSize(opt, poolSize(cfg)).MakeRedisClient().(redis.UniversalClient)
-		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := client.Ping(pingCtx).Err(); err != nil {
-			_ = client.Close()
-			return nil, fmt.Errorf("REDIS_URL: Redis does not answer: %w", err)
-		}
-		return newRedis(cfg, client, redactURL(cfg.RedisURL), false), nil
+	if cfg.RedisURL == "" {
+		return openEmbedded(cfg, log)
 	}
-
-	client := redis.NewClient(&redis.Options{Addr: localRedis, PoolSize: poolSize(cfg)})
-	pingCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	if err := client.Ping(pingCtx).Err(); err == nil {
-		log.Info("using the Redis on " + localRedis + " (set REDIS_URL to choose another)")
-		return newRedis(cfg, client, "redis://"+localRedis, false), nil
+	client, err := clientForURL(cfg.RedisURL, poolSize(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	_ = client.Close()
+	if err := pingRedis(ctx, client); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("REDIS_URL: Redis does not answer: %w", err)
+	}
+	return newRedis(cfg, client, redactURL(cfg.RedisURL), false), nil
+}
 
+// openEmbedded starts a miniredis in this process.
+func openEmbedded(cfg Config, log *zap.Logger) (*Redis, error) {
 	mr, err := miniredis.Run()
 	if err != nil {
 		return nil, fmt.Errorf("start the embedded Redis: %w", err)
 	}
-	log.Warn("!!! no REDIS_URL and nothing on " + localRedis + ": running on an EMBEDDED in-process Redis. " +
+	log.Warn("!!! no REDIS_URL: running on an EMBEDDED in-process Redis. " +
 		"Development only: NOTHING IS DURABLE, every campaign is lost when this process stops, " +
-		"and no other process can share it. Set REDIS_URL for real use.")
+		"and no other process can share it. Set REDIS_URL for real use " +
+		"(or install redis-server: make run then keeps its data in .data/).")
 	r := newRedis(cfg, redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: poolSize(cfg)}), "redis://"+mr.Addr()+" (embedded)", true)
 	r.closers = []func(){mr.Close}
 	return r, nil
+}
+
+// pingRedis waits up to five seconds for an answer.
+func pingRedis(ctx context.Context, client redis.UniversalClient) error {
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return client.Ping(pingCtx).Err()
+}
+
+// clientForURL makes the client a REDIS_URL names. Three forms:
+//
+//   - Sentinel, go-redis's failover URL: a master_name parameter, the
+//     sentinels as host and addr= parameters
+//     (redis://sentinel1:26379?master_name=mymaster&addr=sentinel2:26379);
+//     asynq's redis-sentinel://s1:26379,s2:26379?master=mymaster too.
+//   - Cluster, go-redis's cluster URL: addr= parameters and no master_name
+//     (redis://node1:6379?addr=node2:6379&addr=node3:6379).
+//   - One server: redis://[:password@]host:port[/db] or rediss:// for TLS.
+//
+// Before the first two were read here, an addr= parameter was silently
+// dropped and the first host used as a lone server.
+func clientForURL(raw string, pool int) (redis.UniversalClient, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("not a URL (redis://host:port, see README)") // the error would repeat a password
+	}
+	q := u.Query()
+	if (u.Scheme == "redis" || u.Scheme == "rediss") && (q.Has("master_name") || q.Has("addr")) {
+		if q.Has("master_name") {
+			opt, err := redis.ParseFailoverURL(raw)
+			if err != nil {
+				return nil, fmt.Errorf("a Sentinel URL (master_name=…): %w", err)
+			}
+			opt.PoolSize = pool
+			return redis.NewFailoverClient(opt), nil
+		}
+		opt, err := redis.ParseClusterURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("a Cluster URL (addr=…): %w", err)
+		}
+		return redis.NewClusterClient(opt), nil // a pool per node, sized by go-redis
+	}
+	opt, err := asynq.ParseRedisURI(raw)
+	if err != nil {
+		return nil, err
+	}
+	return withPoolSize(opt, pool).MakeRedisClient().(redis.UniversalClient), nil
 }
 
 // pipelineFor resolves REDIS_PIPELINE=auto: on for the API, whose import
@@ -131,12 +173,16 @@ func withPoolSize(opt asynq.RedisConnOpt, n int) asynq.RedisConnOpt {
 	return opt
 }
 
-// redactURL hides a password in a URL (Redis's, a gateway's): it goes to
-// logs.
+// redactURL hides a password in a URL (Redis's, a gateway's: its user part,
+// or a Sentinel URL's password= parameter): it goes to logs.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

@@ -8,6 +8,8 @@
 // directory.
 //
 // It is Linux only: children get Pdeathsig, so none outlives a harness that
-// is itself killed with SIGKILL. It is not for tests (internal/redistest is):
-// a test that needs Redis starts a throwaway server per test instead.
+// is itself killed with SIGKILL. A test that needs Redis starts a throwaway
+// server of internal/redistest instead of the harness's; the harness's own
+// test runs the binaries on redistest's Sentinel topology through a
+// failover.
 package harness

@@ -1,6 +1,9 @@
 // Package redistest starts throwaway redis-server processes for tests, each on
 // a free port with nothing persisted, so that tests run against real Redis
 // without touching a developer's data or depending on a server being up.
+// Besides a lone server it starts the two topologies production may use:
+// Sentinel (a master, a replica and three sentinels; StartSentinel) and
+// Cluster (three masters; StartCluster).
 package redistest
 
 import (
@@ -25,6 +28,7 @@ type Server struct {
 
 	bin, dir string
 	port     int
+	extra    []string // more redis-server arguments (replicaof, cluster mode)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -43,17 +47,19 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 }
 
 // Start runs a redis-server for the duration of the test. It fails the test
-// (never skips it) when redis-server is not installed: a test that silently
-// does not run checks nothing.
+// (never skips it) when redis-server is not installed.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		tb.Fatalf("redistest: redis-server is not installed (bash .ci/run installs it): %v", err)
-	}
+	return startWith(tb)
+}
+
+// startWith starts a redis-server with more arguments.
+func startWith(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	bin := lookPath(tb, "redis-server")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		srv, err := start(tb, bin)
+		srv, err := start(tb, bin, extra)
 		if err == nil {
 			return srv
 		}
@@ -63,12 +69,24 @@ func Start(tb testing.TB) *Server {
 	return nil
 }
 
-func start(tb testing.TB, bin string) (*Server, error) {
+// lookPath finds a program the tests need, failing the test (never
+// skipping it) when it is missing: a test that silently does not run checks
+// nothing.
+func lookPath(tb testing.TB, program string) string {
+	tb.Helper()
+	bin, err := exec.LookPath(program)
+	if err != nil {
+		tb.Fatalf("redistest: %s is not installed (make test installs it: scripts/test-tools.sh): %v", program, err)
+	}
+	return bin
+}
+
+func start(tb testing.TB, bin string, extra []string) (*Server, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	srv := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, dir: tb.TempDir(), port: port}
+	srv := &Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, dir: tb.TempDir(), port: port, extra: extra}
 	if err := srv.launch(); err != nil {
 		return nil, err
 	}
@@ -80,14 +98,14 @@ func start(tb testing.TB, bin string) (*Server, error) {
 // until it answers.
 func (s *Server) launch() error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", fmt.Sprint(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--logfile", logPath,
-	)
+	}, s.extra...)...)
 	if err := cmd.Start(); err != nil {
 		return err
 	}

@@ -3,8 +3,10 @@
 // decoded strictly into the Go types of k8s.io/api, so a misspelt or
 // misplaced field, or a value of the wrong type, is an error; names must be
 // valid DNS names and a Deployment's selector must match its pod labels.
-// KEDA's kinds are checked against the subset of their fields this chart
-// uses (KEDA's own Go module is too heavy to pull in for that).
+// KEDA's kinds and the Prometheus Operator's ServiceMonitor are checked
+// against the subset of their fields this chart uses (their own Go modules
+// are too heavy to pull in for that), and each KEDA trigger for the
+// metadata its scaler requires.
 //
 //	helm template ... | go run . [-expect Kind/name ...]
 package main
@@ -23,6 +25,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,15 +36,18 @@ import (
 
 // kinds are the apiVersion/kind pairs the chart may render.
 var kinds = map[string]func() any{
-	"v1/ConfigMap":                           func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":                              func() any { return &corev1.Secret{} },
-	"v1/Service":                             func() any { return &corev1.Service{} },
-	"v1/ServiceAccount":                      func() any { return &corev1.ServiceAccount{} },
-	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
-	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
-	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
-	"keda.sh/v1alpha1/ScaledObject":          func() any { return &scaledObject{} },
-	"keda.sh/v1alpha1/TriggerAuthentication": func() any { return &triggerAuthentication{} },
+	"v1/ConfigMap":                            func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                               func() any { return &corev1.Secret{} },
+	"v1/Service":                              func() any { return &corev1.Service{} },
+	"v1/ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
+	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
+	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
+	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
+	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &serviceMonitor{} },
+	"keda.sh/v1alpha1/ScaledObject":           func() any { return &scaledObject{} },
+	"keda.sh/v1alpha1/TriggerAuthentication":  func() any { return &triggerAuthentication{} },
 }
 
 // scaledObject is the part of KEDA's ScaledObject (keda.sh/v1alpha1) the
@@ -68,6 +74,21 @@ type scaledObject struct {
 				Kind string `json:"kind,omitempty"`
 			} `json:"authenticationRef,omitempty"`
 		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// serviceMonitor is the part of the Prometheus Operator's ServiceMonitor
+// (monitoring.coreos.com/v1) the chart writes.
+type serviceMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector  metav1.LabelSelector `json:"selector"`
+		Endpoints []struct {
+			Port     string `json:"port"`
+			Path     string `json:"path,omitempty"`
+			Interval string `json:"interval,omitempty"`
+		} `json:"endpoints"`
 	} `json:"spec"`
 }
 
@@ -184,16 +205,60 @@ func checkKind(obj any) error {
 			return errors.New("a ScaledObject without scaleTargetRef.name or triggers")
 		}
 		for _, t := range o.Spec.Triggers {
-			if t.Type == "redis" {
-				for _, key := range []string{"listName", "listLength"} {
-					if t.Metadata[key] == "" {
-						return fmt.Errorf("redis trigger without metadata.%s", key)
-					}
-				}
-				if t.Metadata["address"] == "" && t.Metadata["addressFromEnv"] == "" && t.Metadata["host"] == "" {
-					return errors.New("redis trigger without an address")
+			if err := checkTrigger(t.Type, t.Metadata); err != nil {
+				return err
+			}
+		}
+	case *serviceMonitor:
+		if len(o.Spec.Selector.MatchLabels) == 0 || len(o.Spec.Endpoints) == 0 {
+			return errors.New("a ServiceMonitor without selector or endpoints")
+		}
+		for _, e := range o.Spec.Endpoints {
+			if e.Port == "" {
+				return errors.New("a ServiceMonitor endpoint without a port name")
+			}
+		}
+	case *networkingv1.Ingress:
+		for _, r := range o.Spec.Rules {
+			if r.HTTP == nil || len(r.HTTP.Paths) == 0 {
+				return errors.New("an Ingress rule without paths")
+			}
+			for _, p := range r.HTTP.Paths {
+				if p.PathType == nil || p.Backend.Service == nil || p.Backend.Service.Name == "" {
+					return fmt.Errorf("Ingress path %s: without pathType or a Service backend", p.Path)
 				}
 			}
+		}
+	case *networkingv1.NetworkPolicy:
+		if len(o.Spec.PolicyTypes) == 0 {
+			return errors.New("a NetworkPolicy without policyTypes")
+		}
+	}
+	return nil
+}
+
+// triggerNeeds is the metadata each KEDA scaler the chart may use cannot do
+// without (KEDA's scaler documentation); one of several alternatives is
+// written a|b.
+var triggerNeeds = map[string][]string{
+	"prometheus":     {"serverAddress", "query", "threshold"},
+	"redis":          {"address|host", "listName", "listLength"},
+	"redis-sentinel": {"addresses|hosts", "sentinelMaster", "listName", "listLength"},
+	"redis-cluster":  {"addresses|hosts", "listName", "listLength"},
+}
+
+func checkTrigger(kind string, metadata map[string]string) error {
+	needs, ok := triggerNeeds[kind]
+	if !ok {
+		return fmt.Errorf("trigger type %q is none the chart should use", kind)
+	}
+	for _, need := range needs {
+		found := false
+		for _, key := range strings.Split(need, "|") {
+			found = found || metadata[key] != ""
+		}
+		if !found {
+			return fmt.Errorf("%s trigger without metadata.%s", kind, need)
 		}
 	}
 	return nil

@@ -115,9 +115,29 @@ The env: list of one component beyond the ConfigMap (envFrom):
 - name: ADDR
   value: {{ printf "0.0.0.0:%d" (int $v.api.containerPort) | quote }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "API_KEYS" "existing" $v.apiKeys.existingSecret "existingKey" $v.apiKeys.existingSecretKey "value" $v.apiKeys.value) }}
+{{- if and $v.autoscaling.keda.enabled (eq $v.autoscaling.keda.trigger "prometheus") $v.autoscaling.keda.prometheus.scaleToZero }}
+# The window of wacampaign_tasks_due_within_cooldown (autoscaling.keda).
+- name: SCALE_COOLDOWN
+  value: {{ printf "%ds" (int $v.autoscaling.keda.cooldownPeriod) | quote }}
+{{- end }}
 {{- else }}
 - name: WORKER_CONCURRENCY
   value: {{ $v.worker.concurrency | quote }}
+{{- if $v.worker.healthPort }}
+- name: DEBUG_ADDR
+  value: {{ printf "0.0.0.0:%d" (int $v.worker.healthPort) | quote }}
+{{- end }}
+{{- if $v.worker.metricsPort }}
+- name: METRICS_ADDR
+  value: {{ printf "0.0.0.0:%d" (int $v.worker.metricsPort) | quote }}
+{{- end }}
+{{- end }}
+- name: REDIS_MODE
+  value: {{ $v.redis.mode | quote }}
+{{- $provider := $v.provider | default (ternary "timelines" "" (or (not (empty $v.timelines.existingSecret)) (not (empty $v.timelines.token)))) }}
+{{- if $provider }}
+- name: PROVIDER
+  value: {{ $provider | quote }}
 {{- end }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "REDIS_URL" "existing" $v.redis.existingSecret "existingKey" $v.redis.existingSecretKey "value" $v.redis.url) }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "TIMELINES_API_TOKEN" "existing" $v.timelines.existingSecret "existingKey" $v.timelines.existingSecretKey "value" $v.timelines.token) }}
@@ -152,6 +172,55 @@ checksum/secret: {{ include "wacampaign.secretData" . | sha256sum }}
 {{- end }}
 {{- end }}
 
+{{/* Milliseconds of a Go duration written as Nms, Ns or Nm; "" when unsure. */}}
+{{- define "wacampaign.durationMillis" -}}
+{{- $d := toString . }}
+{{- if regexMatch "^[0-9]+ms$" $d }}
+{{- trimSuffix "ms" $d | atoi }}
+{{- else if regexMatch "^[0-9]+s$" $d }}
+{{- mul (trimSuffix "s" $d | atoi) 1000 }}
+{{- else if regexMatch "^[0-9]+m$" $d }}
+{{- mul (trimSuffix "m" $d | atoi) 60000 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The workers' replica cap: autoscaling.maxReplicas, or with
+autoscaling.capacity.accounts set,
+  ceil(accounts × (1 / SEND_INTERVAL) ÷ perWorkerMessagesPerSecond) + spareReplicas
+and never below minReplicas (see values.yaml).
+*/}}
+{{- define "wacampaign.maxReplicas" -}}
+{{- $a := .Values.autoscaling }}
+{{- if gt (int $a.capacity.accounts) 0 }}
+{{- $ms := include "wacampaign.durationMillis" (.Values.config.SEND_INTERVAL | default "2s") }}
+{{- if or (not $ms) (eq (int $ms) 0) }}
+{{- fail (printf "autoscaling.capacity.accounts needs config.SEND_INTERVAL above 0, written in ms, s or m (it is %q)" (toString .Values.config.SEND_INTERVAL)) }}
+{{- end }}
+{{- if le (float64 $a.capacity.perWorkerMessagesPerSecond) 0.0 }}
+{{- fail "autoscaling.capacity.perWorkerMessagesPerSecond must be above 0" }}
+{{- end }}
+{{- $perSecond := divf (mulf (int $a.capacity.accounts) 1000) (int $ms) }}
+{{- $workers := ceil (divf $perSecond (float64 $a.capacity.perWorkerMessagesPerSecond)) | int }}
+{{- max (add $workers (int $a.capacity.spareReplicas)) (int $a.minReplicas) 1 }}
+{{- else }}
+{{- $a.maxReplicas }}
+{{- end }}
+{{- end }}
+
+{{/* KEDA's Redis scaler credentials: parameter -> {name, key}, from Secrets you manage. */}}
+{{- define "wacampaign.kedaRedisAuth" -}}
+{{- $r := .Values.autoscaling.keda.redis }}
+{{- $auth := dict }}
+{{- if $r.passwordSecret.name }}
+{{- $_ := set $auth "password" (dict "name" $r.passwordSecret.name "key" (required "autoscaling.keda.redis.passwordSecret.key is needed with passwordSecret.name" $r.passwordSecret.key)) }}
+{{- end }}
+{{- if $r.sentinelPasswordSecret.name }}
+{{- $_ := set $auth "sentinelPassword" (dict "name" $r.sentinelPasswordSecret.name "key" (required "autoscaling.keda.redis.sentinelPasswordSecret.key is needed with sentinelPasswordSecret.name" $r.sentinelPasswordSecret.key)) }}
+{{- end }}
+{{- toYaml $auth }}
+{{- end }}
+
 {{/* Mistakes the chart refuses, with a message that says what to do. */}}
 {{- define "wacampaign.validate" -}}
 {{- range $key := list "REDIS_URL" "API_KEYS" "TIMELINES_API_TOKEN" "GATEWAY_API_KEY" "WEBHOOK_SECRET" }}
@@ -171,11 +240,39 @@ checksum/secret: {{ include "wacampaign.secretData" . | sha256sum }}
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled }}
 {{- fail "autoscaling: enable keda or hpa, not both (KEDA makes its own HPA, and two HPAs on one Deployment fight)" }}
 {{- end }}
-{{- if and .Values.autoscaling.hpa.enabled (lt (int .Values.autoscaling.minReplicas) 1) }}
+{{- $a := .Values.autoscaling }}
+{{- if not (has .Values.redis.mode (list "standalone" "sentinel" "cluster")) }}
+{{- fail (printf "redis.mode: %q is not standalone, sentinel or cluster" (toString .Values.redis.mode)) }}
+{{- end }}
+{{- if not (has $a.keda.trigger (list "prometheus" "redis")) }}
+{{- fail (printf "autoscaling.keda.trigger: %q is not prometheus or redis" (toString $a.keda.trigger)) }}
+{{- end }}
+{{- if and $a.hpa.enabled (lt (int $a.minReplicas) 1) }}
 {{- fail "autoscaling.minReplicas: a plain HPA cannot scale to 0 (KEDA can)" }}
 {{- end }}
-{{- if gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas) }}
+{{- if and $a.keda.enabled (lt (int $a.minReplicas) 1) }}
+{{- if ne $a.keda.trigger "prometheus" }}
+{{- fail "autoscaling.minReplicas 0 with the redis trigger would stall campaigns: only a running worker moves scheduled sends (nearly all of them) to the pending list it watches, so at 0 replicas they never become pending and nothing wakes a worker. Keep minReplicas at 1, or use trigger: prometheus with prometheus.scaleToZero" }}
+{{- end }}
+{{- if not $a.keda.prometheus.scaleToZero }}
+{{- fail "autoscaling.minReplicas 0 needs autoscaling.keda.prometheus.scaleToZero: true, and that only once the API publishes wacampaign_tasks_due_within_cooldown: without it the workers may reach 0 while sends are scheduled a moment later, and only a running worker makes them due. Keep minReplicas at 1 otherwise" }}
+{{- end }}
+{{- end }}
+{{- if and $a.keda.enabled (eq $a.keda.trigger "redis") (not $a.keda.redis.addresses) }}
+{{- fail "autoscaling.keda.redis.addresses: give the Redis (or the sentinels, or the cluster's nodes) as host:port" }}
+{{- end }}
+{{- if and (eq (int $a.capacity.accounts) 0) (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- fail "autoscaling.minReplicas is above autoscaling.maxReplicas" }}
+{{- end }}
+{{- if .Values.ingress.enabled }}
+{{- if not .Values.ingress.paths }}
+{{- fail "ingress.paths: name what the Ingress serves: console, api, webhooks" }}
+{{- end }}
+{{- range .Values.ingress.paths }}
+{{- if not (has . (list "console" "api" "webhooks")) }}
+{{- fail (printf "ingress.paths: %q is not console, api or webhooks" (toString .)) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- $shutdown := include "wacampaign.durationSeconds" (.Values.config.SHUTDOWN_TIMEOUT | default "25s") }}
 {{- if $shutdown }}
