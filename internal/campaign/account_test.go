@@ -75,9 +75,7 @@ func TestPausedAccountsRecipientsGoThroughTheOthers(t *testing.T) {
 // freshHandler is the fixture's send handler as a worker that has just
 // started has it: nothing cached.
 func (f *fixture) freshHandler() *SendHandler {
-	h := *f.handler
-	h.accounts = quota.NewAccounts(f.rdb)
-	h.specs = specCache{store: f.store}
-	h.gates = gateCache{}
-	return &h
+	deps := f.sendDeps
+	deps.Accounts = quota.NewAccounts(f.rdb)
+	return NewSendHandler(deps)
 }

@@ -12,9 +12,9 @@ import (
 // WEBHOOK_SECRET set: sends and unconfirmed sends are indexed for the
 // provider's message:sent:new events.
 func (f *fixture) indexingHandler() *SendHandler {
-	h := f.freshHandler()
-	h.indexed = true
-	return h
+	deps := f.sendDeps
+	deps.IndexForWebhooks = true
+	return NewSendHandler(deps)
 }
 
 func historyHasProviderStatus(r Recipient, word string) bool {
