@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 )
 
 // The OpenAPI document (openapi.json) is written by hand; these tests keep it
@@ -389,7 +390,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"QuotaCampaign":   campaignQuotaRow{},
 		"ErrorEnvelope":   errorEnvelope{},
 		"SequenceRequest": sequenceRequest{},
-		"Recurring":       campaign.Recurring{},
+		"Recurring":       recurring.Definition{},
 	} {
 		p := reflect.New(reflect.TypeOf(v))
 		fill(p.Elem(), 0)

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 )
 
 // recurringFields are the form fields of POST /v1/recurring besides
@@ -40,12 +41,12 @@ const recurringRunsShown = 20
 // takes: it is kept whole in Redis, so the smaller of its own cap and
 // MAX_UPLOAD_BYTES.
 func (s *server) recurringContactsLimit() int64 {
-	return min(int64(campaign.MaxRecurringContactsBytes), s.maxUploadBytes)
+	return min(int64(recurring.MaxContactsBytes), s.maxUploadBytes)
 }
 
 // recurringStore is cheap to make: it holds nothing but the Redis client.
-func (s *server) recurringStore() *campaign.RecurringStore {
-	return campaign.NewRecurringStore(s.rdb)
+func (s *server) recurringStore() *recurring.Store {
+	return recurring.NewStore(s.rdb)
 }
 
 // createRecurring: POST /v1/recurring, a multipart form like POST
@@ -135,7 +136,7 @@ func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
 	}
 	// The schedule and the campaign fields are independent mistakes: name
 	// both at once rather than one per round trip.
-	_, cronErr := campaign.ParseCronSchedule(form["cron"], form["cron_zone"])
+	_, cronErr := recurring.ParseSchedule(form["cron"], form["cron_zone"])
 	draft, problem := s.draft(form)
 	var cronProblem *campaign.InputError
 	errors.As(cronErr, &cronProblem)
@@ -151,7 +152,7 @@ func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	def, err := s.recurringStore().Create(r.Context(), s.importer, campaign.RecurringDraft{
+	def, err := s.recurringStore().Create(r.Context(), s.importer, recurring.Draft{
 		Draft:    draft,
 		Cron:     form["cron"],
 		CronZone: form["cron_zone"],
@@ -182,7 +183,7 @@ func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
 	}
 	after := r.URL.Query().Get("after")
 	list, err := s.recurringStore().List(r.Context(), limit, after)
-	if errors.Is(err, campaign.ErrRecurringNotFound) {
+	if errors.Is(err, recurring.ErrNotFound) {
 		writeProblem(w, fieldProblem("after", "no recurring campaign with id "+strconv.Quote(after)))
 		return
 	}
@@ -223,20 +224,20 @@ func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
 
 // answerRecurring answers a definition with its latest runs ("runs": []
 // before the first).
-func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *campaign.Recurring) {
+func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *recurring.Definition) {
 	runs, err := s.recurringStore().Runs(r.Context(), def.ID, recurringRunsShown)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	writeOK(w, http.StatusOK, struct {
-		*campaign.Recurring
-		Runs []campaign.RecurringRun `json:"runs"`
+		*recurring.Definition
+		Runs []recurring.Run `json:"runs"`
 	}{def, runs})
 }
 
 func (s *server) recurringError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, campaign.ErrRecurringNotFound) {
+	if errors.Is(err, recurring.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no recurring campaign with id "+strconv.Quote(r.PathValue("id")), nil)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
 
@@ -24,7 +25,7 @@ type Worker struct {
 
 	// recurring starts the runs of recurring campaigns: every replica runs
 	// one, and a tick claim in Redis lets one of them start each tick.
-	recurring *campaign.RecurringScheduler
+	recurring *recurring.Scheduler
 	// janitor cancels campaigns whose upload stopped arriving and that
 	// nobody could cancel (every replica runs one; a lock takes turns).
 	janitor *campaign.UploadJanitor
@@ -96,9 +97,9 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		Store: store, Provider: provider, Queue: enqueuer, Budget: budget, Polls: polls, Policy: reconcile,
 		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),
 	}))
-	recurring := campaign.NewRecurringStore(rdb.Client)
+	recurringStore := recurring.NewStore(rdb.Client)
 	importer := campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"))
-	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, log.Named("recurring")))
+	mux.Handle(recurring.TypeRun, recurring.NewRunner(recurringStore, importer, store, log.Named("recurring")))
 
 	server := asynq.NewServerFromRedisClient(rdb.Client, asynq.Config{
 		Concurrency:    cfg.WorkerConcurrency,
@@ -118,7 +119,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		}),
 	})
 	return &Worker{server: server, mux: mux, syncer: syncer, queue: queue, log: log,
-		recurring: campaign.NewRecurringScheduler(recurring, queue, log.Named("recurring")),
+		recurring: recurring.NewScheduler(recurringStore, queue, log.Named("recurring")),
 		janitor:   campaign.NewUploadJanitor(store, o.janitorEvery, o.uploadStall, log.Named("janitor"))}
 }
 

@@ -97,10 +97,10 @@ func openCSV(r io.Reader) (*csvInput, error) {
 		return nil, &ReadError{Err: err}
 	}
 	if len(bytes.TrimSpace(head)) == 0 {
-		return nil, inputErr("contacts", "the contacts file is empty")
+		return nil, FieldError("contacts", "the contacts file is empty")
 	}
 	if msg := notCSV(head); msg != "" {
-		return nil, inputErr("contacts", msg)
+		return nil, FieldError("contacts", msg)
 	}
 	var src io.Reader = br
 	switch {
@@ -120,18 +120,18 @@ func openCSV(r io.Reader) (*csvInput, error) {
 
 	rec, err := cr.Read()
 	if err == io.EOF {
-		return nil, inputErr("contacts", "the contacts file is empty")
+		return nil, FieldError("contacts", "the contacts file is empty")
 	}
 	var perr *csv.ParseError
 	if err != nil && !errors.As(err, &perr) {
 		return nil, &ReadError{Err: err} // the upload broke off in the header
 	}
 	if err != nil {
-		return nil, inputErr("contacts", "the header row cannot be read as CSV: "+csvErrMsg(err))
+		return nil, FieldError("contacts", "the header row cannot be read as CSV: "+csvErrMsg(err))
 	}
 	columns, err := templating.NormalizeHeader(rec)
 	if err != nil {
-		return nil, inputErr("contacts", "the header: "+err.Error())
+		return nil, FieldError("contacts", "the header: "+err.Error())
 	}
 	headerLine, _ := cr.FieldPos(0)
 	in := &csvInput{reader: cr, layout: layout{phone: -1, file: -1}, headerLine: headerLine, headerEndLine: headerLine + newlines(rec)}
@@ -147,7 +147,7 @@ func openCSV(r io.Reader) (*csvInput, error) {
 	in.file = indexOf(in.columns, fileColumn)
 	in.phone = phoneColumn(in.columns)
 	if in.phone < 0 {
-		return nil, inputErr("contacts", fmt.Sprintf(
+		return nil, FieldError("contacts", fmt.Sprintf(
 			"no phone column: the first row must be a header with a column named phone (found: %s)",
 			strings.Join(clipAll(in.header, 10), ", ")))
 	}

@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/wacampaign/wacampaign/internal/sender"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
@@ -29,6 +28,11 @@ type Draft struct {
 	FileUID      string    // attachment sent with every message
 	SendAt       time.Time // zero: start now
 	Window       *Window   // when recipients may get messages; nil: any time
+
+	// ID, when set, is the campaign's id instead of a new one: a recurring
+	// run's, derived from its definition and tick, so that a run whose
+	// import could not be recorded finds its campaign again by id.
+	ID string
 
 	// Hold keeps the campaign from sending until Release: the request
 	// creating it is still being read, and may yet bring fields that change
@@ -55,7 +59,7 @@ func NewImporter(store *Store, queue *Enqueuer, region string, log *zap.Logger) 
 }
 
 const (
-	maxNameLength  = 200
+	MaxNameLength  = 200                   // of a campaign's name, in characters
 	batchRows      = 512                   // recipients written per round trip
 	batchMaxDelay  = 50 * time.Millisecond // the first tasks must not wait for a full batch
 	rowMaxBytes    = maxFieldsLength
@@ -70,7 +74,7 @@ const (
 // the campaign was created, that campaign is cancelled (its remaining
 // recipients skipped) and the error comes wrapped in *AbortedImportError.
 func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*Campaign, error) {
-	c, err := im.prepare(d)
+	c, err := im.Check(d)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +89,7 @@ func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*C
 // '[' of a JSON array (inArray), or holds one object per value until its
 // end (JSON lines). It reads the array's closing ']'.
 func (im *Importer) ImportJSON(ctx context.Context, d Draft, dec *json.Decoder, inArray bool) (*Campaign, error) {
-	c, err := im.prepare(d)
+	c, err := im.Check(d)
 	if err != nil {
 		return nil, err
 	}
@@ -104,64 +108,6 @@ func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource
 	c.Columns = lay.columns
 	run := &importRun{im: im, c: c, src: src, lay: lay, hold: d.Hold}
 	return run.execute(ctx)
-}
-
-// checkTemplate answers an *InputError when the template uses a column the
-// contacts lack.
-func checkTemplate(tmpl *templating.Template, columns []string) error {
-	if err := tmpl.CheckColumns(columns); err != nil {
-		return &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
-	}
-	return nil
-}
-
-// prepare validates the draft and makes the campaign record it describes.
-func (im *Importer) prepare(d Draft) (*Campaign, error) {
-	var problems []Problem
-	if d.Template == nil {
-		problems = append(problems, Problem{Fields: []string{"template"}, Msg: "a template is required: send template (the text) or template_name (a file in templates/)"})
-	}
-	name := strings.TrimSpace(d.Name)
-	if utf8.RuneCountInString(name) > maxNameLength {
-		problems = append(problems, Problem{Fields: []string{"name"}, Msg: fmt.Sprintf("name is longer than %d characters", maxNameLength)})
-	}
-	now := im.now().UTC()
-	if name == "" {
-		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
-	}
-	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
-		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
-	}
-	accounts, accountProblems := normalizeAccounts(d.Accounts, im.region)
-	problems = append(problems, accountProblems...)
-	status := StatusRunning
-	var sendAt *time.Time
-	if !d.SendAt.IsZero() {
-		switch {
-		case d.SendAt.Before(now.Add(-sendAtTooEarly)):
-			problems = append(problems, Problem{Fields: []string{"send_at"}, Msg: "send_at " + d.SendAt.Format(time.RFC3339) + " is in the past"})
-		case d.SendAt.After(now):
-			t := d.SendAt.UTC()
-			sendAt = &t
-			status = StatusScheduled
-		}
-	}
-	if len(problems) > 0 {
-		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
-	}
-	return &Campaign{
-		ID:           newID(now),
-		Name:         name,
-		Status:       status,
-		CreatedAt:    now,
-		SendAt:       sendAt,
-		Template:     d.Template.Source(),
-		TemplateName: d.TemplateName,
-		Accounts:     accounts,
-		Label:        d.Label,
-		FileUID:      d.FileUID,
-		Window:       d.Window,
-	}, nil
 }
 
 // importRun is one import in progress: the caller's goroutine parses rows,
@@ -548,9 +494,9 @@ func (r *importRun) abort(cause error) error {
 	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Cancelled: err == nil, Err: cause}
 }
 
-// newID makes a campaign id that sorts by creation time: the time in base 36
+// NewID makes a campaign id that sorts by creation time: the time in base 36
 // and six random base-36 digits.
-func newID(now time.Time) string {
+func NewID(now time.Time) string {
 	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 	suffix := make([]byte, 6)
 	for i := range suffix {

@@ -45,7 +45,7 @@ func TestJanitorEndsStalledUploadsOnly(t *testing.T) {
 	live := importHeld("phone\n+12025550105\n")
 	j.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	// The live upload progresses again just before the pass.
-	f.rdb.HSet(ctx, campaignKey(live.ID), fProgressAt, unixMilli(j.now()))
+	f.rdb.HSet(ctx, campaignKey(live.ID), fProgressAt, UnixMilli(j.now()))
 
 	n, err := j.Sweep(ctx)
 	if err != nil || n != 2 {

@@ -21,17 +21,17 @@ import "strconv"
 // dropped) and grouped bucketSize to a hash, which keeps the number of keys
 // small and lets listings walk a campaign in order.
 const (
-	keyPrefix       = "wac:"
-	campaignsIndex  = keyPrefix + "campaigns"
-	activeIndex     = keyPrefix + "campaigns:active" // SET: campaigns not known to have ended
-	uploadingIndex  = keyPrefix + "campaigns:uploading"
-	janitorLock     = keyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
+	KeyPrefix       = "wac:" // every key of the product starts with it
+	campaignsIndex  = KeyPrefix + "campaigns"
+	activeIndex     = KeyPrefix + "campaigns:active" // SET: campaigns not known to have ended
+	uploadingIndex  = KeyPrefix + "campaigns:uploading"
+	janitorLock     = KeyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
 	bucketSize      = 1024
 	fieldSeparator  = "\x1f" // ASCII unit separator between a row's values
 	maxFieldsLength = 64 << 10
 )
 
-func campaignKey(id string) string { return keyPrefix + "c:{" + id + "}" }
+func campaignKey(id string) string { return KeyPrefix + "c:{" + id + "}" }
 
 func rowsKey(id string, seq int64) string {
 	return campaignKey(id) + ":rows:" + strconv.FormatInt(seq/bucketSize, 10)

@@ -65,7 +65,7 @@ func (s *Store) transition(ctx context.Context, id string, t transition, now tim
 		allowed += string(st) + ","
 	}
 	res, err := transitionScript.Run(ctx, s.rdb, []string{campaignKey(id)},
-		allowed, string(t.to), t.reason, unixMilli(now), boolArg(t.bumpRound), boolArg(t.bumpStart)).StringSlice()
+		allowed, string(t.to), t.reason, UnixMilli(now), boolArg(t.bumpRound), boolArg(t.bumpStart)).StringSlice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s campaign %s: %w", t.action, id, err)
 	}
@@ -125,13 +125,13 @@ func (s *Store) Resume(ctx context.Context, queue *Enqueuer, id string, now time
 // time, when it fires, finds itself outdated.
 func (s *Store) Reschedule(ctx context.Context, queue *Enqueuer, id string, sendAt, now time.Time) (*Campaign, error) {
 	if !sendAt.After(now) {
-		return nil, inputErr("send_at", "send_at "+sendAt.Format(time.RFC3339)+" is not in the future")
+		return nil, FieldError("send_at", "send_at "+sendAt.Format(time.RFC3339)+" is not in the future")
 	}
 	_, version, err := s.transition(ctx, id, transition{action: "reschedule", from: []Status{StatusScheduled}, to: StatusScheduled, bumpStart: true}, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.rdb.HSet(ctx, campaignKey(id), fSendAt, unixMilli(sendAt)).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, campaignKey(id), fSendAt, UnixMilli(sendAt)).Err(); err != nil {
 		return nil, fmt.Errorf("reschedule campaign %s: %w", id, err)
 	}
 	if err := queue.enqueueStart(ctx, id, sendAt, version); err != nil {
@@ -159,10 +159,10 @@ func (s *Store) Cancel(ctx context.Context, id, reason string, now time.Time) (b
 	if err != nil {
 		return changed, fmt.Errorf("cancel campaign %s: %w", id, err)
 	}
-	rec := record{State: StateSkipped, Reason: reason, At: unixMilli(now)}.encode()
+	rec := record{State: StateSkipped, Reason: reason, At: UnixMilli(now)}.encode()
 	for first := int64(0); first < total; first += bucketSize {
 		last := min(first+bucketSize, total)
-		err := skipQueuedScript.Run(ctx, s.rdb, []string{campaignKey(id), stateKey(id, first), historyKey(id, first)}, first, last, rec, unixMilli(now), reason).Err()
+		err := skipQueuedScript.Run(ctx, s.rdb, []string{campaignKey(id), stateKey(id, first), historyKey(id, first)}, first, last, rec, UnixMilli(now), reason).Err()
 		if err != nil {
 			return changed, fmt.Errorf("skip the queued recipients of cancelled campaign %s: %w", id, err)
 		}
@@ -229,7 +229,7 @@ func (s *Store) RetryFailed(ctx context.Context, queue *Enqueuer, id string, now
 		last := min(first+bucketSize, c.Counts.Total)
 		got, err := requeueFailedScript.Run(ctx, s.rdb,
 			[]string{campaignKey(id), stateKey(id, first), historyKey(id, first), retryListKey(id)},
-			first, last, unixMilli(now)).Int64()
+			first, last, UnixMilli(now)).Int64()
 		if err != nil {
 			return n, fmt.Errorf("requeue the failed recipients of campaign %s: %w", id, err)
 		}
@@ -262,7 +262,7 @@ return {'started', round}
 
 // start runs a start task of the given version.
 func (s *Store) start(ctx context.Context, id string, version int64, now time.Time) (outcome string, round int64, err error) {
-	res, err := startScript.Run(ctx, s.rdb, []string{campaignKey(id)}, unixMilli(now), version).StringSlice()
+	res, err := startScript.Run(ctx, s.rdb, []string{campaignKey(id)}, UnixMilli(now), version).StringSlice()
 	if err != nil {
 		return "", 0, fmt.Errorf("start campaign %s: %w", id, err)
 	}

@@ -64,7 +64,7 @@ func (h *SendHandler) markUnconfirmed(ctx context.Context, run *attemptRun, phon
 	}
 	reason := "the provider's answer was lost (" + pe.Reason() + "); checking with the provider before anything is sent again"
 	run.log.Warn("send unconfirmed; reconciling, not resending", zap.Error(pe))
-	rec := record{State: StateUnconfirmed, Reason: reason, Account: run.account, Owner: run.id, Dispatched: unixMilli(dispatched)}
+	rec := record{State: StateUnconfirmed, Reason: reason, Account: run.account, Owner: run.id, Dispatched: UnixMilli(dispatched)}
 	if err := h.finish(ctx, run, rec, 0); err != nil {
 		return err
 	}

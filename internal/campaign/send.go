@@ -132,7 +132,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Campaign == "" {
 		return fmt.Errorf("malformed send task %q: %w", t.Payload(), asynq.SkipRetry)
 	}
-	run := &attemptRun{sendPayload: p, id: newAttemptID(),
+	run := &attemptRun{sendPayload: p, id: NewAttemptID(),
 		log: h.log.With(zap.String("campaign", p.Campaign), zap.Int64("seq", p.Seq))}
 
 	spec, err := h.admit(ctx, run)
@@ -483,7 +483,7 @@ func (h *SendHandler) sendOnTime(ctx context.Context, account string, msg sender
 	return receipt, err
 }
 
-// newAttemptID names one run of a task, the owner of its claim.
-func newAttemptID() string {
+// NewAttemptID names one run of a task: the owner of a claim or a lease.
+func NewAttemptID() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }

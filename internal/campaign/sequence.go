@@ -75,11 +75,11 @@ type NewStep struct {
 }
 
 const (
-	sequencesIndex  = keyPrefix + "sequences"
+	sequencesIndex  = KeyPrefix + "sequences"
 	maxSequenceStep = 20
 )
 
-func sequenceKey(id string) string { return keyPrefix + "s:{" + id + "}" }
+func sequenceKey(id string) string { return KeyPrefix + "s:{" + id + "}" }
 func enrolledKey(id string) string { return sequenceKey(id) + ":enrolled" }
 
 // CreateSequence validates and stores a sequence with a campaign per step.
@@ -122,7 +122,7 @@ func (s *Store) CreateSequence(ctx context.Context, ns NewSequence, region strin
 		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
 	}
 
-	seq := &Sequence{ID: newID(now), Name: name, CreatedAt: now.UTC(), Accounts: accounts, Label: ns.Label, Window: ns.Window, Fields: []string{}}
+	seq := &Sequence{ID: NewID(now), Name: name, CreatedAt: now.UTC(), Accounts: accounts, Label: ns.Label, Window: ns.Window, Fields: []string{}}
 	for f := range fields {
 		seq.Fields = append(seq.Fields, f)
 	}
@@ -134,7 +134,7 @@ func (s *Store) CreateSequence(ctx context.Context, ns NewSequence, region strin
 			stepName = fmt.Sprintf("step %d", i+1)
 		}
 		c := &Campaign{
-			ID: newID(now), Name: name + " · " + stepName, Status: StatusRunning, CreatedAt: now.UTC(),
+			ID: NewID(now), Name: name + " · " + stepName, Status: StatusRunning, CreatedAt: now.UTC(),
 			Template: st.Template.Source(), TemplateName: st.TemplateName, Accounts: accounts,
 			Label: ns.Label, FileUID: st.FileUID, Window: ns.Window, Columns: columns,
 			SequenceID: seq.ID, SequenceStep: i + 1,
@@ -148,7 +148,7 @@ func (s *Store) CreateSequence(ctx context.Context, ns NewSequence, region strin
 	steps, _ := json.Marshal(seq.Steps)
 	accountsJSON, _ := json.Marshal(accounts)
 	fieldsJSON, _ := json.Marshal(seq.Fields)
-	h := map[string]any{fName: name, fCreatedAt: unixMilli(now), "steps": string(steps), fAccounts: string(accountsJSON),
+	h := map[string]any{fName: name, fCreatedAt: UnixMilli(now), "steps": string(steps), fAccounts: string(accountsJSON),
 		"fields": string(fieldsJSON), fLabel: ns.Label, "next": 0, "enrolled": 0}
 	if ns.Window != nil {
 		w, _ := json.Marshal(ns.Window)
@@ -197,8 +197,8 @@ func (s *Store) GetSequence(ctx context.Context, id string, withCounts bool) (*S
 	if len(h) == 0 {
 		return nil, ErrNotFound
 	}
-	seq := &Sequence{ID: id, Name: h[fName], Label: h[fLabel], Window: decodeWindow(h[fWindow]), Fields: []string{}, Accounts: []string{}}
-	if t := parseMilli(h[fCreatedAt]); t != nil {
+	seq := &Sequence{ID: id, Name: h[fName], Label: h[fLabel], Window: DecodeWindow(h[fWindow]), Fields: []string{}, Accounts: []string{}}
+	if t := ParseUnixMilli(h[fCreatedAt]); t != nil {
 		seq.CreatedAt = *t
 	}
 	seq.Enrolled, _ = strconv.ParseInt(h["enrolled"], 10, 64)
@@ -294,7 +294,7 @@ return 1
 func (s *Store) Enroll(ctx context.Context, queue *Enqueuer, seq *Sequence, rawPhone string, fields map[string]string, region string, now time.Time) (*Enrollment, bool, error) {
 	phone, err := NormalizePhone(rawPhone, region)
 	if err != nil {
-		return nil, false, inputErr("phone", err.Error())
+		return nil, false, FieldError("phone", err.Error())
 	}
 	values := []string{phone}
 	normalized := map[string]string{}
@@ -313,12 +313,12 @@ func (s *Store) Enroll(ctx context.Context, queue *Enqueuer, seq *Sequence, rawP
 		msg := "the sequence's templates use fields the enrolment lacks: " + strings.Join(missing, ", ")
 		return nil, false, &InputError{Msg: msg, Problems: []Problem{{Fields: []string{"fields"}, Msg: msg}}}
 	}
-	res, err := enrolScript.Run(ctx, s.rdb, []string{sequenceKey(seq.ID), enrolledKey(seq.ID)}, phone, unixMilli(now)).StringSlice()
+	res, err := enrolScript.Run(ctx, s.rdb, []string{sequenceKey(seq.ID), enrolledKey(seq.ID)}, phone, UnixMilli(now)).StringSlice()
 	if err != nil {
 		return nil, false, fmt.Errorf("enrol in sequence %s: %w", seq.ID, err)
 	}
 	n, _ := strconv.ParseInt(res[0], 10, 64)
-	at := *parseMilli(res[1])
+	at := *ParseUnixMilli(res[1])
 	if res[2] == "active" {
 		e, err := s.Enrollment(ctx, seq, phone)
 		return e, false, err
@@ -377,7 +377,7 @@ func (s *Store) Enrollment(ctx context.Context, seq *Sequence, phone string) (*E
 		return nil, fmt.Errorf("read enrolment: %w", err)
 	}
 	e := &Enrollment{Phone: phone, Status: stored.S, n: stored.N}
-	if t := parseMilli(stored.T); t != nil {
+	if t := ParseUnixMilli(stored.T); t != nil {
 		e.EnrolledAt = *t
 	}
 	if e.Status == "pending" {
@@ -413,7 +413,7 @@ func (s *Store) Unenroll(ctx context.Context, seq *Sequence, phone string, now t
 			cancelled++
 		}
 	}
-	done, _ := json.Marshal(map[string]any{"n": e.n, "t": unixMilli(e.EnrolledAt), "s": "cancelled"})
+	done, _ := json.Marshal(map[string]any{"n": e.n, "t": UnixMilli(e.EnrolledAt), "s": "cancelled"})
 	if err := s.rdb.HSet(ctx, enrolledKey(seq.ID), phone, string(done)).Err(); err != nil {
 		return cancelled, fmt.Errorf("unenrol: %w", err)
 	}

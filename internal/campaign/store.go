@@ -51,9 +51,12 @@ func decodeRecord(s string) (record, error) {
 	return r, err
 }
 
-func unixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+// UnixMilli is how every record of the product stores a time: unix ms as
+// text (Lua's cjson would round a large number).
+func UnixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-func parseMilli(s string) *time.Time {
+// ParseUnixMilli reads a time UnixMilli stored; nil when absent or zero.
+func ParseUnixMilli(s string) *time.Time {
 	ms, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || ms == 0 {
 		return nil
@@ -76,7 +79,7 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	fields := map[string]any{
 		fName:         c.Name,
 		fStatus:       string(c.Status),
-		fCreatedAt:    unixMilli(c.CreatedAt),
+		fCreatedAt:    UnixMilli(c.CreatedAt),
 		fImporting:    "1",
 		fTemplate:     c.Template,
 		fTemplateName: c.TemplateName,
@@ -96,7 +99,7 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 		fields[string(st)] = 0
 	}
 	if c.SendAt != nil {
-		fields[fSendAt] = unixMilli(*c.SendAt)
+		fields[fSendAt] = UnixMilli(*c.SendAt)
 	}
 	if c.Window != nil {
 		w, _ := json.Marshal(c.Window)
@@ -146,7 +149,7 @@ func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, dupli
 			p.HSet(ctx, k, byBucket[k]...)
 		}
 		ck := campaignKey(id)
-		p.HSet(ctx, ck, fProgressAt, unixMilli(now))
+		p.HSet(ctx, ck, fProgressAt, UnixMilli(now))
 		if len(rows) > 0 {
 			p.HIncrBy(ctx, ck, fTotal, int64(len(rows)))
 			p.HIncrBy(ctx, ck, string(StateQueued), int64(len(rows)))
@@ -194,7 +197,7 @@ func (s *Store) addRejected(ctx context.Context, id string, rows []RejectedRow, 
 }
 
 func (s *Store) finishImport(ctx context.Context, id string, now time.Time) error {
-	if err := finishImportScript.Run(ctx, s.rdb, []string{campaignKey(id)}, unixMilli(now)).Err(); err != nil {
+	if err := finishImportScript.Run(ctx, s.rdb, []string{campaignKey(id)}, UnixMilli(now)).Err(); err != nil {
 		return fmt.Errorf("finish import of campaign %s: %w", id, err)
 	}
 	return nil
@@ -311,9 +314,9 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		Name:         h[fName],
 		Status:       Status(h[fStatus]),
 		Reason:       h[fReason],
-		SendAt:       parseMilli(h[fSendAt]),
-		StartedAt:    parseMilli(h[fStartedAt]),
-		FinishedAt:   parseMilli(h[fFinishedAt]),
+		SendAt:       ParseUnixMilli(h[fSendAt]),
+		StartedAt:    ParseUnixMilli(h[fStartedAt]),
+		FinishedAt:   ParseUnixMilli(h[fFinishedAt]),
 		Importing:    h[fImporting] == "1",
 		Template:     h[fTemplate],
 		TemplateName: h[fTemplateName],
@@ -336,12 +339,12 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		Duplicates:    n(fDuplicates),
 		RejectedCount: n(fRejected),
 	}
-	if t := parseMilli(h[fCreatedAt]); t != nil {
+	if t := ParseUnixMilli(h[fCreatedAt]); t != nil {
 		c.CreatedAt = *t
 	}
 	_ = json.Unmarshal([]byte(h[fAccounts]), &c.Accounts)
 	_ = json.Unmarshal([]byte(h[fColumns]), &c.Columns)
-	c.Window = decodeWindow(h[fWindow])
+	c.Window = DecodeWindow(h[fWindow])
 	c.SequenceStep = int(n(fStep))
 	if c.Accounts == nil {
 		c.Accounts = []string{}
@@ -354,12 +357,12 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 	}
 	c.Funnel = newFunnel(c.Counts, n(fUndelivered))
 	c.Tracking.Polling = "normal"
-	if at := parseMilli(h[fPollSlowedAt]); at != nil && time.Since(*at) < pollSlowedShown {
+	if at := ParseUnixMilli(h[fPollSlowedAt]); at != nil && time.Since(*at) < pollSlowedShown {
 		c.Tracking.Polling = "slowed"
 		c.Tracking.Reason = "status polls wait for the API-call budget: " + h[fPollBasis]
 	}
 	if c.Counts.Queued > 0 {
-		if end := parseMilli(h[fPlanEnd]); end != nil {
+		if end := ParseUnixMilli(h[fPlanEnd]); end != nil {
 			eta := *end
 			if now := time.Now().UTC(); eta.Before(now) {
 				eta = now // overdue: waiting for quota or an account
@@ -407,8 +410,8 @@ func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, 
 // budget after the last time one did.
 const pollSlowedShown = 10 * time.Minute
 
-// decodeWindow reads a stored window ("" or broken: none).
-func decodeWindow(s string) *Window {
+// DecodeWindow reads a window EncodeWindow stored ("" or broken: none).
+func DecodeWindow(s string) *Window {
 	if s == "" {
 		return nil
 	}
@@ -531,7 +534,7 @@ type claimResult struct {
 func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 	res, err := claimScript.Run(ctx, s.rdb,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), rowsKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
-		p.Seq, unixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch,
+		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch,
 	).StringSlice()
 	if err != nil {
 		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
@@ -541,12 +544,12 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 		out.row = decodeRow(res[1])
 	}
 	if out.outcome == claimInflight && len(res) > 1 {
-		if t := parseMilli(res[1]); t != nil {
+		if t := ParseUnixMilli(res[1]); t != nil {
 			out.leaseEnds = *t
 		}
 	}
 	if out.outcome == claimUnconfirmed && len(res) > 3 {
-		if t := parseMilli(res[2]); t != nil {
+		if t := ParseUnixMilli(res[2]); t != nil {
 			out.dispatched = *t
 		}
 		out.account = res[3]
@@ -561,7 +564,7 @@ const reasonDiedAfterDispatch = "the worker stopped while handing the message to
 // markDispatched is the dispatch mark (see dispatchScript). It answers false
 // when the attempt no longer holds the claim: it must not send.
 func (s *Store) markDispatched(ctx context.Context, id string, seq int64, attempt string, lease time.Duration, now time.Time) (bool, error) {
-	n, err := dispatchScript.Run(ctx, s.rdb, []string{stateKey(id, seq)}, seq, attempt, unixMilli(now), lease.Milliseconds()).Int()
+	n, err := dispatchScript.Run(ctx, s.rdb, []string{stateKey(id, seq)}, seq, attempt, UnixMilli(now), lease.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("mark the send of recipient %d of campaign %s: %w", seq, id, err)
 	}
@@ -586,10 +589,10 @@ type settleParams struct {
 // settle moves a recipient (see settleScript). It answers false when the
 // recipient was no longer in state From (or no longer held by Attempt).
 func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
-	p.Record.At = unixMilli(p.Now)
+	p.Record.At = UnixMilli(p.Now)
 	n, err := settleScript.Run(ctx, s.rdb,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
-		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, unixMilli(p.Now), p.Attempt, p.Detail,
+		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail,
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
@@ -623,7 +626,7 @@ func (s *Store) tracking(ctx context.Context, id string, seq int64) (record, []H
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return record{}, nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
 	}
-	createdAt := parseMilli(created.Val())
+	createdAt := ParseUnixMilli(created.Val())
 	if createdAt == nil {
 		return record{}, nil, ErrNotFound
 	}
@@ -639,7 +642,7 @@ func (s *Store) tracking(ctx context.Context, id string, seq int64) (record, []H
 // applyStatuses records the provider's status reports for a recipient (see
 // statusScript) and answers its state afterwards.
 func (s *Store) applyStatuses(ctx context.Context, id string, seq int64, events []sender.StatusEvent, now time.Time) (State, error) {
-	args := []any{seq, unixMilli(now)}
+	args := []any{seq, UnixMilli(now)}
 	for _, e := range events {
 		word := strings.TrimSpace(strings.ReplaceAll(e.Status, ";", ","))
 		if word == "" {
@@ -661,7 +664,7 @@ func (s *Store) applyStatuses(ctx context.Context, id string, seq int64, events 
 // noteSlowPolling shows on the campaign that its status polls wait for the
 // API-call budget.
 func (s *Store) noteSlowPolling(ctx context.Context, id, basis string) {
-	_ = s.rdb.HSet(ctx, campaignKey(id), fPollSlowedAt, unixMilli(time.Now()), fPollBasis, basis).Err()
+	_ = s.rdb.HSet(ctx, campaignKey(id), fPollSlowedAt, UnixMilli(time.Now()), fPollBasis, basis).Err()
 }
 
 // QueuedSends is how many sends the active campaigns still have to make:
@@ -697,7 +700,7 @@ func (s *Store) Recipients(ctx context.Context, id string, state State, cursor i
 	_ = json.Unmarshal([]byte(h[1].(string)), &columns)
 	phoneIdx := indexOf(columns, h[2].(string))
 	var created time.Time
-	if t := parseMilli(h[3].(string)); t != nil {
+	if t := ParseUnixMilli(h[3].(string)); t != nil {
 		created = *t
 	}
 
@@ -760,7 +763,7 @@ func recipientFrom(seq int64, columns []string, phoneIdx int, row string, rec re
 		Reason:     rec.Reason,
 		Account:    rec.Account,
 		MessageUID: rec.UID,
-		UpdatedAt:  parseMilli(rec.At),
+		UpdatedAt:  ParseUnixMilli(rec.At),
 	}
 	for i, col := range columns {
 		if i < len(values) {

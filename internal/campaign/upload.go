@@ -81,7 +81,7 @@ func storeFailed(ctx context.Context, err error) error {
 // beginUpload lists a new campaign as uploading, held when asked, with its
 // progress starting now. It runs before any of the campaign's tasks exist.
 func (s *Store) beginUpload(ctx context.Context, id string, held bool, now time.Time) error {
-	fields := []any{fProgressAt, unixMilli(now)}
+	fields := []any{fProgressAt, UnixMilli(now)}
 	if held {
 		fields = append(fields, fHeld, "1")
 	}
@@ -178,7 +178,7 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 		// Checked at creation; that it may have passed since is no mistake.
 		late.SendAt = time.Time{}
 	}
-	want, err := im.prepare(late)
+	want, err := im.Check(late)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 		sendAt = want.SendAt // nil: now
 		changes[fSendAt] = "0"
 		if sendAt != nil {
-			changes[fSendAt] = unixMilli(*sendAt)
+			changes[fSendAt] = UnixMilli(*sendAt)
 		}
 	}
 	if len(changes) > 0 {
@@ -238,7 +238,7 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 			changes[fEstimated] = 2 * c.Counts.Total
 		}
 	}
-	if w := encodeWindow(want.Window); w != encodeWindow(c.Window) {
+	if w := EncodeWindow(want.Window); w != EncodeWindow(c.Window) {
 		changes[fWindow] = w
 	}
 	if want.Template != c.Template || want.TemplateName != c.TemplateName {
@@ -254,8 +254,8 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 	return changes, nil
 }
 
-// encodeWindow is a window as the campaign hash keeps it ("": none).
-func encodeWindow(w *Window) string {
+// EncodeWindow is a window as the campaign hash keeps it ("": none).
+func EncodeWindow(w *Window) string {
 	if w == nil {
 		return ""
 	}

@@ -35,10 +35,10 @@ const (
 func uidIndexKey(uid string) string {
 	h := fnv.New32a()
 	h.Write([]byte(uid))
-	return keyPrefix + "uid:" + strconv.FormatUint(uint64(h.Sum32()%uidIndexBuckets), 10)
+	return KeyPrefix + "uid:" + strconv.FormatUint(uint64(h.Sum32()%uidIndexBuckets), 10)
 }
 
-func unknownIndexKey(phone string) string { return keyPrefix + "unknown:" + phone }
+func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
 
 func recipientRef(campaignID string, seq int64) string {
 	return campaignID + "/" + strconv.FormatInt(seq, 10)
@@ -139,7 +139,7 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 		}
 		n, err := resolveUnconfirmedScript.Run(ctx, s.rdb,
 			[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
-			seq, ev.MessageUID, ev.At.UnixMilli(), unixMilli(time.Now()), ev.Account, unknownMatchWindow.Milliseconds(),
+			seq, ev.MessageUID, ev.At.UnixMilli(), UnixMilli(time.Now()), ev.Account, unknownMatchWindow.Milliseconds(),
 		).Int()
 		if err != nil {
 			return "", 0, false, fmt.Errorf("resolve an unconfirmed send: %w", err)
