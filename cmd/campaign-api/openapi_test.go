@@ -16,6 +16,7 @@ import (
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 )
 
 // The OpenAPI document (openapi.json) is written by hand; these tests keep it
@@ -379,11 +380,11 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Window":          campaign.Window{},
 		"RejectedRow":     campaign.RejectedRow{},
 		"HistoryEntry":    campaign.HistoryEntry{},
-		"Sequence":        campaign.Sequence{},
-		"SequenceStep":    campaign.SequenceStep{},
-		"Enrollment":      campaign.Enrollment{},
-		"EnrolledStep":    campaign.EnrolledStep{},
-		"EnrollReport":    campaign.EnrollReport{},
+		"Sequence":        sequence.Sequence{},
+		"SequenceStep":    sequence.Step{},
+		"Enrollment":      sequence.Enrollment{},
+		"EnrolledStep":    sequence.EnrolledStep{},
+		"EnrollReport":    sequence.EnrollReport{},
 		"Problem":         campaign.Problem{},
 		"Account":         accountView{},
 		"Quota":           quotaView{},

@@ -44,11 +44,6 @@ func (s *server) recurringContactsLimit() int64 {
 	return min(int64(recurring.MaxContactsBytes), s.maxUploadBytes)
 }
 
-// recurringStore is cheap to make: it holds nothing but the Redis client.
-func (s *server) recurringStore() *recurring.Store {
-	return recurring.NewStore(s.rdb)
-}
-
 // createRecurring: POST /v1/recurring, a multipart form like POST
 // /v1/campaigns (contacts, template or template_name, name, accounts,
 // label, file_uid, window_*) plus cron and cron_zone. Nothing is sent now:
@@ -152,7 +147,7 @@ func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	def, err := s.recurringStore().Create(r.Context(), s.importer, recurring.Draft{
+	def, err := s.recurring.Create(r.Context(), s.importer, recurring.Draft{
 		Draft:    draft,
 		Cron:     form["cron"],
 		CronZone: form["cron_zone"],
@@ -182,7 +177,7 @@ func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	after := r.URL.Query().Get("after")
-	list, err := s.recurringStore().List(r.Context(), limit, after)
+	list, err := s.recurring.List(r.Context(), limit, after)
 	if errors.Is(err, recurring.ErrNotFound) {
 		writeProblem(w, fieldProblem("after", "no recurring campaign with id "+strconv.Quote(after)))
 		return
@@ -201,7 +196,7 @@ func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
 // getRecurring: GET /v1/recurring/{id}, the definition with next_run_at and
 // its latest runs (tick → campaign), newest first.
 func (s *server) getRecurring(w http.ResponseWriter, r *http.Request) {
-	def, err := s.recurringStore().Get(r.Context(), r.PathValue("id"))
+	def, err := s.recurring.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.recurringError(w, r, err)
 		return
@@ -214,7 +209,7 @@ func (s *server) getRecurring(w http.ResponseWriter, r *http.Request) {
 // runs go on (cancel them with POST /v1/campaigns/{id}/cancel). The
 // definition stays readable, stopped; stopping it again answers the same.
 func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
-	def, err := s.recurringStore().Stop(r.Context(), r.PathValue("id"))
+	def, err := s.recurring.Stop(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.recurringError(w, r, err)
 		return
@@ -225,7 +220,7 @@ func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
 // answerRecurring answers a definition with its latest runs ("runs": []
 // before the first).
 func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *recurring.Definition) {
-	runs, err := s.recurringStore().Runs(r.Context(), def.ID, recurringRunsShown)
+	runs, err := s.recurring.Runs(r.Context(), def.ID, recurringRunsShown)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

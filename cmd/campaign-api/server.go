@@ -9,12 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/app"
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
 
@@ -22,9 +23,12 @@ import (
 // answer in the provider's envelope, {"status":"ok","data":...} or
 // {"status":"error","message","error_code","errors":[{"fields","msg"}]}.
 type server struct {
-	queueClient    *asynq.Client
+	services       *app.Services // built once, shared with a worker in this process
 	queue          *campaign.Enqueuer
 	store          *campaign.Store
+	campaigns      *campaign.Service
+	sequences      *sequence.Service
+	recurring      *recurring.Store
 	pacer          *quota.Pacer
 	accounts       *quota.Accounts
 	ledger         *quota.CreditLedger
@@ -43,32 +47,32 @@ type server struct {
 
 // newServer builds the API on a Redis client.
 func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *server {
-	queue := asynq.NewClientFromRedisClient(rdb)
-	store := campaign.NewStore(rdb)
-	pacer := quota.NewPacer(rdb, cfg.SendInterval, cfg.SendJitter)
-	enqueuer := campaign.NewEnqueuer(queue, pacer)
+	svc := app.NewServices(cfg, rdb, log)
 	return &server{
-		queueClient:    queue,
-		queue:          enqueuer,
-		store:          store,
-		importer:       campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import")),
-		pacer:          pacer,
-		accounts:       quota.NewAccounts(rdb),
-		ledger:         quota.NewCreditLedger(rdb),
+		services:       svc,
+		queue:          svc.Enqueuer,
+		store:          svc.Store,
+		campaigns:      svc.Campaigns,
+		sequences:      svc.Sequences,
+		recurring:      svc.Recurring,
+		importer:       svc.Importer,
+		pacer:          svc.Pacer,
+		accounts:       svc.Accounts,
+		ledger:         svc.Ledger,
 		rdb:            rdb,
 		apiKeys:        hashKeys(cfg.APIKeys),
 		maxUploadBytes: cfg.MaxUploadBytes,
 		templatesDir:   cfg.TemplatesDir,
 		region:         cfg.DefaultRegion,
 		webhookSecret:  cfg.WebhookSecret,
-		polls:          campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge},
+		polls:          svc.Polls,
 		eventsEvery:    time.Second,
 		log:            log.Named("api"),
 	}
 }
 
 // Close releases the server's queue client (not the Redis client it shares).
-func (s *server) Close() { _ = s.queueClient.Close() }
+func (s *server) Close() { _ = s.services.Close() }
 
 // route is one endpoint of the API. The table below is the one list of
 // endpoints: the mux is built from it, and a test checks the OpenAPI

@@ -29,6 +29,7 @@ type fixture struct {
 	store     *Store
 	importer  *Importer
 	queue     *Enqueuer
+	service   *Service
 	starter   *ControlHandler
 	inspector *asynq.Inspector
 	sandbox   *sandbox.Server
@@ -80,6 +81,7 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 		provURL:   prov.URL,
 		ledger:    ledger,
 	}
+	f.service = NewService(store, f.queue)
 	f.syncLedger()
 	f.client = client
 	policy := ReconcilePolicy{After: time.Millisecond, MaxAge: time.Millisecond, Resend: true}

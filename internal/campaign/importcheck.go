@@ -43,7 +43,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
 		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
 	}
-	accounts, accountProblems := normalizeAccounts(d.Accounts, im.region)
+	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
 	problems = append(problems, accountProblems...)
 	status := StatusRunning
 	var sendAt *time.Time
@@ -133,4 +133,26 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 		Columns:     in.columns,
 		PhoneColumn: in.columns[in.phone],
 	}, nil
+}
+
+// NormalizeAccounts reads sender accounts as E.164, without repeats.
+func NormalizeAccounts(raw []string, region string) ([]string, []Problem) {
+	out := []string{}
+	var problems []Problem
+	seen := map[string]bool{}
+	for _, a := range raw {
+		if strings.TrimSpace(a) == "" {
+			continue
+		}
+		e164, err := NormalizePhone(a, region)
+		if err != nil {
+			problems = append(problems, Problem{Fields: []string{"accounts"}, Msg: "sender account " + err.Error()})
+			continue
+		}
+		if !seen[e164] {
+			seen[e164] = true
+			out = append(out, e164)
+		}
+	}
+	return out, problems
 }

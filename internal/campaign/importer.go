@@ -337,7 +337,7 @@ func (r *importRun) checkRow(rec []string) ([]string, string) {
 			if !utf8.ValidString(rec[i]) {
 				return nil, fmt.Sprintf("column %q is not UTF-8 text; save the file as CSV UTF-8", in.header[i])
 			}
-			values[i] = cleanValue(strings.TrimSpace(rec[i]))
+			values[i] = CleanValue(strings.TrimSpace(rec[i]))
 		}
 	}
 	e164, err := NormalizePhone(values[in.phone], r.im.region)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // The lifecycle of DESIGN.md: draft → scheduled → running → (paused ⇄
@@ -32,24 +30,6 @@ func (e *TransitionError) Error() string {
 	return fmt.Sprintf("cannot %s a campaign that is %s", e.Action, e.Status)
 }
 
-// transitionScript moves a campaign between statuses. KEYS: campaign.
-// ARGV: allowed statuses (comma separated, wrapped in commas), new status,
-// reason ("" clears it), now (unix ms), bump the round (1/0), bump the start
-// version (1/0). Answers {1, status, round, version} or {0, current status}.
-var transitionScript = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'status', 'round', 'start_version')
-if not v[1] then return {'0', ''} end
-if not string.find(ARGV[1], ',' .. v[1] .. ',', 1, true) then return {'0', v[1]} end
-local round, version = tonumber(v[2] or '0'), tonumber(v[3] or '0')
-if ARGV[5] == '1' then round = round + 1 end
-if ARGV[6] == '1' then version = version + 1 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'round', round, 'start_version', version)
-if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'reason') else redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
-if ARGV[2] == 'cancelled' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[4]) end
-if ARGV[2] == 'running' then redis.call('HDEL', KEYS[1], 'finished_at') end
-return {'1', ARGV[2], tostring(round), tostring(version)}
-`)
-
 type transition struct {
 	action    string
 	from      []Status
@@ -59,7 +39,13 @@ type transition struct {
 	bumpStart bool
 }
 
-func (s *Store) transition(ctx context.Context, id string, t transition, now time.Time) (round, version int64, err error) {
+// transitioned is what a transition moved a campaign to: its round and
+// start version afterwards.
+type transitioned struct {
+	round, version int64
+}
+
+func (s *Store) transition(ctx context.Context, id string, t transition, now time.Time) (transitioned, error) {
 	allowed := ","
 	for _, st := range t.from {
 		allowed += string(st) + ","
@@ -67,17 +53,18 @@ func (s *Store) transition(ctx context.Context, id string, t transition, now tim
 	res, err := transitionScript.Run(ctx, s.rdb, []string{campaignKey(id)},
 		allowed, string(t.to), t.reason, UnixMilli(now), boolArg(t.bumpRound), boolArg(t.bumpStart)).StringSlice()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s campaign %s: %w", t.action, id, err)
+		return transitioned{}, fmt.Errorf("%s campaign %s: %w", t.action, id, err)
 	}
 	if res[0] != "1" {
 		if res[1] == "" {
-			return 0, 0, ErrNotFound
+			return transitioned{}, ErrNotFound
 		}
-		return 0, 0, &TransitionError{Action: t.action, Status: Status(res[1])}
+		return transitioned{}, &TransitionError{Action: t.action, Status: Status(res[1])}
 	}
-	round, _ = strconv.ParseInt(res[2], 10, 64)
-	version, _ = strconv.ParseInt(res[3], 10, 64)
-	return round, version, nil
+	var moved transitioned
+	moved.round, _ = strconv.ParseInt(res[2], 10, 64)
+	moved.version, _ = strconv.ParseInt(res[3], 10, 64)
+	return moved, nil
 }
 
 func boolArg(b bool) string {
@@ -93,51 +80,8 @@ func (s *Store) Pause(ctx context.Context, id, reason string, now time.Time) err
 	if reason == "" {
 		reason = "paused by an operator"
 	}
-	_, _, err := s.transition(ctx, id, transition{action: "pause", from: []Status{StatusRunning, StatusScheduled}, to: StatusPaused, reason: reason}, now)
+	_, err := s.transition(ctx, id, transition{action: "pause", from: []Status{StatusRunning, StatusScheduled}, to: StatusPaused, reason: reason}, now)
 	return err
-}
-
-// Resume continues a paused campaign: in a new round, so that the paused
-// round's tasks do nothing, with a start task that enqueues the queued
-// recipients on their accounts' plans as they are now. A campaign paused
-// before its send_at goes back to scheduled. Nobody is sent twice: settled
-// recipients are not queued, and claims guard the rest.
-func (s *Store) Resume(ctx context.Context, queue *Enqueuer, id string, now time.Time) (*Campaign, error) {
-	c, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	to, startAt := StatusRunning, now
-	if c.SendAt != nil && c.SendAt.After(now) && c.StartedAt == nil {
-		to, startAt = StatusScheduled, *c.SendAt
-	}
-	_, version, err := s.transition(ctx, id, transition{action: "resume", from: []Status{StatusPaused}, to: to, bumpRound: true, bumpStart: true}, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := queue.enqueueStart(ctx, id, startAt, version); err != nil {
-		return nil, err
-	}
-	return s.Get(ctx, id)
-}
-
-// Reschedule moves a scheduled campaign's send_at; the start task of the old
-// time, when it fires, finds itself outdated.
-func (s *Store) Reschedule(ctx context.Context, queue *Enqueuer, id string, sendAt, now time.Time) (*Campaign, error) {
-	if !sendAt.After(now) {
-		return nil, FieldError("send_at", "send_at "+sendAt.Format(time.RFC3339)+" is not in the future")
-	}
-	_, version, err := s.transition(ctx, id, transition{action: "reschedule", from: []Status{StatusScheduled}, to: StatusScheduled, bumpStart: true}, now)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.rdb.HSet(ctx, campaignKey(id), fSendAt, UnixMilli(sendAt)).Err(); err != nil {
-		return nil, fmt.Errorf("reschedule campaign %s: %w", id, err)
-	}
-	if err := queue.enqueueStart(ctx, id, sendAt, version); err != nil {
-		return nil, err
-	}
-	return s.Get(ctx, id)
 }
 
 // Cancel ends a campaign: no recipient is claimed after it returns, and every
@@ -148,7 +92,7 @@ func (s *Store) Cancel(ctx context.Context, id, reason string, now time.Time) (b
 	if reason == "" {
 		reason = "cancelled"
 	}
-	_, _, err := s.transition(ctx, id, transition{action: "cancel",
+	_, err := s.transition(ctx, id, transition{action: "cancel",
 		from: []Status{StatusDraft, StatusScheduled, StatusRunning, StatusPaused}, to: StatusCancelled, reason: reason}, now)
 	var te *TransitionError
 	changed := err == nil
@@ -178,38 +122,30 @@ func asTransition(err error, te **TransitionError) bool {
 	return ok
 }
 
-// requeueFailedScript puts the failed recipients of one bucket back in the
-// queue and lists them for the retry task. KEYS: campaign, state bucket,
-// history bucket, retry list. ARGV: first seq, seq after the last, now.
-// Answers how many it requeued.
-var requeueFailedScript = redis.NewScript(luaLib + `
-local ck, sk, hk, lk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local n, undelivered = 0, 0
-for seq = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
-  local cur = redis.call('HGET', sk, seq)
-  if cur then
-    local rec = cjson.decode(cur)
-    if rec.s == 'failed' then
-      if rec.u and rec.u ~= '' then undelivered = undelivered + 1 end
-      redis.call('HDEL', sk, seq)
-      hist(ck, hk, seq, 'q', ARGV[3], 'retry of failed recipients')
-      redis.call('RPUSH', lk, seq)
-      n = n + 1
-    end
-  end
-end
-if n > 0 then
-  redis.call('HINCRBY', ck, 'failed', -n)
-  redis.call('HINCRBY', ck, 'queued', n)
-end
-if undelivered > 0 then redis.call('HINCRBY', ck, 'undelivered', -undelivered) end
-return n
-`)
+// start runs a start task of the given version: its outcome, and the
+// campaign's round.
+func (s *Store) start(ctx context.Context, id string, version int64, now time.Time) (outcome startOutcome, round int64, err error) {
+	res, err := startScript.Run(ctx, s.rdb, []string{campaignKey(id)}, UnixMilli(now), version).StringSlice()
+	if err != nil {
+		return "", 0, fmt.Errorf("start campaign %s: %w", id, err)
+	}
+	round, _ = strconv.ParseInt(res[1], 10, 64)
+	return startOutcome(res[0]), round, nil
+}
 
-// RetryFailed puts every failed recipient back in the queue and enqueues
-// them again, leaving everyone else alone. A completed campaign runs again
-// until they are settled; a paused one keeps them queued for its resume.
-func (s *Store) RetryFailed(ctx context.Context, queue *Enqueuer, id string, now time.Time) (int64, error) {
+// setSendAt moves a scheduled campaign's send_at.
+func (s *Store) setSendAt(ctx context.Context, id string, sendAt time.Time) error {
+	if err := s.rdb.HSet(ctx, campaignKey(id), fSendAt, UnixMilli(sendAt)).Err(); err != nil {
+		return fmt.Errorf("reschedule campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// requeueFailed puts the failed recipients of a campaign back in the queue
+// and lists them for the retry task (see requeueFailedScript); a completed
+// campaign with failed recipients runs again. It answers how many it
+// requeued.
+func (s *Store) requeueFailed(ctx context.Context, id string, now time.Time) (int64, error) {
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		return 0, err
@@ -220,7 +156,7 @@ func (s *Store) RetryFailed(ctx context.Context, queue *Enqueuer, id string, now
 		return 0, &TransitionError{Action: "retry the failed recipients of", Status: c.Status}
 	}
 	if c.Status == StatusCompleted && c.Counts.Failed > 0 {
-		if _, _, err := s.transition(ctx, id, transition{action: "retry the failed recipients of", from: []Status{StatusCompleted}, to: StatusRunning}, now); err != nil {
+		if _, err := s.transition(ctx, id, transition{action: "retry the failed recipients of", from: []Status{StatusCompleted}, to: StatusRunning}, now); err != nil {
 			return 0, err
 		}
 	}
@@ -235,37 +171,30 @@ func (s *Store) RetryFailed(ctx context.Context, queue *Enqueuer, id string, now
 		}
 		n += got
 	}
-	if n > 0 {
-		if err := queue.enqueueRetry(ctx, id, now); err != nil {
-			return n, err
-		}
-	}
 	return n, nil
 }
 
-// startScript starts a campaign's sending. KEYS: campaign. ARGV: now (unix
-// ms), the start task's version. Answers {"started" (a scheduled campaign
-// whose time has come) | "running" (resumed, or a replayed start), round},
-// or {"outdated" | "early" | status, round} when the task must do nothing.
-var startScript = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'status', 'send_at', 'round', 'start_version')
-if not v[1] then return {'gone', '0'} end
-local round = v[3] or '0'
-if (v[4] or '0') ~= ARGV[2] then return {'outdated', round} end
-if v[1] == 'running' then return {'running', round} end
-if v[1] ~= 'scheduled' then return {v[1], round} end
-if tonumber(v[2] or '0') > tonumber(ARGV[1]) then return {'early', round} end
-redis.call('HSET', KEYS[1], 'status', 'running')
-if redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then redis.call('HSET', KEYS[1], 'started_at', ARGV[1]) end
-return {'started', round}
-`)
-
-// start runs a start task of the given version.
-func (s *Store) start(ctx context.Context, id string, version int64, now time.Time) (outcome string, round int64, err error) {
-	res, err := startScript.Run(ctx, s.rdb, []string{campaignKey(id)}, UnixMilli(now), version).StringSlice()
+// retryBatch reads the first n recipients of a campaign's retry list (those
+// retry-failed requeued): their seqs, and how many entries it read.
+func (s *Store) retryBatch(ctx context.Context, id string, n int) ([]int64, int, error) {
+	batch, err := s.rdb.LRange(ctx, retryListKey(id), 0, int64(n)-1).Result()
 	if err != nil {
-		return "", 0, fmt.Errorf("start campaign %s: %w", id, err)
+		return nil, 0, fmt.Errorf("read the retry list of campaign %s: %w", id, err)
 	}
-	round, _ = strconv.ParseInt(res[1], 10, 64)
-	return res[0], round, nil
+	seqs := make([]int64, 0, len(batch))
+	for _, v := range batch {
+		if seq, err := strconv.ParseInt(v, 10, 64); err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	return seqs, len(batch), nil
+}
+
+// trimRetry drops the first n entries of a campaign's retry list, once they
+// are enqueued.
+func (s *Store) trimRetry(ctx context.Context, id string, n int) error {
+	if err := s.rdb.LTrim(ctx, retryListKey(id), int64(n), -1).Err(); err != nil {
+		return fmt.Errorf("trim the retry list of campaign %s: %w", id, err)
+	}
+	return nil
 }

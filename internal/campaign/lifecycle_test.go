@@ -28,7 +28,7 @@ func TestRetryFailedRequeuesOnlyTheFailed(t *testing.T) {
 	}
 
 	f.sandbox.ClearFaults()
-	n, err := f.store.RetryFailed(ctx, f.queue, c.ID, time.Now())
+	n, err := f.service.RetryFailed(ctx, c.ID, time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("retry-failed requeued %d, %v; want 1", n, err)
 	}
@@ -61,7 +61,7 @@ func TestRetryFailedRequeuesOnlyTheFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var te *TransitionError
-	if _, err := f.store.RetryFailed(ctx, f.queue, cancelled.ID, time.Now()); !errors.As(err, &te) || te.Status != StatusCancelled {
+	if _, err := f.service.RetryFailed(ctx, cancelled.ID, time.Now()); !errors.As(err, &te) || te.Status != StatusCancelled {
 		t.Errorf("retry-failed of a cancelled campaign: %v; want a TransitionError naming cancelled", err)
 	}
 }
@@ -77,7 +77,7 @@ func TestRescheduleMovesTheStart(t *testing.T) {
 		t.Fatalf("status %s, want scheduled", c.Status)
 	}
 	var input *InputError
-	if _, err := f.store.Reschedule(ctx, f.queue, c.ID, time.Now().Add(-time.Minute), time.Now()); !errors.As(err, &input) || input.Problems[0].Fields[0] != "send_at" {
+	if _, err := f.service.Reschedule(ctx, c.ID, time.Now().Add(-time.Minute), time.Now()); !errors.As(err, &input) || input.Problems[0].Fields[0] != "send_at" {
 		t.Errorf("a send_at in the past: %v; want an InputError on send_at", err)
 	}
 	oldStart := f.startTasks()
@@ -85,7 +85,7 @@ func TestRescheduleMovesTheStart(t *testing.T) {
 		t.Fatalf("%d start tasks, want 1", len(oldStart))
 	}
 	sendAt := time.Now().Add(1500 * time.Millisecond).Truncate(time.Millisecond)
-	got, err := f.store.Reschedule(ctx, f.queue, c.ID, sendAt, time.Now())
+	got, err := f.service.Reschedule(ctx, c.ID, sendAt, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestRescheduleMovesTheStart(t *testing.T) {
 		t.Errorf("after the start: %s %+v", got.Status, got.Counts)
 	}
 	var te *TransitionError
-	if _, err := f.store.Reschedule(ctx, f.queue, c.ID, time.Now().Add(time.Hour), time.Now()); !errors.As(err, &te) || te.Status != StatusCompleted {
+	if _, err := f.service.Reschedule(ctx, c.ID, time.Now().Add(time.Hour), time.Now()); !errors.As(err, &te) || te.Status != StatusCompleted {
 		t.Errorf("rescheduling a completed campaign: %v; want a TransitionError naming completed", err)
 	}
 }

@@ -210,7 +210,7 @@ func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why str
 	// start task saw the recipient "sending" and left it out of the new
 	// round, and this task, of the old round, will find itself outdated.
 	// Without a task in the current round the recipient would stay queued.
-	if err := h.queue.requeueInCurrentRound(ctx, h.store, run.Campaign, run.Seq, run.Round, ""); err != nil {
+	if err := h.service.requeueInCurrentRound(ctx, run.Campaign, run.Seq, run.Round, ""); err != nil {
 		run.log.Error("re-enqueue a released recipient in the current round", zap.Error(err))
 		return err
 	}

@@ -112,6 +112,7 @@ type Reconciler struct {
 	store    *Store
 	provider sender.Provider
 	queue    *Enqueuer
+	service  *Service // resends: a recipient back in the queue in the current round
 	budget   *quota.PollBudget
 	polls    PollSchedule
 	policy   ReconcilePolicy
@@ -136,7 +137,7 @@ type ReconcilerDeps struct {
 
 // NewReconciler returns the handler of TypeReconcile tasks.
 func NewReconciler(d ReconcilerDeps) *Reconciler {
-	r := &Reconciler{store: d.Store, provider: d.Provider, queue: d.Queue, budget: d.Budget, polls: d.Polls,
+	r := &Reconciler{store: d.Store, provider: d.Provider, queue: d.Queue, service: NewService(d.Store, d.Queue), budget: d.Budget, polls: d.Polls,
 		policy: d.Policy.withDefaults(), indexed: d.IndexForWebhooks, log: d.Log, now: time.Now}
 	r.specs.store = d.Store
 	return r
@@ -299,7 +300,7 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 	if err := r.settle(ctx, p, record{State: StateQueued}, note, 0); err != nil {
 		return err
 	}
-	return r.queue.requeueInCurrentRound(ctx, r.store, p.Campaign, p.Seq, -1, ":resend")
+	return r.service.requeueInCurrentRound(ctx, p.Campaign, p.Seq, -1, ":resend")
 }
 
 // resendsIn counts the resends in a recipient's history.

@@ -259,3 +259,95 @@ if n > 0 then
 end
 return n
 `)
+
+// Lifecycle scripts: transitions, retry-failed, the start of a round.
+
+// transitionScript moves a campaign between statuses. KEYS: campaign.
+// ARGV: allowed statuses (comma separated, wrapped in commas), new status,
+// reason ("" clears it), now (unix ms), bump the round (1/0), bump the start
+// version (1/0). Answers {1, status, round, version} or {0, current status}.
+var transitionScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'round', 'start_version')
+if not v[1] then return {'0', ''} end
+if not string.find(ARGV[1], ',' .. v[1] .. ',', 1, true) then return {'0', v[1]} end
+local round, version = tonumber(v[2] or '0'), tonumber(v[3] or '0')
+if ARGV[5] == '1' then round = round + 1 end
+if ARGV[6] == '1' then version = version + 1 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'round', round, 'start_version', version)
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'reason') else redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
+if ARGV[2] == 'cancelled' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[4]) end
+if ARGV[2] == 'running' then redis.call('HDEL', KEYS[1], 'finished_at') end
+return {'1', ARGV[2], tostring(round), tostring(version)}
+`)
+
+// requeueFailedScript puts the failed recipients of one bucket back in the
+// queue and lists them for the retry task. KEYS: campaign, state bucket,
+// history bucket, retry list. ARGV: first seq, seq after the last, now.
+// Answers how many it requeued.
+var requeueFailedScript = redis.NewScript(luaLib + `
+local ck, sk, hk, lk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n, undelivered = 0, 0
+for seq = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
+  local cur = redis.call('HGET', sk, seq)
+  if cur then
+    local rec = cjson.decode(cur)
+    if rec.s == 'failed' then
+      if rec.u and rec.u ~= '' then undelivered = undelivered + 1 end
+      redis.call('HDEL', sk, seq)
+      hist(ck, hk, seq, 'q', ARGV[3], 'retry of failed recipients')
+      redis.call('RPUSH', lk, seq)
+      n = n + 1
+    end
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', ck, 'failed', -n)
+  redis.call('HINCRBY', ck, 'queued', n)
+end
+if undelivered > 0 then redis.call('HINCRBY', ck, 'undelivered', -undelivered) end
+return n
+`)
+
+// startScript starts a campaign's sending. KEYS: campaign. ARGV: now (unix
+// ms), the start task's version. Answers {a startOutcome, round}: started
+// (a scheduled campaign whose time has come) or running (resumed, or a
+// replayed start) enqueue the round; outdated, early, gone or the status
+// the campaign is in (paused, cancelled...) do nothing.
+var startScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'send_at', 'round', 'start_version')
+if not v[1] then return {'gone', '0'} end
+local round = v[3] or '0'
+if (v[4] or '0') ~= ARGV[2] then return {'outdated', round} end
+if v[1] == 'running' then return {'running', round} end
+if v[1] ~= 'scheduled' then return {v[1], round} end
+if tonumber(v[2] or '0') > tonumber(ARGV[1]) then return {'early', round} end
+redis.call('HSET', KEYS[1], 'status', 'running')
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then redis.call('HSET', KEYS[1], 'started_at', ARGV[1]) end
+return {'started', round}
+`)
+
+// startOutcome is startScript's answer.
+type startOutcome string
+
+const (
+	startStarted  startOutcome = "started"  // a scheduled campaign whose time has come: now running
+	startRunning  startOutcome = "running"  // already running (resumed, or a replayed start)
+	startOutdated startOutcome = "outdated" // a start task of an earlier version
+	startEarly    startOutcome = "early"    // send_at moved later
+)
+
+// enqueues says whether a start task of this outcome enqueues its round;
+// any other (outdated, early, gone, a paused or cancelled status) does
+// nothing.
+func (o startOutcome) enqueues() bool { return o == startStarted || o == startRunning }
+
+// addRowOnceScript adds recipient seq to a campaign that keeps taking
+// recipients (a sequence step) if it is not there yet, counting it queued.
+// Answers 1 if it added it. KEYS: campaign, rows bucket. ARGV: seq, row, credits.
+var addRowOnceScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], 'queued', 1)
+redis.call('HINCRBY', KEYS[1], 'credits_estimated', ARGV[3])
+return 1
+`)

@@ -33,6 +33,7 @@ type SendHandler struct {
 	accounts  *quota.Accounts
 	syncer    *quota.QuotaSyncer
 	queue     *Enqueuer
+	service   *Service // a released recipient back in the queue in the current round
 	polls     PollSchedule
 	reconcile ReconcilePolicy
 	indexed   bool
@@ -85,6 +86,7 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		accounts:      d.Accounts,
 		syncer:        d.Syncer,
 		queue:         d.Queue,
+		service:       NewService(d.Store, d.Queue),
 		polls:         d.Polls,
 		reconcile:     d.Reconcile.withDefaults(),
 		indexed:       d.IndexForWebhooks,

@@ -271,7 +271,7 @@ func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, no
 		// Scheduled even when its time has come: the start task starts it.
 		to, startAt = StatusScheduled, *sendAt
 	}
-	_, version, err := im.store.transition(ctx, id, transition{action: "apply the late fields of",
+	moved, err := im.store.transition(ctx, id, transition{action: "apply the late fields of",
 		from: []Status{StatusRunning, StatusScheduled}, to: to, bumpRound: true, bumpStart: true}, now)
 	var te *TransitionError
 	if errors.As(err, &te) || errors.Is(err, ErrNotFound) {
@@ -280,5 +280,5 @@ func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, no
 	if err != nil {
 		return storeFailed(ctx, err)
 	}
-	return storeFailed(ctx, im.queue.enqueueStart(ctx, id, startAt, version))
+	return storeFailed(ctx, im.queue.enqueueStart(ctx, id, startAt, moved.version))
 }
