@@ -17,6 +17,7 @@ import (
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
+	"github.com/wacampaign/wacampaign/internal/idempotency"
 )
 
 // The OpenAPI document (openapi.json) is written by hand; these tests keep it
@@ -321,7 +322,7 @@ func TestOpenAPISecurityAndIdempotencyKey(t *testing.T) {
 		honoured := !public && o.method == http.MethodPost
 		documented := false
 		for _, p := range operationParameters(t, doc, o) {
-			if p["in"] == "header" && strings.EqualFold(fmt.Sprint(p["name"]), idempotencyHeader) {
+			if p["in"] == "header" && strings.EqualFold(fmt.Sprint(p["name"]), idempotency.Header) {
 				documented = true
 			}
 		}

@@ -16,7 +16,9 @@ import (
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
+	"github.com/wacampaign/wacampaign/internal/idempotency"
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
 // server is the v1 HTTP API: handlers are functions of the request that
@@ -36,19 +38,19 @@ type server struct {
 	rdb            redis.UniversalClient
 	apiKeys        [][32]byte // SHA-256 of each key: compared in constant time
 	maxUploadBytes int64
-	templatesDir   string
+	templates      templating.Library // templates/<name>.tmpl, for template_name
 	region         string
 	webhookSecret  string
 	polls          campaign.PollSchedule
 	eventsEvery    time.Duration // how often an events stream looks for changes
-	idem           *idempotencyStore
+	idem           *idempotency.Middleware
 	log            *zap.Logger
 }
 
 // newServer builds the API on a Redis client.
 func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *server {
 	svc := app.NewServices(cfg, rdb, log)
-	return &server{
+	srv := &server{
 		services:       svc,
 		queue:          svc.Enqueuer,
 		store:          svc.Store,
@@ -62,13 +64,33 @@ func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *serv
 		rdb:            rdb,
 		apiKeys:        hashKeys(cfg.APIKeys),
 		maxUploadBytes: cfg.MaxUploadBytes,
-		templatesDir:   cfg.TemplatesDir,
+		templates:      templating.Library{Dir: cfg.TemplatesDir},
 		region:         cfg.DefaultRegion,
 		webhookSecret:  cfg.WebhookSecret,
 		polls:          svc.Polls,
 		eventsEvery:    time.Second,
 		log:            log.Named("api"),
 	}
+	srv.idem = idempotency.New(rdb, 0, writeIdempotencyError, srv.log)
+	return srv
+}
+
+// idempotent wraps a handler behind auth with the Idempotency-Key
+// behaviour, keeping responses 24h:
+//
+//	mux.Handle("POST /v1/campaigns", s.auth(s.idempotent(s.createCampaign)))
+func (s *server) idempotent(next http.HandlerFunc) http.HandlerFunc {
+	return s.idem.Wrap(next).ServeHTTP
+}
+
+// writeIdempotencyError answers the idempotency middleware's errors in the
+// API's shape.
+func writeIdempotencyError(w http.ResponseWriter, status int, code, message, headerMsg string) {
+	var problems []campaign.Problem
+	if headerMsg != "" {
+		problems = []campaign.Problem{{Fields: []string{idempotency.Header}, Msg: headerMsg}}
+	}
+	writeError(w, status, code, message, problems)
 }
 
 // Close releases the server's queue client (not the Redis client it shares).

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/sender"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
@@ -353,86 +354,92 @@ func (r *importRun) checkRow(rec []string) ([]string, string) {
 // batchRows rows or batchMaxDelay, so the first recipients are sendable
 // while the upload is still arriving.
 func (r *importRun) write(ctx context.Context, items <-chan importItem, batches chan<- []int64) error {
-	var (
-		rows       []pendingRow
-		rejected   []RejectedRow
-		duplicates int64
-	)
+	var b importBatch
 	ticker := time.NewTicker(batchMaxDelay)
 	defer ticker.Stop()
-	flush := func() error {
-		if len(rows) > 0 && !r.created {
-			if err := r.create(ctx); err != nil {
-				return err
-			}
-			rejected = append(r.heldRejected, rejected...)
-			r.heldRejected = nil
-		}
-		if !r.created {
-			// Keep what a later create needs; cap it like the stored list.
-			for _, rj := range rejected {
-				if len(r.heldRejected) < MaxRejectedListed {
-					r.heldRejected = append(r.heldRejected, rj)
-				}
-			}
-			rejected = rejected[:0]
-			return nil
-		}
-		if len(rows) > 0 || duplicates > 0 || len(rejected) > 0 {
-			if err := r.im.store.addRows(ctx, r.c.ID, rows, duplicates, r.credits(rows), r.im.now()); err != nil {
-				return storeFailed(ctx, err)
-			}
-		}
-		if len(rejected) > 0 {
-			if err := r.im.store.addRejected(ctx, r.c.ID, rejected, r.listedRejected); err != nil {
-				return storeFailed(ctx, err)
-			}
-			r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(rejected)))
-		}
-		if len(rows) > 0 {
-			seqs := make([]int64, len(rows))
-			for i, row := range rows {
-				seqs[i] = row.seq
-			}
-			select {
-			case batches <- seqs:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-		rows, rejected, duplicates = rows[:0], rejected[:0], 0
-		return nil
-	}
 	for {
 		select {
 		case it, ok := <-items:
 			if !ok {
-				return flush()
+				return r.flush(ctx, &b, batches)
 			}
 			switch {
 			case it.row != nil:
-				rows = append(rows, *it.row)
+				b.rows = append(b.rows, *it.row)
 				r.accepted++
 			case it.rejected != nil:
-				rejected = append(rejected, *it.rejected)
+				b.rejected = append(b.rejected, *it.rejected)
 				r.rejected++
 			case it.duplicate:
-				duplicates++
+				b.duplicates++
 				r.duplicates++
 			}
-			if len(rows) >= batchRows {
-				if err := flush(); err != nil {
+			if len(b.rows) >= batchRows {
+				if err := r.flush(ctx, &b, batches); err != nil {
 					return err
 				}
 			}
 		case <-ticker.C:
-			if err := flush(); err != nil {
+			if err := r.flush(ctx, &b, batches); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// importBatch is what write has gathered since its last flush.
+type importBatch struct {
+	rows       []pendingRow
+	rejected   []RejectedRow
+	duplicates int64
+}
+
+// flush stores a batch (creating the campaign with its first rows) and
+// passes its recipients on to be enqueued.
+func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []int64) error {
+	if len(b.rows) > 0 && !r.created {
+		if err := r.create(ctx); err != nil {
+			return err
+		}
+		b.rejected = append(r.heldRejected, b.rejected...)
+		r.heldRejected = nil
+	}
+	if !r.created {
+		// Keep what a later create needs; cap it like the stored list.
+		for _, rj := range b.rejected {
+			if len(r.heldRejected) < MaxRejectedListed {
+				r.heldRejected = append(r.heldRejected, rj)
+			}
+		}
+		b.rejected = b.rejected[:0]
+		return nil
+	}
+	if len(b.rows) > 0 || b.duplicates > 0 || len(b.rejected) > 0 {
+		if err := r.im.store.addRows(ctx, r.c.ID, b.rows, b.duplicates, r.credits(b.rows), r.im.now()); err != nil {
+			return storeFailed(ctx, err)
+		}
+	}
+	if len(b.rejected) > 0 {
+		if err := r.im.store.addRejected(ctx, r.c.ID, b.rejected, r.listedRejected); err != nil {
+			return storeFailed(ctx, err)
+		}
+		r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(b.rejected)))
+	}
+	if len(b.rows) > 0 {
+		seqs := make([]int64, len(b.rows))
+		for i, row := range b.rows {
+			seqs[i] = row.seq
+		}
+		select {
+		case batches <- seqs:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	b.rows, b.rejected, b.duplicates = b.rows[:0], b.rejected[:0], 0
+	return nil
 }
 
 // create writes the campaign when its first row is ready to be stored, and
@@ -446,17 +453,17 @@ func (r *importRun) create(ctx context.Context) error {
 	return storeFailed(ctx, r.im.store.beginUpload(ctx, r.c.ID, r.hold, r.im.now()))
 }
 
-// credits estimates what a batch of recipients will cost: 2 for a message
-// with text and an attachment (the campaign's file or the row's own
-// file_uid column), else 1.
+// credits estimates what a batch of recipients will cost: what a message
+// with text and the campaign's file, or the row's own file_uid column,
+// costs (sender.Message.Credits).
 func (r *importRun) credits(rows []pendingRow) int64 {
 	var n int64
 	for _, row := range rows {
-		if r.c.FileUID != "" || (r.lay.file >= 0 && row.values[r.lay.file] != "") {
-			n += 2
-		} else {
-			n++
+		msg := sender.Message{Text: r.c.Template, FileUID: r.c.FileUID}
+		if r.lay.file >= 0 && row.values[r.lay.file] != "" {
+			msg.FileUID = row.values[r.lay.file]
 		}
+		n += int64(msg.Credits())
 	}
 	return n
 }

@@ -2,12 +2,19 @@ package campaign
 
 import "github.com/redis/go-redis/v9"
 
-// The Lua scripts below are the only code that changes a recipient's state.
-// Each one moves the campaign's counters and appends to the recipient's
-// history in the same atomic step, which is what keeps
-// queued+sending+...+unknown equal to total under any concurrency and the
-// history true to the counters; and each one ends by checking whether the
-// campaign is now complete.
+// Every Lua script of the campaign store, each with its KEYS and ARGV
+// contract above it; the Store methods of store*.go run them and turn their
+// answers into typed values. Store is the only holder of the Redis client.
+//
+// A recipient's state and the campaign's state counters change only here:
+// claimScript, dispatchScript, settleScript, statusScript,
+// skipQueuedScript, requeueFailedScript and resolveUnconfirmedScript move a
+// recipient and its counters; addRowOnceScript adds one (queued), as
+// Store.addRows does for an import's batches. Each moves the counters and
+// appends to the recipient's history in the same atomic step, which is
+// what keeps queued+sending+...+unknown equal to total under any
+// concurrency and the history true to the counters; and each that settles
+// ends by checking whether the campaign is now complete.
 //
 // A state record is JSON: {"s": state, "r": reason, "a": account,
 // "u": message uid, "t": unix ms of the change}. While the recipient is
@@ -349,5 +356,50 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'total', 1)
 redis.call('HINCRBY', KEYS[1], 'queued', 1)
 redis.call('HINCRBY', KEYS[1], 'credits_estimated', ARGV[3])
+return 1
+`)
+
+// Campaign-hash scripts of the send path: the plan's end, a waiting reason.
+
+// notePlanEndScript keeps the latest planned due time. KEYS: campaign.
+// ARGV: unix ms.
+var notePlanEndScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'plan_end') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'plan_end', ARGV[1]) end
+return 0
+`)
+
+// setReasonScript shows why a running campaign is not progressing, without
+// overwriting a reason already there (a pause says more than a wait).
+// KEYS: campaign. ARGV: reason.
+var setReasonScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'reason')
+if (v[1] == 'running' or v[1] == 'scheduled') and (not v[2] or v[2] == '') then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[1])
+end
+return 0
+`)
+
+// resolveUnconfirmedScript makes an unconfirmed (or unknown) recipient
+// sent, with the uid a sent event named, if the event fits: same account,
+// soon after the send was dispatched. KEYS: campaign, state bucket, history
+// bucket. ARGV: seq, uid, event time (unix ms), now, the event's account
+// phone, window (ms). Answers 1 when it resolved the recipient.
+var resolveUnconfirmedScript = redis.NewScript(luaLib + `
+local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
+local seq, uid, at, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local cur = redis.call('HGET', sk, seq)
+if not cur then return 0 end
+local rec = cjson.decode(cur)
+if rec.s ~= 'unknown' and rec.s ~= 'unconfirmed' then return 0 end
+if rec.a and rec.a ~= '' and ARGV[5] ~= '' and rec.a ~= ARGV[5] then return 0 end
+local t = tonumber(rec.d or rec.t or '0')
+if tonumber(at) < t - 60000 or tonumber(at) > t + tonumber(ARGV[6]) then return 0 end
+redis.call('HSET', sk, seq, cjson.encode({s = 'sent', a = rec.a, u = uid, t = now}))
+redis.call('HINCRBY', ck, rec.s, -1)
+redis.call('HINCRBY', ck, 'sent', 1)
+hist(ck, hk, seq, 's', at, uid)
+hist(ck, hk, seq, 'P', at, 'Sent')
+maybe_complete(ck, now)
 return 1
 `)

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -29,6 +28,7 @@ import (
 type StoreError struct{ Err error }
 
 func (e *StoreError) Error() string { return "the campaign store (Redis) failed: " + e.Err.Error() }
+
 func (e *StoreError) Unwrap() error { return e.Err }
 
 // ReadError is a failure to read the upload itself: it broke off, or its
@@ -36,6 +36,7 @@ func (e *StoreError) Unwrap() error { return e.Err }
 type ReadError struct{ Err error }
 
 func (e *ReadError) Error() string { return "the upload cannot be read: " + e.Err.Error() }
+
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // AbortedImportError says that an import failed (the upload broke off, or
@@ -78,39 +79,6 @@ func storeFailed(ctx context.Context, err error) error {
 	return &StoreError{Err: err}
 }
 
-// beginUpload lists a new campaign as uploading, held when asked, with its
-// progress starting now. It runs before any of the campaign's tasks exist.
-func (s *Store) beginUpload(ctx context.Context, id string, held bool, now time.Time) error {
-	fields := []any{fProgressAt, UnixMilli(now)}
-	if held {
-		fields = append(fields, fHeld, "1")
-	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, campaignKey(id), fields...)
-		p.SAdd(ctx, uploadingIndex, id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("note the upload of campaign %s: %w", id, err)
-	}
-	return nil
-}
-
-// endUpload records that the request creating a campaign is over: its
-// import is finished and its hold lifted (last: whatever the request
-// changed is written by then).
-func (s *Store) endUpload(ctx context.Context, id string, now time.Time) error {
-	if err := s.finishImport(ctx, id, now); err != nil {
-		return err
-	}
-	if err := s.rdb.HDel(ctx, campaignKey(id), fHeld).Err(); err != nil {
-		return fmt.Errorf("release campaign %s: %w", id, err)
-	}
-	// Best effort: the janitor drops entries whose upload has ended.
-	_ = s.rdb.SRem(ctx, uploadingIndex, id).Err()
-	return nil
-}
-
 // CancelUpload cancels a campaign whose creating request failed, saying why,
 // and ends its upload. When Redis cannot be reached the error says so; the
 // janitor cancels the campaign later.
@@ -141,25 +109,7 @@ func (im *Importer) cancelUpload(id, reason string) error {
 // contacts that is not valid), and, held, it sent nothing. Tasks already
 // queued find the campaign gone and do nothing.
 func (im *Importer) DiscardUpload(ctx context.Context, id string) error {
-	total, err := im.store.rdb.HGet(ctx, campaignKey(id), fTotal).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return storeFailed(ctx, fmt.Errorf("read campaign %s: %w", id, err))
-	}
-	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id)}
-	for first := int64(0); first < total; first += bucketSize {
-		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
-	}
-	_, err = im.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keys...) // one hash tag: one slot, also on Redis Cluster
-		p.ZRem(ctx, campaignsIndex, id)
-		p.SRem(ctx, activeIndex, id)
-		p.SRem(ctx, uploadingIndex, id)
-		return nil
-	})
-	if err != nil {
-		return storeFailed(ctx, fmt.Errorf("delete campaign %s: %w", id, err))
-	}
-	return nil
+	return storeFailed(ctx, im.store.delete(ctx, id))
 }
 
 // Release lets a held campaign send, once the request creating it has been
@@ -195,8 +145,8 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 		}
 	}
 	if len(changes) > 0 {
-		if err := im.store.rdb.HSet(ctx, campaignKey(c.ID), changes).Err(); err != nil {
-			return nil, storeFailed(ctx, fmt.Errorf("apply the late fields of campaign %s: %w", c.ID, err))
+		if err := im.store.setFields(ctx, c.ID, changes); err != nil {
+			return nil, storeFailed(ctx, err)
 		}
 	}
 	if !slices.Equal(c.Accounts, want.Accounts) || !late.SendAt.IsZero() {
