@@ -238,6 +238,12 @@ func (st *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Ha
 
 	rec.State, rec.Claim = idemDone, ""
 	rec.Status, rec.Header, rec.Body = rw.status, rw.header, rw.body.Bytes()
+	st.keep(r, key, claim, keyHash, &rec)
+}
+
+// keep stores the answer rec for replays, if the key still holds this
+// request's claim.
+func (st *Middleware) keep(r *http.Request, key, claim, keyHash string, rec *idemRecord) {
 	done, err := json.Marshal(rec)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
