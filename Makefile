@@ -16,7 +16,7 @@ run:
 	echo "  Try it:    curl -s -H 'Authorization: Bearer $$first' -F template_name=welcome -F contacts=@examples/contacts.csv http://$(ADDR)/v1/campaigns"; \
 	echo "  Progress:  curl -s -H 'Authorization: Bearer $$first' http://$(ADDR)/v1/campaigns"; \
 	echo ""; \
-	API_KEYS="$$key" ADDR="$(ADDR)" LOG_FORMAT="$${LOG_FORMAT:-console}" $(GO) run ./cmd/campaign-api -worker
+	PROVIDER="$${PROVIDER:-$$( [ -n "$$TIMELINES_API_TOKEN$$GATEWAY_BASE_URL$$GATEWAY_ACCOUNTS" ] || echo sandbox)}" API_KEYS="$$key" ADDR="$(ADDR)" LOG_FORMAT="$${LOG_FORMAT:-console}" $(GO) run ./cmd/campaign-api -worker
 
 ## test: every test, against throwaway redis-server processes the tests start themselves
 # One package at a time (-p 1): the end-to-end tests read pacing off the

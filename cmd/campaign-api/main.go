@@ -44,6 +44,11 @@ func run(withWorker bool) error {
 	if len(cfg.APIKeys) == 0 {
 		return errors.New("API_KEYS is empty: set at least one key for the v1 API (make run makes one)")
 	}
+	// No silent sandbox in production: the API refuses to start without a
+	// provider configured, like the workers it serves.
+	if _, err := cfg.ProviderKind(); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -1,12 +1,13 @@
 // Package app assembles the product's processes from configuration: it
 // reads the environment variables of DESIGN.md's configuration table, finds
-// Redis (or starts the embedded development one), picks the provider (the
-// TimelinesAI client, or the built-in sandbox when no token is set), and
-// builds the asynq worker. cmd/campaign-api and cmd/campaign-worker are thin
-// mains over it.
+// Redis (or starts the embedded development one), picks the provider
+// (TimelinesAI, self-hosted gateways, or the built-in sandbox, which is
+// never chosen silently: see Config.ProviderKind), and builds the asynq
+// worker. cmd/campaign-api and cmd/campaign-worker are thin mains over it.
 package app
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Config is every setting of the API and the worker.
@@ -22,8 +24,15 @@ type Config struct {
 	Addr               string
 	RedisURL           string
 	APIKeys            []string
+	Provider           string // ProviderTimelines, ProviderGateway, ProviderSandbox; "": see ProviderKind
 	TimelinesToken     string
 	TimelinesBaseURL   string
+	GatewayBaseURL     string
+	GatewayAPIKey      string
+	GatewayAccounts    map[string]string // sender phone (E.164) → instance base URL
+	GatewayTypingMax   time.Duration
+	SandboxAs          string // ProviderTimelines or ProviderGateway: what the sandbox plays
+	SandboxStateFile   string
 	ProviderTimeout    time.Duration
 	SendInterval       time.Duration
 	SendJitter         time.Duration
@@ -73,10 +82,54 @@ var Vars = []Var{
 		}},
 	{"API_KEYS", "", "comma-separated Bearer keys of the v1 API; `make run` makes and prints one",
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
-	{"TIMELINES_API_TOKEN", "", "the provider's token; unset: the built-in sandbox provider",
+	{"PROVIDER", "", "timelines, gateway or sandbox; unset: timelines when TIMELINES_API_TOKEN is set, gateway when GATEWAY_BASE_URL or GATEWAY_ACCOUNTS is, else the process refuses to start (the built-in sandbox is never chosen silently; `make run` sets sandbox)",
+		func(c *Config, v string) error {
+			switch v {
+			case ProviderTimelines, ProviderGateway, ProviderSandbox:
+				c.Provider = v
+				return nil
+			}
+			return fmt.Errorf("%q is not timelines, gateway or sandbox", v)
+		}},
+	{"TIMELINES_API_TOKEN", "", "the TimelinesAI Public API token",
 		func(c *Config, v string) error { c.TimelinesToken = v; return nil }},
-	{"TIMELINES_BASE_URL", "https://app.timelines.ai/integrations/api", "the provider's API root",
+	{"TIMELINES_BASE_URL", "https://app.timelines.ai/integrations/api", "the TimelinesAI API root",
 		func(c *Config, v string) error { c.TimelinesBaseURL = strings.TrimRight(v, "/"); return nil }},
+	{"GATEWAY_BASE_URL", "", "the self-hosted WhatsApp gateway's root (like http://gw:7001): the instance for sender accounts GATEWAY_ACCOUNTS does not name, and for messages without one",
+		func(c *Config, v string) error {
+			if err := sender.CheckBaseURL(v); err != nil {
+				return err
+			}
+			c.GatewayBaseURL = strings.TrimRight(v, "/")
+			return nil
+		}},
+	{"GATEWAY_API_KEY", "", "the gateway's key, sent as the Authorization header exactly as written (a gateway that wants a JWT: `Bearer <jwt>`); the same for every instance",
+		func(c *Config, v string) error { c.GatewayAPIKey = v; return nil }},
+	{"GATEWAY_ACCOUNTS", "", "sender accounts mapped to the gateway instances serving them (one WhatsApp number each): `+14155550100=http://gw1:7001,+14155550101=http://gw2:7001`",
+		func(c *Config, v string) error {
+			accounts, err := parseGatewayAccounts(v)
+			c.GatewayAccounts = accounts
+			return err
+		}},
+	{"GATEWAY_TYPING_MAX", "30s", "the longest a gateway may take to \"type\" a message before it answers: a send may take PROVIDER_TIMEOUT plus this (and its claim 15s more), so a long typing simulation never times out",
+		func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 || d > maxGatewayTypingMax {
+				return fmt.Errorf("%q is not a duration from 0s to %s", v, maxGatewayTypingMax)
+			}
+			c.GatewayTypingMax = d
+			return nil
+		}},
+	{"SANDBOX_AS", "timelines", "with PROVIDER=sandbox: the provider the built-in sandbox plays, timelines (credits, statuses, chat history, webhooks) or gateway (one gateway instance, with typing delays)",
+		func(c *Config, v string) error {
+			if v != ProviderTimelines && v != ProviderGateway {
+				return fmt.Errorf("%q is not timelines or gateway", v)
+			}
+			c.SandboxAs = v
+			return nil
+		}},
+	{"SANDBOX_STATE_FILE", "", "with PROVIDER=sandbox: a JSON file where the sandbox keeps what it was sent, so statuses still arrive after a restart; unset: nothing kept",
+		func(c *Config, v string) error { c.SandboxStateFile = v; return nil }},
 	{"PROVIDER_TIMEOUT", "30s", "how long one provider request may take; at most 40s (a send's claim must lapse before asynq hands a dead worker's task on, a minute after)",
 		func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
@@ -193,8 +246,11 @@ var Vars = []Var{
 const MaxProviderTimeout = 40 * time.Second
 
 // ClaimLease is how long a send's claim marks its attempt alive: the
-// provider call plus a margin (see campaign.SendDeps.ClaimLease).
-func (c Config) ClaimLease() time.Duration { return c.ProviderTimeout + 15*time.Second }
+// provider call (with a gateway's typing) plus a margin (see
+// campaign.SendDeps.ClaimLease).
+func (c Config) ClaimLease() time.Duration {
+	return c.ProviderTimeout + c.TypingAllowance() + 15*time.Second
+}
 
 // Load reads the configuration; getenv is os.Getenv outside tests. An
 // invalid value is an error naming the variable.
@@ -211,6 +267,12 @@ func Load(getenv func(string) string) (Config, error) {
 		if err := v.set(&c, value); err != nil {
 			return Config{}, fmt.Errorf("%s: %w", v.Name, err)
 		}
+	}
+	// Contradictions stop the process now; no provider at all stops the
+	// processes that send (OpenProvider), so that tests and tools can
+	// load a configuration and fill in the provider themselves.
+	if _, err := c.ProviderKind(); err != nil && !errors.Is(err, ErrNoProvider) {
+		return Config{}, err
 	}
 	return c, nil
 }

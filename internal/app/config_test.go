@@ -28,6 +28,9 @@ func TestDefaultsAreTheDesignTable(t *testing.T) {
 		{"QUOTA_SYNC_INTERVAL", c.QuotaSyncInterval, time.Minute},
 		{"STATUS_POLL_SCHEDULE", c.StatusPollSchedule, []time.Duration{time.Minute, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour, 12 * time.Hour}},
 		{"API_CALLS_PER_SECOND", c.APICallsPerSecond, 30},
+		{"PROVIDER", c.Provider, ""},
+		{"GATEWAY_TYPING_MAX", c.GatewayTypingMax, 30 * time.Second},
+		{"SANDBOX_AS", c.SandboxAs, "timelines"},
 	}
 	for _, w := range want {
 		if !equal(w.got, w.want) {

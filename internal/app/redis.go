@@ -131,11 +131,12 @@ func withPoolSize(opt asynq.RedisConnOpt, n int) asynq.RedisConnOpt {
 	return opt
 }
 
-// redactURL hides a password in a Redis URL: it goes to logs.
+// redactURL hides a password in a URL (Redis's, a gateway's): it goes to
+// logs.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "(unparsable REDIS_URL)"
+		return "(unparsable URL)"
 	}
 	return u.Redacted()
 }

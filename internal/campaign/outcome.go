@@ -41,6 +41,13 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 		return h.pauseCampaign(ctx, run, pe)
 	case pe.Kind == sender.QuotaExceeded:
 		return h.waitForQuota(ctx, run, pe)
+	case pe.Kind == sender.CallsExhausted:
+		// Not a credit shortage: the ledger is left alone.
+		if err := h.releaseClaim(ctx, run, pe.Reason()); err != nil {
+			return err
+		}
+		h.store.setReason(ctx, run.Campaign, ReasonWaitingForAPICalls)
+		return waitForAPICalls()
 	case pe.Kind == sender.RateLimited:
 		if err := h.releaseClaim(ctx, run, pe.Reason()); err != nil {
 			return err
@@ -126,6 +133,18 @@ func (h *SendHandler) waitForQuota(ctx context.Context, run *attemptRun, pe *sen
 	}
 	h.store.setReason(ctx, run.Campaign, ReasonWaitingForQuota)
 	return &WaitError{Delay: h.quotaWait, Reason: ReasonWaitingForQuota}
+}
+
+// apiCallsWait is how long work waits when the workspace's API calls are
+// spent: they come back with the plan's renewal or a top-up, which nothing
+// announces, so it looks again every few minutes (each look costs a refused
+// request, not a call).
+const apiCallsWait = 5 * time.Minute
+
+// waitForAPICalls is the wait of any task that met an exhausted API-call
+// quota, spread so that the tasks do not all look again at once.
+func waitForAPICalls() *WaitError {
+	return &WaitError{Delay: apiCallsWait + rand.N(time.Minute), Reason: ReasonWaitingForAPICalls}
 }
 
 // retryLater handles an error that provably sent nothing: the claim is

@@ -254,6 +254,9 @@ func lookupError(err error) error {
 	if errors.As(err, &pe) && pe.Kind == sender.RateLimited {
 		return &WaitError{Delay: max(pe.RetryAfter, 5*time.Second), Reason: "provider rate limit", NotEarlier: true}
 	}
+	if errors.As(err, &pe) && pe.Kind == sender.CallsExhausted {
+		return waitForAPICalls()
+	}
 	return fmt.Errorf("look up an unconfirmed send: %w", err)
 }
 

@@ -110,9 +110,10 @@ func orDefault(d, fallback time.Duration) time.Duration {
 
 // Reasons a running campaign shows while it is not moving.
 const (
-	ReasonWaitingForQuota   = "waiting for quota"
-	ReasonWaitingForAccount = "waiting for a sender account"
-	reasonAuthFailed        = "provider auth failed"
+	ReasonWaitingForQuota    = "waiting for quota"
+	ReasonWaitingForAccount  = "waiting for a sender account"
+	ReasonWaitingForAPICalls = "waiting for API calls: the workspace's API calls for this period are spent"
+	reasonAuthFailed         = "provider auth failed"
 )
 
 // heldWait is how often a send task of a campaign whose upload is still

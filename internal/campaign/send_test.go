@@ -454,6 +454,38 @@ func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {
 	}
 }
 
+// TestExhaustedAPICallsWaitWithTheirOwnReason: the workspace's API calls
+// are spent. That is not a credit shortage: the recipient waits with its
+// own reason, the credit ledger is left alone, and sending resumes when the
+// calls renew.
+func TestExhaustedAPICallsWaitWithTheirOwnReason(t *testing.T) {
+	f := newFixture(t, sandbox.Config{APICalls: 1})
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n")
+	ctx := context.Background()
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	err := f.handler.ProcessTask(ctx, f.task(c.ID, 1))
+	var wait *WaitError
+	if !errors.As(err, &wait) || IsFailure(err) || wait.Reason != ReasonWaitingForAPICalls {
+		t.Fatalf("the send after the last API call answered %v; want a wait for API calls", err)
+	}
+	got := f.get(c.ID)
+	if got.Status != StatusRunning || got.Reason != ReasonWaitingForAPICalls || got.Counts.Queued != 1 {
+		t.Errorf("campaign %s %q %+v; want running, waiting for API calls, one queued", got.Status, got.Reason, got.Counts)
+	}
+	if bal, _ := f.ledger.Balance(ctx); bal.Available != 10_000-1 || bal.Reserved != 0 {
+		t.Errorf("ledger %+v: an API-call shortage must leave the credits alone", bal)
+	}
+	f.sandbox.RenewAPICalls(0)
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Reason != "" || got.Counts.Sent != 2 {
+		t.Errorf("after the calls renewed: %s %q %+v", got.Status, got.Reason, got.Counts)
+	}
+}
+
 func TestRenderFailureFailsOnlyThatRecipient(t *testing.T) {
 	f := newFixture(t, sandbox.Config{})
 	long := strings.Repeat("x", 1998) // "Hi " makes it 2001 characters

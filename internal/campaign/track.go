@@ -138,6 +138,8 @@ func (tr *Tracker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		switch {
 		case pe != nil && pe.Kind == sender.RateLimited:
 			return &WaitError{Delay: max(pe.RetryAfter, 5*time.Second), Reason: "provider rate limit", NotEarlier: true}
+		case pe != nil && pe.Kind == sender.CallsExhausted:
+			return waitForAPICalls()
 		case pe != nil && (pe.Kind == sender.AuthFailed || pe.Kind == sender.Forbidden):
 			return &WaitError{Delay: 5 * time.Minute, Reason: "provider refused status polls: " + pe.Reason()}
 		case pe != nil && (pe.Kind == sender.NotFound || pe.Kind == sender.Invalid):

@@ -54,6 +54,8 @@ func (f *fakeProvider) StatusHistory(context.Context, string) ([]sender.StatusEv
 	return nil, sender.ErrNotSupported
 }
 
+func (f *fakeProvider) Capabilities() sender.Capabilities { return sender.TimelinesCapabilities() }
+
 var providerQuota = sender.Quota{
 	MessagingTotal:      1000,
 	MessagingUsed:       940,

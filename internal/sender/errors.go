@@ -7,6 +7,14 @@ import (
 	"time"
 )
 
+// Operation names carried in Error.Op.
+const (
+	OpSend          = "send"
+	OpStatusHistory = "status_history"
+	OpQuota         = "quota"
+	OpFindSent      = "find_sent" // the requests of a FindSent lookup
+)
+
 // Kind classifies a provider error by what the caller must do about it. It is
 // the error table of DESIGN.md ("Errors the provider returns") as values.
 type Kind uint8
@@ -21,8 +29,9 @@ const (
 	// RateLimited: 429, rate_limit_exceeded, or a 403 from a burst. Back off
 	// (RetryAfter when the provider gave one); not a failure.
 	RateLimited
-	// QuotaExceeded: the workspace has no credits left (403 quota_exceeded).
-	// Resync the ledger and wait for quota.
+	// QuotaExceeded: the workspace has no credits left (403 quota_exceeded
+	// about messages). Resync the ledger and wait for quota. An exhausted
+	// API-call quota is CallsExhausted instead.
 	QuotaExceeded
 	// AuthFailed: 401, invalid_token, missing_credentials. Retrying cannot
 	// help until someone fixes the token: pause, don't storm.
@@ -43,17 +52,24 @@ const (
 	// message may have been sent: the caller must not resend it blindly but
 	// reconcile (see MessageFinder).
 	Unconfirmed
+	// CallsExhausted: the workspace's monthly API-call quota is spent
+	// (TimelinesAI: quota_exceeded about API calls, see timelines_errors.go).
+	// No request gets through until the period renews or calls are bought,
+	// whatever the credits: wait for API calls, and leave the credit ledger
+	// alone (it is not short of credits).
+	CallsExhausted
 )
 
 var kindNames = map[Kind]string{
-	Transient:     "transient",
-	RateLimited:   "rate_limited",
-	QuotaExceeded: "quota_exceeded",
-	AuthFailed:    "auth_failed",
-	Forbidden:     "forbidden",
-	Invalid:       "invalid",
-	NotFound:      "not_found",
-	Unconfirmed:   "unconfirmed",
+	Transient:      "transient",
+	RateLimited:    "rate_limited",
+	QuotaExceeded:  "quota_exceeded",
+	AuthFailed:     "auth_failed",
+	Forbidden:      "forbidden",
+	Invalid:        "invalid",
+	NotFound:       "not_found",
+	Unconfirmed:    "unconfirmed",
+	CallsExhausted: "calls_exhausted",
 }
 
 func (k Kind) String() string {
@@ -73,7 +89,7 @@ type FieldError struct {
 // provider token.
 type Error struct {
 	Kind       Kind
-	Op         string        // "send", "status_history", "quota"
+	Op         string        // OpSend, OpStatusHistory, OpQuota, OpFindSent
 	HTTPStatus int           // 0 when no answer came back
 	Code       string        // the provider's error_code, when it gave one
 	Message    string        // the provider's message, or what went wrong

@@ -245,7 +245,8 @@ func TestFindSentErrors(t *testing.T) {
 		{"500 internal_error: a GET is safe to repeat", sandbox.Config{}, &sandbox.Fault{Status: 500, Body: `{"status":"error","message":"oops","error_code":"internal_error"}`}, sender.Transient},
 		{"503 HTML", sandbox.Config{}, &sandbox.Fault{Status: 503, Body: "<html>maintenance</html>", ContentType: "text/html"}, sender.Transient},
 		{"connection dropped", sandbox.Config{}, &sandbox.Fault{Drop: true}, sender.Transient},
-		{"API-call quota spent", sandbox.Config{APICalls: 1}, nil, sender.QuotaExceeded},
+		// A lookup spends no credits: its quota_exceeded is the API calls'.
+		{"API-call quota spent", sandbox.Config{APICalls: 1}, nil, sender.CallsExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,18 +1,19 @@
 // Package sender is the seam between campaigns and the WhatsApp providers that
-// deliver their messages: the Provider interface, the TimelinesAI Public API
-// client, and the error taxonomy the worker branches on (see errors.go). The
-// sandbox subpackage is an HTTP server that behaves like TimelinesAI, for tests
-// and for trying the product without an account.
+// deliver their messages: the Provider interface with each provider's
+// Capabilities, the TimelinesAI Public API client, the self-hosted WhatsApp
+// gateway client (and a router over one gateway instance per sender
+// account), and the error taxonomy the worker branches on (see errors.go).
+// The sandbox subpackage is an HTTP server that behaves like TimelinesAI, or
+// like the gateway, for tests and for trying the product without an account.
 //
 // A send may reach the provider without a definite answer (Unconfirmed);
 // providers that can look up what an account sent implement MessageFinder, so
 // that such a send is reconciled instead of resent, and BeforeDispatch lets
 // the caller record the moment a send may reach the provider.
 //
-// The interface is shaped so that a second provider (a self-hosted WhatsApp
-// gateway with POST /chats/{chat_jid}/messages and a {status:bool,code,...}
-// envelope) can plug in behind it: a message is addressed by phone, chat id or
-// JID, and providers without quotas or status history answer ErrNotSupported.
+// Providers differ: the gateway meters no credits, keeps no status history
+// and addresses no chat ids. Capabilities says so, and the operations a
+// provider lacks answer ErrNotSupported.
 package sender
 
 import (
@@ -36,39 +37,52 @@ type Provider interface {
 
 	// Quota reads the workspace's message credits and API-call budget.
 	Quota(ctx context.Context) (Quota, error)
+
+	// Capabilities says what the provider can do: credits, status
+	// history, lookups, the fields and addresses it accepts, its limits.
+	Capabilities() Capabilities
 }
 
 // ErrNotSupported is returned by providers that lack an operation (a gateway
-// without quotas, for example).
+// without quotas or status history, for example); their Capabilities say so
+// beforehand.
 var ErrNotSupported = errors.New("sender: operation not supported by this provider")
 
 // Message is one outgoing WhatsApp message. Exactly one of Phone, ChatID and
-// JID addresses the recipient; they select POST /messages,
-// POST /chats/{chat_id}/messages and POST /messages/to_jid respectively.
+// JID addresses the recipient, of a kind the provider's Capabilities allow
+// (TimelinesAI: POST /messages, POST /chats/{chat_id}/messages and
+// POST /messages/to_jid respectively; the gateway: phones and JIDs).
 type Message struct {
 	Phone  string // recipient in E.164, e.g. +14155550100
 	ChatID int64  // an existing chat's id
 	JID    string // a contact's or group's JID, e.g. 14155550100@s.whatsapp.net
 
-	// AccountPhone is the sending WhatsApp account (whatsapp_account_phone).
-	// Empty lets the provider pick its most recently connected account. It is
-	// not sent with ChatID, whose chat already belongs to an account.
+	// AccountPhone is the sending WhatsApp account (whatsapp_account_phone;
+	// for the gateway router, the account whose instance sends). Empty lets
+	// the provider pick its most recently connected account. TimelinesAI
+	// does not take it with ChatID, whose chat already belongs to an account.
 	AccountPhone string
 
-	Text                 string // at most MaxTextLength characters
-	FileUID              string // an uploaded file to attach
+	Text                 string // at most Capabilities.MaxTextLength characters
+	FileUID              string // an uploaded file to attach (Capabilities.Attachments)
 	AttachmentTemplateID int64  // an attachment template to attach (0: none)
-	Label                string // at most MaxLabelLength characters
-	ChatName             string // at most MaxChatNameLength characters
-	ReplyTo              string // UID of the message this one replies to (ChatID and JID only)
+	Label                string // at most Capabilities.MaxLabelLength characters
+	ChatName             string // at most Capabilities.MaxChatNameLength characters
+	ReplyTo              string // UID of the message this one replies to
+
+	// TypingSimulation and PresenceSimulation override the gateway's typing
+	// indicator and presence wrapping for this message (nil: the gateway's
+	// default, enabled). Only for providers with
+	// Capabilities.TypingSimulation.
+	TypingSimulation   *bool
+	PresenceSimulation *bool
 }
 
-// Field limits of the provider's spec pages.
-const (
-	MaxTextLength     = 2000
-	MaxLabelLength    = 64
-	MaxChatNameLength = 256
-)
+// MaxLabelLength is TimelinesAI's label limit. It is deprecated: limits
+// differ per provider, use Provider.Capabilities().MaxLabelLength. It stays
+// until internal/campaign has moved over (a formal "Deprecated:" paragraph
+// would fail staticcheck at its callers until then).
+const MaxLabelLength = timelinesMaxLabelLength
 
 // HasAttachment reports whether the message carries a file or an attachment
 // template.
@@ -76,18 +90,29 @@ func (m Message) HasAttachment() bool {
 	return m.FileUID != "" || m.AttachmentTemplateID != 0
 }
 
-// Credits is what the provider charges for the message: 1, or 2 when it has
-// both non-empty text and an attachment.
+// Credits is what TimelinesAI charges for the message: 1, or 2 when it has
+// both non-empty text and an attachment. It is deprecated: the rule is
+// TimelinesAI's, and the gateway charges nothing; use
+// Provider.Capabilities().Credits(msg). It stays until internal/campaign has
+// moved over (see MaxLabelLength).
 func (m Message) Credits() int {
-	if m.Text != "" && m.HasAttachment() {
-		return 2
-	}
-	return 1
+	return timelinesCredits(m)
 }
 
 // Receipt is the provider's acknowledgement of an accepted message.
 type Receipt struct {
 	MessageUID string
+	// Status is the provider's word for the message in its answer
+	// ("sent" from the gateway); "" when it gave none (TimelinesAI only
+	// says "accepted for async sending").
+	Status string
+	// SentAt is when the provider says it sent the message (the gateway's
+	// data.timestamp); zero when it did not say.
+	SentAt time.Time
+	// AnsweredAt is when the answer arrived, by this process's clock. The
+	// gateway answers after it has sent (and "typed"), so an account's gap
+	// to its next message is measured from here.
+	AnsweredAt time.Time
 }
 
 // StatusEvent is one entry of a message's status history, in the provider's

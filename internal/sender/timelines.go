@@ -15,93 +15,51 @@ import (
 // DefaultTimelinesBaseURL is the root of the TimelinesAI Public API.
 const DefaultTimelinesBaseURL = "https://app.timelines.ai/integrations/api"
 
-// Operation names carried in Error.Op.
-const (
-	OpSend          = "send"
-	OpStatusHistory = "status_history"
-	OpQuota         = "quota"
-	OpFindSent      = "find_sent" // the requests of a FindSent lookup
-)
-
 // The provider documents the quota endpoint under two paths (the overview
 // says /quotas, the reference page /workspace/quotas). The client starts with
 // the first and falls back to the other on a 404, remembering what worked.
 var quotaPaths = [2]string{"/quotas", "/workspace/quotas"}
 
+// TimelinesAI's field limits (its spec pages' maxLength), in Unicode code
+// points.
 const (
-	defaultTimeout   = 30 * time.Second
-	idleConnTimeout  = 20 * time.Second
-	defaultUserAgent = "wacampaign (+https://github.com/wacampaign/wacampaign)"
-	// maxResponseBody caps what is read of any answer: the API's answers are
-	// small, and a proxy's error page must not fill memory.
-	maxResponseBody = 1 << 20
+	timelinesMaxTextLength     = 2000
+	timelinesMaxLabelLength    = 64
+	timelinesMaxChatNameLength = 256
 )
 
-// CallLimiter paces API calls. Timelines calls Wait before every HTTP request
-// it makes (sends, status polls, quota reads, each page of a FindSent
-// lookup), so a shared ceiling on API calls can plug in here.
-//
-// An error from Wait stops the call before anything is sent. A *Error is
-// returned to the caller as it is; an error with a RetryAfter() time.Duration
-// method becomes a RateLimited *Error carrying that wait; any other error
-// becomes a Transient *Error wrapping it.
-type CallLimiter interface {
-	Wait(ctx context.Context) error
-}
-
-// TimelinesOption configures a Timelines client.
-type TimelinesOption func(*Timelines)
-
-// WithBaseURL sets the API root (default DefaultTimelinesBaseURL), for
-// example a sandbox server's URL.
-func WithBaseURL(baseURL string) TimelinesOption {
-	return func(t *Timelines) { t.baseURL = trimTrailingSlashes(baseURL) }
-}
-
-// WithHTTPClient sets the HTTP client. The default one does not follow
-// redirects: an API answer is never a redirect, and following one would turn
-// a POST into a GET.
-func WithHTTPClient(c *http.Client) TimelinesOption {
-	return func(t *Timelines) {
-		if c != nil {
-			t.httpClient = c
-		}
+// timelinesCredits is TimelinesAI's price of a message: 1 credit, or 2 when
+// it has both non-empty text and an attachment.
+func timelinesCredits(m Message) int {
+	if m.Text != "" && m.HasAttachment() {
+		return 2
 	}
+	return 1
 }
 
-// WithTimeout bounds each HTTP request, from before connecting to the end of
-// reading the answer (default 30s). Zero or negative keeps the default.
-func WithTimeout(d time.Duration) TimelinesOption {
-	return func(t *Timelines) {
-		if d > 0 {
-			t.timeout = d
-		}
-	}
-}
-
-// WithCallLimiter makes every HTTP request wait for l first.
-func WithCallLimiter(l CallLimiter) TimelinesOption {
-	return func(t *Timelines) { t.limiter = l }
-}
-
-// WithUserAgent sets the User-Agent header.
-func WithUserAgent(ua string) TimelinesOption {
-	return func(t *Timelines) {
-		if ua != "" {
-			t.userAgent = ua
-		}
+// TimelinesCapabilities are what the TimelinesAI Public API can do.
+func TimelinesCapabilities() Capabilities {
+	return Capabilities{
+		MeteredCredits:    true,
+		StatusHistory:     true,
+		MessageLookup:     true,
+		Attachments:       true,
+		Labels:            true,
+		ChatNames:         true,
+		AddressByPhone:    true,
+		AddressByJID:      true,
+		AddressByChatID:   true,
+		MaxTextLength:     timelinesMaxTextLength,
+		MaxLabelLength:    timelinesMaxLabelLength,
+		MaxChatNameLength: timelinesMaxChatNameLength,
+		CreditRule:        timelinesCredits,
 	}
 }
 
 // Timelines is the Provider for the TimelinesAI Public API. It is safe for
 // concurrent use.
 type Timelines struct {
-	token      string
-	baseURL    string
-	httpClient *http.Client
-	timeout    time.Duration
-	limiter    CallLimiter
-	userAgent  string
+	apiClient
 
 	// quotaPathIndex indexes quotaPaths: the quota path that answered last.
 	quotaPathIndex atomic.Int32
@@ -109,33 +67,20 @@ type Timelines struct {
 
 var _ Provider = (*Timelines)(nil)
 
-// NewTimelines returns a client that authenticates with token.
-func NewTimelines(token string, opts ...TimelinesOption) *Timelines {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	// A kept-alive connection that the server closed while idle fails a
-	// POST in a way that looks like "written, then dropped" (Unconfirmed).
-	// Retiring idle connections well before servers do keeps that rare.
-	transport.IdleConnTimeout = idleConnTimeout
-	// A worker sends from many goroutines to one host; Go's default keeps
-	// two idle connections per host and opens a new one for every other
-	// request, which costs both ends a TCP handshake per message.
-	transport.MaxIdleConnsPerHost = 64
-	transport.MaxIdleConns = 128
-	t := &Timelines{
-		token:   token,
-		baseURL: DefaultTimelinesBaseURL,
-		httpClient: &http.Client{
-			Transport:     transport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		timeout:   defaultTimeout,
-		userAgent: defaultUserAgent,
-	}
-	for _, opt := range opts {
-		opt(t)
-	}
-	return t
+// NewTimelines returns a client that authenticates with token (as
+// "Authorization: Bearer <token>"). WithTypingAllowance does not apply:
+// TimelinesAI answers before it sends.
+func NewTimelines(token string, opts ...Option) *Timelines {
+	return &Timelines{apiClient: apiClient{
+		clientSettings: newSettings(DefaultTimelinesBaseURL, opts),
+		authorization:  "Bearer " + token,
+		secrets:        []string{token},
+		classify:       classifyResponse,
+	}}
 }
+
+// Capabilities are TimelinesCapabilities.
+func (t *Timelines) Capabilities() Capabilities { return TimelinesCapabilities() }
 
 // sendBody is the JSON body of the three send endpoints. Which fields are
 // filled depends on the endpoint; empty ones are left out.
@@ -155,14 +100,8 @@ type sendBody struct {
 // provider would refuse for its shape (see ValidateMessage) is refused here
 // without a request, which saves an API call.
 func (t *Timelines) Send(ctx context.Context, msg Message) (Receipt, error) {
-	if fields := ValidateMessage(msg); len(fields) > 0 {
-		return Receipt{}, &Error{
-			Kind:    Invalid,
-			Op:      OpSend,
-			Code:    "validation_error",
-			Message: "message refused before sending",
-			Fields:  fields,
-		}
+	if perr := refuseInvalid(msg, TimelinesCapabilities()); perr != nil {
+		return Receipt{}, perr
 	}
 
 	body := sendBody{
@@ -205,7 +144,7 @@ func (t *Timelines) Send(ctx context.Context, msg Message) (Receipt, error) {
 		} `json:"data"`
 	}
 	if json.Unmarshal(ans.body, &ok) == nil && ok.Data.MessageUID != "" {
-		return Receipt{MessageUID: ok.Data.MessageUID}, nil
+		return Receipt{MessageUID: ok.Data.MessageUID, AnsweredAt: ans.at}, nil
 	}
 	// A 2xx carrying the provider's error envelope with a code is an error
 	// like any other; without one the provider said "accepted" in a way we
@@ -221,7 +160,9 @@ func (t *Timelines) Send(ctx context.Context, msg Message) (Receipt, error) {
 	})
 }
 
-// StatusHistory reads GET /messages/{uid}/status_history, oldest first.
+// StatusHistory reads GET /messages/{uid}/status_history, oldest first. An
+// entry whose timestamp cannot be read keeps its status with a zero At, and
+// comes last.
 func (t *Timelines) StatusHistory(ctx context.Context, messageUID string) ([]StatusEvent, error) {
 	if messageUID == "" {
 		return nil, &Error{Kind: Invalid, Op: OpStatusHistory, Message: "empty message UID"}
@@ -246,15 +187,22 @@ func (t *Timelines) StatusHistory(ctx context.Context, messageUID string) ([]Sta
 	}
 	events := make([]StatusEvent, 0, len(doc.Data))
 	for _, d := range doc.Data {
-		at, err := ParseTimestamp(d.Timestamp)
-		if err != nil {
-			return nil, t.seal(unreadable(OpStatusHistory, ans.status, err))
-		}
+		// A time the client cannot read does not lose the status: it is
+		// kept with a zero time, which the caller replaces with the time
+		// its poll saw it (the facts sheet documents no format here).
+		at, _ := ParseTimestamp(d.Timestamp)
 		events = append(events, StatusEvent{Status: d.Status, At: at})
 	}
 	// The provider's order is not documented; sort so that callers can rely
-	// on it, keeping the provider's order for equal timestamps.
-	slices.SortStableFunc(events, func(a, b StatusEvent) int { return a.At.Compare(b.At) })
+	// on it, keeping the provider's order for equal timestamps. Events
+	// without a time go last: their caller stamps them with the poll's
+	// time, the latest of all.
+	slices.SortStableFunc(events, func(a, b StatusEvent) int {
+		if a.At.IsZero() || b.At.IsZero() {
+			return compareBool(a.At.IsZero(), b.At.IsZero())
+		}
+		return a.At.Compare(b.At)
+	})
 	return events, nil
 }
 
@@ -313,19 +261,13 @@ type quotaBlock struct {
 	PeriodEnd flexiTime `json:"period_end"`
 }
 
-func unreadable(op string, status int, err error) *Error {
-	return &Error{
-		Kind:       Transient,
-		Op:         op,
-		HTTPStatus: status,
-		Message:    "unreadable answer: " + err.Error(),
-		Err:        err,
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case b:
+		return -1
 	}
-}
-
-func trimTrailingSlashes(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
+	return 1
 }

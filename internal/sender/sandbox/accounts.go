@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/nyaruka/phonenumbers"
 )
 
 // account is a WhatsApp account of the workspace.
@@ -16,21 +18,23 @@ type account struct {
 
 // ConnectAccount connects phone to the workspace (adding it when it is not
 // there yet) and makes it the most recently connected account: the default
-// sender of requests that name none.
+// sender of requests that name none. A gateway instance sends again.
 func (s *Server) ConnectAccount(phone string) {
-	normalized, ok := normalizePhone(phone)
+	normalized, ok := s.normalizePhone(phone)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.connectLocked(normalized, s.now())
+	acc := s.connectLocked(normalized, s.now())
+	s.accountChangedLocked(acc)
 }
 
 // DisconnectAccount disconnects phone: sends through it are refused with a
-// validation error until ConnectAccount.
+// validation error until ConnectAccount (a gateway instance whose number it
+// is answers 500 "Failed to send message").
 func (s *Server) DisconnectAccount(phone string) {
-	normalized, ok := normalizePhone(phone)
+	normalized, ok := s.normalizePhone(phone)
 	if !ok {
 		return
 	}
@@ -42,6 +46,15 @@ func (s *Server) DisconnectAccount(phone string) {
 		s.accounts = append(s.accounts, acc)
 	}
 	acc.connected = false
+	s.accountChangedLocked(acc)
+}
+
+// accountChangedLocked tells the webhook and the state file.
+func (s *Server) accountChangedLocked(acc *account) {
+	if s.cfg.Mode != ModeGateway {
+		s.emitLocked(accountEvent(acc, s.now()))
+	}
+	s.changedLocked()
 }
 
 func (s *Server) connectLocked(phone string, now time.Time) *account {
@@ -86,7 +99,7 @@ func (s *Server) resolveSenderLocked(named string) (string, *fieldError) {
 			return "", nil // any account goes, and none was named
 		}
 	}
-	phone, ok := normalizePhone(named)
+	phone, ok := s.normalizePhone(named)
 	if !ok {
 		return "", &fieldError{Fields: []string{"whatsapp_account_phone"}, Msg: "must be a phone number in international format"}
 	}
@@ -107,6 +120,7 @@ func (s *Server) learnAccountLocked(phone string, now time.Time) {
 		return
 	}
 	s.accounts = append(s.accounts, &account{phone: phone, connected: true, connectedOn: now})
+	s.changedLocked()
 }
 
 // phoneSeparators are what people write inside phone numbers.
@@ -114,15 +128,33 @@ var phoneSeparators = strings.NewReplacer(" ", "", "-", "", ".", "", "(", "", ")
 
 var phoneDigits = regexp.MustCompile(`^\+?[0-9]{7,15}$`)
 
-// normalizePhone accepts [+] and 7 to 15 digits, after removing spaces,
-// dashes, dots and parentheses (the provider's guide accepts
-// "(415) 555-1234"), and returns the number as +digits.
-func normalizePhone(s string) (string, bool) {
-	s = phoneSeparators.Replace(strings.TrimSpace(s))
+// DefaultRegion is the region of numbers written without + when
+// Config.DefaultRegion is empty.
+const DefaultRegion = "US"
+
+// normalizePhone reads a phone as the provider does (see normalizePhoneIn)
+// in the sandbox's default region.
+func (s *Server) normalizePhone(raw string) (string, bool) {
+	return normalizePhoneIn(raw, s.cfg.DefaultRegion)
+}
+
+// normalizePhoneIn accepts [+] and 7 to 15 digits, after removing spaces,
+// dashes, dots and parentheses, and returns the number as +digits. A number
+// written without + is a national number of region when it is a valid one
+// there (the provider's guide accepts "(415) 555-1234", a US number, not a
+// Swiss one), else the digits with their country code ("14155550100").
+func normalizePhoneIn(raw, region string) (string, bool) {
+	s := phoneSeparators.Replace(strings.TrimSpace(raw))
 	if !phoneDigits.MatchString(s) {
 		return "", false
 	}
-	return "+" + strings.TrimPrefix(s, "+"), true
+	if strings.HasPrefix(s, "+") {
+		return s, true
+	}
+	if num, err := phonenumbers.Parse(s, region); err == nil && phonenumbers.IsValidNumberForRegion(num, region) {
+		return phonenumbers.Format(num, phonenumbers.E164), true
+	}
+	return "+" + s, true
 }
 
 var (
@@ -144,14 +176,14 @@ func parseJID(jid string) (string, bool) {
 }
 
 // normalizeRecipient reads a phone or a JID, for matching faults.
-func normalizeRecipient(s string) string {
-	if p, ok := normalizePhone(s); ok {
+func (s *Server) normalizeRecipient(raw string) string {
+	if p, ok := s.normalizePhone(raw); ok {
 		return p
 	}
-	if r, ok := parseJID(s); ok {
+	if r, ok := parseJID(raw); ok {
 		return r
 	}
-	return s
+	return raw
 }
 
 func jidOf(recipient string) string {

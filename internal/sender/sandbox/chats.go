@@ -70,7 +70,7 @@ func (s *Server) addSentLocked(rec *record) {
 // returns the message's UID, or false when a phone is unreadable or the
 // account is not one of the workspace's.
 func (s *Server) Receive(account, from, text string) (string, bool) {
-	phone, ok := normalizePhone(from)
+	phone, ok := s.normalizePhone(from)
 	if !ok {
 		return "", false
 	}
@@ -82,9 +82,13 @@ func (s *Server) Receive(account, from, text string) (string, bool) {
 	}
 	now := s.now()
 	c := s.chatForLocked(sender, phone, now)
-	uid := newUID()
-	c.entries = append(c.entries, chatEntry{uid: uid, at: now, text: text})
-	return uid, true
+	entry := chatEntry{uid: newUID(), at: now, text: text}
+	c.entries = append(c.entries, entry)
+	if s.cfg.Mode != ModeGateway {
+		s.emitLocked(receivedEvent(c, entry))
+	}
+	s.changedLocked()
+	return entry.uid, true
 }
 
 // messageObject is a message in the shape of GET /messages/{uid}, as chat
@@ -149,17 +153,17 @@ type chatFilter struct {
 // parseChatFilter reads GET /chats's query. Filters the sandbox does not
 // know (label, responsible, read, ...) are ignored, as the real API has
 // more of them than the sandbox keeps.
-func parseChatFilter(q url.Values) (chatFilter, []fieldError) {
+func (s *Server) parseChatFilter(q url.Values) (chatFilter, []fieldError) {
 	var f chatFilter
 	var problems []fieldError
 	if v := q.Get("phone"); v != "" {
 		var ok bool
-		if f.phone, ok = normalizePhone(v); !ok {
+		if f.phone, ok = s.normalizePhone(v); !ok {
 			problems = append(problems, fieldError{Fields: []string{"phone"}, Msg: "must be a phone number in international format"})
 		}
 	}
 	if v := q.Get("whatsapp_account_id"); v != "" {
-		f.account = normalizeRecipient(v)
+		f.account = s.normalizeRecipient(v)
 		if !strings.HasPrefix(f.account, "+") {
 			problems = append(problems, fieldError{Fields: []string{"whatsapp_account_id"}, Msg: "must be a WhatsApp account ID such as 14840000000@s.whatsapp.net"})
 		}
@@ -173,14 +177,14 @@ func parseChatFilter(q url.Values) (chatFilter, []fieldError) {
 
 // chatsTarget reads what faults match on from GET /chats's filters.
 func (s *Server) chatsTarget(req *apiRequest) {
-	f, _ := parseChatFilter(req.r.URL.Query())
+	f, _ := s.parseChatFilter(req.r.URL.Query())
 	req.account, req.recipient = f.account, f.phone
 }
 
 // handleChats answers GET /chats: the workspace's chats in the order they
 // were created, PageSize a page.
 func (s *Server) handleChats(req *apiRequest) reply {
-	f, problems := parseChatFilter(req.r.URL.Query())
+	f, problems := s.parseChatFilter(req.r.URL.Query())
 	if len(problems) > 0 {
 		return validationReply(problems)
 	}

@@ -94,7 +94,7 @@ func (s *Server) takeFault(op, account, recipient string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, af := range s.faults {
-		if !af.matches(op, account, recipient) {
+		if !s.faultMatches(af, op, account, recipient) {
 			continue
 		}
 		f := af.Fault
@@ -109,17 +109,17 @@ func (s *Server) takeFault(op, account, recipient string) *Fault {
 	return nil
 }
 
-func (af *activeFault) matches(op, account, recipient string) bool {
+func (s *Server) faultMatches(af *activeFault, op, account, recipient string) bool {
 	if af.Op != "" && af.Op != op {
 		return false
 	}
 	if af.Account != "" {
-		want, ok := normalizePhone(af.Account)
+		want, ok := s.normalizePhone(af.Account)
 		if !ok || want != account {
 			return false
 		}
 	}
-	if af.Phone != "" && normalizeRecipient(af.Phone) != recipient {
+	if af.Phone != "" && s.normalizeRecipient(af.Phone) != recipient {
 		return false
 	}
 	return true

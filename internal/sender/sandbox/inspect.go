@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 )
 
@@ -22,6 +23,8 @@ import (
 //	POST   /_sandbox/receive {"account","phone","text"}
 //	                                            Receive: phone writes to account
 //	                                            ("" the default); answers {"uid"}
+//	GET    /_sandbox/webhook                    {"url"}: where webhook events go
+//	POST   /_sandbox/webhook {"url"}            SetWebhookURL ("": nowhere)
 //
 // What the API itself answers is the API's business: GET /chats and
 // GET /chats/{chat_id}/messages (with the token) show the chats and their
@@ -66,9 +69,13 @@ func (s *Server) inspectionRoutes() *http.ServeMux {
 		okReply(map[string]any{}).write(w)
 	})
 	mux.HandleFunc("POST /_sandbox/receive", s.inspectReceive)
+	mux.HandleFunc("GET /_sandbox/webhook", func(w http.ResponseWriter, _ *http.Request) {
+		okReply(map[string]string{"url": s.WebhookURL()}).write(w)
+	})
+	mux.HandleFunc("POST /_sandbox/webhook", s.inspectSetWebhook)
 	mux.HandleFunc("POST /_sandbox/accounts/{phone}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		phone := r.PathValue("phone")
-		if _, ok := normalizePhone(phone); !ok {
+		if _, ok := s.normalizePhone(phone); !ok {
 			validationReply([]fieldError{{Fields: []string{"phone"}, Msg: "not a phone number"}}).write(w)
 			return
 		}
@@ -103,6 +110,25 @@ func (s *Server) inspectReceive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	okReply(map[string]string{"uid": uid}).write(w)
+}
+
+// inspectSetWebhook serves POST /_sandbox/webhook.
+func (s *Server) inspectSetWebhook(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		URL *string `json:"url"`
+	}
+	if err := decodeJSON(r, &in); err != nil || in.URL == nil {
+		validationReply([]fieldError{{Fields: []string{"url"}, Msg: `a JSON body {"url": "http://…"} is required ("" stops the webhooks)`}}).write(w)
+		return
+	}
+	if *in.URL != "" {
+		if u, err := url.Parse(*in.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			validationReply([]fieldError{{Fields: []string{"url"}, Msg: "must be an http:// or https:// URL"}}).write(w)
+			return
+		}
+	}
+	s.SetWebhookURL(*in.URL)
+	okReply(map[string]string{"url": s.WebhookURL()}).write(w)
 }
 
 func (s *Server) creditsView() map[string]int64 {

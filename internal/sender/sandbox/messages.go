@@ -45,7 +45,7 @@ type sendFields struct {
 // parseSendBody reads and checks a send body the way the provider's
 // validator does: types first, then required fields, formats and limits.
 // Fields the endpoint does not define are ignored.
-func parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError) {
+func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError) {
 	var f sendFields
 	var problems []fieldError
 	add := func(msg string, fields ...string) {
@@ -99,7 +99,7 @@ func parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError
 	case toPhone:
 		if f.phone == "" {
 			add("field required", "phone")
-		} else if _, ok := normalizePhone(f.phone); !ok {
+		} else if _, ok := s.normalizePhone(f.phone); !ok {
 			add("must be a phone number in international format: [+][country code][area code][local phone number], 7 to 15 digits", "phone")
 		}
 	case toJID:
@@ -153,37 +153,13 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 			}
 		}
 
-		f, problems := parseSendBody(endpoint, req.body)
+		f, problems := s.parseSendBody(endpoint, req.body)
 		if len(problems) > 0 && problems[0].Fields[0] == "body" {
 			return validationReply(problems)
 		}
 
-		// Who sends, and to whom.
-		var sender, recipient string
-		switch endpoint {
-		case toChat:
-			sender, recipient = target.sender, target.recipient
-			if acc := s.findAccountLocked(sender); acc != nil && !acc.connected {
-				problems = append(problems, fieldError{Fields: []string{"chat_id"}, Msg: "the chat's WhatsApp account " + sender + " is disconnected"})
-			}
-		default:
-			var problem *fieldError
-			if sender, problem = s.resolveSenderLocked(f.account); problem != nil {
-				problems = append(problems, *problem)
-			}
-			if endpoint == toPhone {
-				recipient, _ = normalizePhone(f.phone)
-			} else {
-				recipient, _ = parseJID(f.jid)
-			}
-		}
-		if f.replyTo != "" {
-			if original, ok := s.byUID[f.replyTo]; !ok {
-				problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " not found"})
-			} else if original.msg.Sender != sender {
-				problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " belongs to another WhatsApp account"})
-			}
-		}
+		sender, recipient, more := s.resolveSendLocked(endpoint, target, f)
+		problems = append(problems, more...)
 		if len(problems) > 0 {
 			return validationReply(problems)
 		}
@@ -227,16 +203,53 @@ func (s *Server) handleSend(endpoint sendEndpoint) func(*apiRequest) reply {
 	}
 }
 
-// acceptLocked records msg (its ReceivedAt set by the caller), charges its
-// credits and plans its statuses.
-func (s *Server) acceptLocked(now time.Time, msg Message) *record {
-	// The provider's own pacing: one message per SendInterval per account;
-	// the excess waits in its queue (already charged).
-	sentAt := now
-	if last, ok := s.lastSentAt[msg.Sender]; ok && last.Add(s.cfg.SendInterval).After(sentAt) {
-		sentAt = last.Add(s.cfg.SendInterval)
+// resolveSendLocked says who sends a message and to whom (target: the chat
+// of a chat send), and what the provider would refuse about them.
+func (s *Server) resolveSendLocked(endpoint sendEndpoint, target *chat, f sendFields) (sender, recipient string, problems []fieldError) {
+	switch endpoint {
+	case toChat:
+		sender, recipient = target.sender, target.recipient
+		if acc := s.findAccountLocked(sender); acc != nil && !acc.connected {
+			problems = append(problems, fieldError{Fields: []string{"chat_id"}, Msg: "the chat's WhatsApp account " + sender + " is disconnected"})
+		}
+	default:
+		var problem *fieldError
+		if sender, problem = s.resolveSenderLocked(f.account); problem != nil {
+			problems = append(problems, *problem)
+		}
+		if endpoint == toPhone {
+			recipient, _ = s.normalizePhone(f.phone)
+		} else {
+			recipient, _ = parseJID(f.jid)
+		}
 	}
-	s.lastSentAt[msg.Sender] = sentAt
+	if f.replyTo != "" {
+		if original, ok := s.byUID[f.replyTo]; !ok {
+			problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " not found"})
+		} else if original.msg.Sender != sender {
+			problems = append(problems, fieldError{Fields: []string{"reply_to"}, Msg: "message " + f.replyTo + " belongs to another WhatsApp account"})
+		}
+	}
+	return sender, recipient, problems
+}
+
+// acceptLocked records msg (its ReceivedAt set by the caller), charges its
+// credits and plans its statuses. A message with its UID and SentAt set (a
+// gateway's, sent when it answers) keeps them; the others get a UID and
+// the provider's pacing.
+func (s *Server) acceptLocked(now time.Time, msg Message) *record {
+	if msg.SentAt.IsZero() {
+		// The provider's own pacing: one message per SendInterval per
+		// account; the excess waits in its queue (already charged).
+		msg.SentAt = now
+		if last, ok := s.lastSentAt[msg.Sender]; ok && last.Add(s.cfg.SendInterval).After(msg.SentAt) {
+			msg.SentAt = last.Add(s.cfg.SendInterval)
+		}
+		s.lastSentAt[msg.Sender] = msg.SentAt
+	}
+	if msg.UID == "" {
+		msg.UID = newUID()
+	}
 
 	cost := int64(msg.Credits)
 	fromQuota := min(cost, max(0, s.creditsTotal-s.creditsUsed))
@@ -247,21 +260,23 @@ func (s *Server) acceptLocked(now time.Time, msg Message) *record {
 		s.nonRecurringAt = now
 	}
 
-	msg.UID = newUID()
-	msg.SentAt = sentAt
 	rec := &record{
 		msg:              msg,
 		outcome:          s.outcomeLocked(msg.Recipient),
 		fromQuota:        fromQuota,
 		fromNonRecurring: fromNonRecurring,
 	}
-	if rec.outcome == OutcomeFailed {
-		rec.refundAt = sentAt.Add(s.cfg.DeliverAfter).Add(s.cfg.RefundAfter)
+	if rec.outcome == OutcomeFailed && cost > 0 {
+		rec.refundAt = msg.SentAt.Add(s.cfg.DeliverAfter).Add(s.cfg.RefundAfter)
 		heap.Push(&s.refunds, rec)
 	}
 	s.messages = append(s.messages, rec)
 	s.byUID[msg.UID] = rec
 	s.addSentLocked(rec)
+	if s.cfg.Mode != ModeGateway {
+		s.emitLocked(s.sentEventLocked(rec))
+	}
+	s.changedLocked()
 	return rec
 }
 

@@ -42,8 +42,14 @@ func (s *Server) allowRequest(ip string, now time.Time) (bool, time.Duration) {
 }
 
 // rateLimited is the answer to a request over the rate limit: the API's 429,
-// or the CDN's 403 page when Config.BurstAs403.
+// or the CDN's 403 page when Config.BurstAs403; a gateway's 429 (with
+// Retry-After) in ModeGateway.
 func (s *Server) rateLimited(wait time.Duration) reply {
+	if s.cfg.Mode == ModeGateway {
+		rep := gatewayError(http.StatusTooManyRequests, "Too many requests", "Rate limit exceeded")
+		rep.header = http.Header{"Retry-After": {strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))}}
+		return rep
+	}
 	if s.cfg.BurstAs403 {
 		return reply{status: http.StatusForbidden, contentType: "text/html; charset=UTF-8", body: []byte(cdnBlockPage)}
 	}

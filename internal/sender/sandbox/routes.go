@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -32,6 +33,7 @@ type reply struct {
 	contentType string
 	header      http.Header
 	body        []byte
+	delay       time.Duration // wait this long before answering (a gateway's typing)
 }
 
 func (rep reply) write(w http.ResponseWriter) {
@@ -139,21 +141,15 @@ func (s *Server) endpoint(op string, target func(*apiRequest), handle func(*apiR
 		}
 		fault := s.takeFault(op, req.account, req.recipient)
 		if fault == nil {
-			handle(req).write(w)
+			deliver(w, r, handle(req))
 			return
 		}
 		var rep reply
 		if fault.Process {
 			rep = handle(req)
 		}
-		if fault.Delay > 0 {
-			timer := time.NewTimer(fault.Delay)
-			select {
-			case <-timer.C:
-			case <-r.Context().Done():
-				timer.Stop()
-				return // the client gave up waiting; an unprocessed request stays unprocessed
-			}
+		if !sleep(r, fault.Delay) {
+			return // the client gave up waiting; an unprocessed request stays unprocessed
 		}
 		switch {
 		case fault.Drop:
@@ -161,11 +157,34 @@ func (s *Server) endpoint(op string, target func(*apiRequest), handle func(*apiR
 		case fault.Status != 0:
 			fault.reply().write(w)
 		case fault.Process:
-			rep.write(w)
+			deliver(w, r, rep)
 		default:
-			handle(req).write(w)
+			deliver(w, r, handle(req))
 		}
 	})
+}
+
+// deliver writes rep after its delay, or nothing when the client leaves
+// first.
+func deliver(w http.ResponseWriter, r *http.Request, rep reply) {
+	if sleep(r, rep.delay) {
+		rep.write(w)
+	}
+}
+
+// sleep waits d, and says false when the client went away first.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // dropConnection closes the client's connection without an answer.
@@ -178,8 +197,12 @@ func dropConnection(w http.ResponseWriter) {
 	conn.Close()
 }
 
-// authenticate checks the Bearer token.
+// authenticate checks the request's Authorization header the way the mode's
+// provider does.
 func (s *Server) authenticate(r *http.Request) (reply, bool) {
+	if s.cfg.Mode == ModeGateway {
+		return s.authenticateGateway(r)
+	}
 	header := r.Header.Get("Authorization")
 	scheme, token, _ := strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
@@ -192,8 +215,10 @@ func (s *Server) authenticate(r *http.Request) (reply, bool) {
 	return reply{}, true
 }
 
+// unauthorized is TimelinesAI's 401: plain text, as observed, unless
+// Config.JSON401 asks for the documented JSON error.
 func (s *Server) unauthorized(code, message string) reply {
-	if s.cfg.PlainText401 {
+	if !s.cfg.JSON401 {
 		return reply{status: http.StatusUnauthorized, contentType: "text/plain; charset=utf-8", body: []byte("Unauthorized")}
 	}
 	return errorReply(http.StatusUnauthorized, code, message, nil)
@@ -203,10 +228,15 @@ func (s *Server) unauthorized(code, message string) reply {
 func (s *Server) countAPICall() (reply, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.Mode == ModeGateway {
+		return reply{}, true // a gateway counts nothing
+	}
 	if s.cfg.APICalls > 0 && s.apiCallsUsed >= s.cfg.APICalls {
-		return errorReply(http.StatusForbidden, "quota_exceeded", "API calls quota exceeded", nil), false
+		msg := fmt.Sprintf("API calls quota exceeded: all %d API calls of this period are used", s.cfg.APICalls)
+		return errorReply(http.StatusForbidden, "quota_exceeded", msg, nil), false
 	}
 	s.apiCallsUsed++
+	s.changedLocked()
 	return reply{}, true
 }
 
@@ -230,7 +260,7 @@ func (s *Server) sendTarget(endpoint sendEndpoint, req *apiRequest) {
 		}
 		return
 	case toPhone:
-		req.recipient, _ = normalizePhone(peek.Phone)
+		req.recipient, _ = s.normalizePhone(peek.Phone)
 	case toJID:
 		req.recipient, _ = parseJID(peek.JID)
 	}

@@ -1,13 +1,17 @@
-// Package sandbox is an in-process stand-in for the TimelinesAI Public API: an
-// http.Handler that authenticates, validates, charges credits, paces and
-// reports message statuses the way the provider's pages and the facts sheet
-// (shared/spec) describe, and that can be told to misbehave (Inject).
+// Package sandbox is an in-process stand-in for the WhatsApp providers: an
+// http.Handler that behaves like the TimelinesAI Public API (it
+// authenticates, validates, charges credits, paces and reports message
+// statuses the way the provider's pages and the facts sheet (shared/spec)
+// describe), or, in ModeGateway, like one instance of the self-hosted
+// WhatsApp gateway (spec/gateway-send-chat-message.txt); and that can be
+// told to misbehave (Inject).
 //
 // Tests run it behind httptest.Server and check what it recorded;
-// `make run` serves it when no provider token is configured, so the whole
-// product can be tried without an account. Inspection endpoints under
-// /_sandbox/ (no auth) show what it received and let a test that drives a
-// separate process change its state.
+// `make run` serves it when PROVIDER=sandbox, so the whole product can be
+// tried without an account. Inspection endpoints under /_sandbox/ (no auth)
+// show what it received and let a test that drives a separate process
+// change its state. Several gateway instances (one per account) are several
+// sandbox servers.
 //
 // Decisions where the provider's behaviour is unknown are the documented
 // defaults below; they are the contract the rest of the product is tested
@@ -21,8 +25,13 @@
 //     non-recurring balance, and refunded to where they came from.
 //   - Every authenticated API request counts as an API call. With
 //     Config.APICalls set, a request beyond it is answered 403
-//     {"error_code":"quota_exceeded"} and not counted; that includes the quota
-//     endpoints. Requests refused by auth or the rate limit are not API calls.
+//     {"error_code":"quota_exceeded","message":"API calls quota exceeded…"}
+//     and not counted; that includes the quota endpoints. A shortage of
+//     credits says "Messaging quota exceeded…" instead: the message names
+//     the quota. Requests refused by auth or the rate limit are not API
+//     calls.
+//   - A wrong or missing token gets a plain-text 401 "Unauthorized", as the
+//     real API has been seen to answer (Config.JSON401: the documented JSON).
 //   - Durations in Config: zero means the realistic default, negative means
 //     none (at once).
 //   - Chats: one per (sending account, recipient), created by the first
@@ -37,10 +46,22 @@
 //     moment, even while the provider's pacing still holds it. Both list
 //     Config.PageSize (default 50) a page, with has_more_pages. Received
 //     messages (from_me false) come only from Receive.
+//   - Webhooks (Config.WebhookURL): message:sent:new when a message is
+//     accepted, message:received:new for Receive, whatsapp:account:connected
+//     and :disconnected when an account changes, in the payload shapes of the
+//     facts sheet §6, POSTed asynchronously in order, each tried up to
+//     WebhookAttempts times.
+//   - Config.StateFile keeps messages, chats, accounts, credits and API
+//     calls across restarts, so statuses of messages sent before a restart
+//     still arrive.
+//
+// The gateway mode is described at ModeGateway.
 package sandbox
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,9 +96,56 @@ const (
 // TimestampLayout is how the provider writes times in its bodies.
 const TimestampLayout = "2006-01-02 15:04:05 -0700"
 
+// Mode is which provider the sandbox plays.
+type Mode string
+
+const (
+	// ModeTimelines (the default) plays the TimelinesAI Public API.
+	ModeTimelines Mode = ""
+	// ModeGateway plays one instance of the self-hosted WhatsApp gateway: it
+	// serves only POST /chats/{chat_jid}/messages, wants Config.Token as the
+	// whole Authorization header (the raw key, or "Bearer <jwt>"), answers
+	// with the gateway's {status:bool,code,message,data|error} envelope
+	// after TypingDelay when typing simulation is on, and sends from its
+	// own number (Accounts[0]; none: the recipient's chat has no sender).
+	// It charges no credits and does its own pacing never: a message is
+	// Sent when it answers. Its answers are those of the gateway's page:
+	// 200 with data; 400 "Text field is required" (no text) or "Bad
+	// request" (a body it cannot read); 401 "Invalid or expired JWT token"
+	// (a wrong "Bearer …") or "Invalid or missing authentication"; 500
+	// "Failed to send message" (its number is disconnected). The page's
+	// other 500 (code 400) is a Fault with GatewayErrorBody. Faults, the
+	// rate limit, statuses (StatusHistory, no endpoint) and the state file
+	// work as in the TimelinesAI mode; credits, API calls and webhooks do
+	// not apply.
+	ModeGateway Mode = "gateway"
+)
+
 // Config shapes a sandbox. The zero value of every field but Token is usable.
 type Config struct {
-	Token string // the Bearer token requests must carry; required
+	// Token is what requests must carry; required. TimelinesAI mode: the
+	// Bearer token. ModeGateway: the whole Authorization header, exactly.
+	Token string
+	Mode  Mode
+
+	// DefaultRegion is the region (ISO 3166) of phones written without +
+	// and a country code; "": DefaultRegion (US).
+	DefaultRegion string
+
+	// TypingDelay is how long a gateway "types" before it sends and
+	// answers, when the message's typing simulation is on (ModeGateway);
+	// 0: DefaultTypingDelay.
+	TypingDelay time.Duration
+
+	// WebhookURL receives the provider's webhook events (see the package
+	// doc); "": none. POST /_sandbox/webhook changes it.
+	WebhookURL string
+
+	// StateFile keeps the sandbox's messages, chats, accounts, credits and
+	// API calls across restarts (JSON, written atomically soon after a
+	// change and on Close, read by Open); "": in memory only. What it holds
+	// wins over Credits and Accounts.
+	StateFile string
 
 	// Accounts are the workspace's WhatsApp account phones (E.164). The
 	// first is the default sender ("the most recently connected account")
@@ -94,8 +162,8 @@ type Config struct {
 	RetryAfter bool    // send Retry-After with a 429 (the real API may not)
 	BurstAs403 bool    // answer a burst with 403 and an HTML page, as the CDN in front of the real API does
 
-	PlainText401 bool   // answer 401 with text/plain "Unauthorized" (observed) instead of the JSON error
-	QuotaPath    string // "": serve GET /quotas and GET /workspace/quotas; otherwise only this path
+	JSON401   bool   // answer 401 with the documented JSON error instead of text/plain "Unauthorized" (observed)
+	QuotaPath string // "": serve GET /quotas and GET /workspace/quotas; otherwise only this path
 
 	PageSize int // chats or messages a page of GET /chats and chat histories; 0: 50
 
@@ -124,6 +192,7 @@ const (
 	DefaultRefundAfter  = 2 * time.Hour
 	DefaultRateBurst    = 10
 	DefaultPageSize     = 50 // the facts sheet's chats a page; used for histories too
+	DefaultTypingDelay  = time.Second
 
 	// unlimitedAPICalls is what api_calls_quota.total says when Config.APICalls is 0.
 	unlimitedAPICalls = 1_000_000_000
@@ -131,7 +200,7 @@ const (
 
 // Ops name the kinds of API request, for Fault.Op.
 const (
-	OpSend     = "send"     // POST /messages, /chats/{chat_id}/messages, /messages/to_jid
+	OpSend     = "send"     // POST /messages, /chats/{chat_id}/messages, /messages/to_jid; the gateway's POST /chats/{chat_jid}/messages
 	OpQuota    = "quota"    // GET /quotas, /workspace/quotas
 	OpStatus   = "status"   // GET /messages/{uid}/status_history, GET /messages/{uid}
 	OpAccounts = "accounts" // GET /whatsapp_accounts
@@ -154,14 +223,21 @@ type Message struct {
 	AttachmentTemplateID int64  `json:"attachment_template_id,omitempty"`
 	Label                string `json:"label,omitempty"`
 	ChatName             string `json:"chat_name,omitempty"`
-	ReplyTo              string `json:"reply_to,omitempty"`
+	ReplyTo              string `json:"reply_to,omitempty"` // the gateway's reply_to_message_id too
+
+	// The gateway's simulation flags as received (nil: not in the request).
+	TypingSimulation   *bool `json:"typing_simulation,omitempty"`
+	PresenceSimulation *bool `json:"presence_simulation,omitempty"`
+	// Authorization is the header the request carried. Tests read it from
+	// Messages; it is never in an answer or the state file.
+	Authorization string `json:"-"`
 
 	// Resolved by the sandbox.
 	Sender    string `json:"sender"`    // the sending account's phone (E.164); "" when Accounts is empty and none was named
 	Recipient string `json:"recipient"` // the recipient's phone (E.164), or a group's JID
 	Chat      int64  `json:"chat"`      // the chat the message went to
 
-	Credits    int       `json:"credits"` // charged at acceptance: 1, or 2 for text with an attachment
+	Credits    int       `json:"credits"` // charged at acceptance: 1, or 2 for text with an attachment (the gateway: 0)
 	ReceivedAt time.Time `json:"received_at"`
 	SentAt     time.Time `json:"sent_at"` // when the provider's pacing lets it out (may be in the future)
 	Status     string    `json:"status"`  // the latest status when the snapshot was taken
@@ -203,32 +279,36 @@ type Server struct {
 	answers      map[int]int
 	faults       []*activeFault
 	buckets      map[string]*tokenBucket
+
+	webhookURL string
+	hooks      *webhooks
+
+	state stateSaver // Config.StateFile
 }
 
 // New returns a sandbox configured by cfg. It panics when cfg.Token is
-// empty: a sandbox that accepts anything would hide auth bugs.
+// empty (a sandbox that accepts anything would hide auth bugs) or when
+// cfg.StateFile cannot be read; Open returns those as errors.
 func New(cfg Config) *Server {
+	s, err := Open(cfg)
+	if err != nil {
+		panic("sandbox: " + err.Error())
+	}
+	return s
+}
+
+// Open returns a sandbox configured by cfg, with the state cfg.StateFile
+// holds (none when the file does not exist yet). Close it to write the state
+// and stop delivering webhooks.
+func Open(cfg Config) (*Server, error) {
 	if cfg.Token == "" {
-		panic("sandbox: Config.Token is required")
+		return nil, errors.New("Config.Token is required")
 	}
-	cfg.SendInterval = durationOr(cfg.SendInterval, DefaultSendInterval)
-	cfg.DeliverAfter = durationOr(cfg.DeliverAfter, DefaultDeliverAfter)
-	cfg.ReadAfter = max(durationOr(cfg.ReadAfter, DefaultReadAfter), cfg.DeliverAfter)
-	cfg.RefundAfter = durationOr(cfg.RefundAfter, DefaultRefundAfter)
-	if cfg.QuotaPath != "" && !strings.HasPrefix(cfg.QuotaPath, "/") {
-		cfg.QuotaPath = "/" + cfg.QuotaPath
-	}
-	if cfg.RateBurst <= 0 {
-		cfg.RateBurst = DefaultRateBurst
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = DefaultPageSize
-	}
+	cfg = withDefaults(cfg)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
 	}
-
 	s := &Server{
 		cfg:                cfg,
 		now:                now,
@@ -241,23 +321,60 @@ func New(cfg Config) *Server {
 		answers:            map[int]int{},
 		buckets:            map[string]*tokenBucket{},
 		restrictAccounts:   len(cfg.Accounts) > 0,
+		webhookURL:         strings.TrimSpace(cfg.WebhookURL),
+		hooks:              newWebhooks(),
+		state:              stateSaver{path: cfg.StateFile},
 	}
-	// Accounts[0] gets the highest sequence: it is the default sender.
-	for i := len(cfg.Accounts) - 1; i >= 0; i-- {
-		if phone, ok := normalizePhone(cfg.Accounts[i]); ok {
-			s.connectLocked(phone, s.nonRecurringAt)
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	s.connectConfigAccounts()
+	if cfg.Mode == ModeGateway {
+		s.api = s.gatewayRoutes()
+	} else {
+		s.api = s.apiRoutes()
+	}
+	s.inspection = s.inspectionRoutes()
+	s.state.enabled = cfg.StateFile != ""
+	return s, nil
+}
+
+// withDefaults fills in Config's defaults.
+func withDefaults(cfg Config) Config {
+	cfg.SendInterval = durationOr(cfg.SendInterval, DefaultSendInterval)
+	cfg.DeliverAfter = durationOr(cfg.DeliverAfter, DefaultDeliverAfter)
+	cfg.ReadAfter = max(durationOr(cfg.ReadAfter, DefaultReadAfter), cfg.DeliverAfter)
+	cfg.RefundAfter = durationOr(cfg.RefundAfter, DefaultRefundAfter)
+	cfg.TypingDelay = durationOr(cfg.TypingDelay, DefaultTypingDelay)
+	if cfg.QuotaPath != "" && !strings.HasPrefix(cfg.QuotaPath, "/") {
+		cfg.QuotaPath = "/" + cfg.QuotaPath
+	}
+	if cfg.RateBurst <= 0 {
+		cfg.RateBurst = DefaultRateBurst
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = DefaultPageSize
+	}
+	if cfg.DefaultRegion == "" {
+		cfg.DefaultRegion = DefaultRegion
+	}
+	return cfg
+}
+
+// connectConfigAccounts connects Config.Accounts that the sandbox does not
+// know yet (a state file may know them already), keeping the configured
+// order for listings: Accounts[0] gets the highest sequence, so it is the
+// default sender.
+func (s *Server) connectConfigAccounts() {
+	known := len(s.accounts)
+	at := s.now()
+	for i := len(s.cfg.Accounts) - 1; i >= 0; i-- {
+		if phone, ok := s.normalizePhone(s.cfg.Accounts[i]); ok && s.findAccountLocked(phone) == nil {
+			s.connectLocked(phone, at)
 		}
 	}
-	// Keep the configured order for listings.
-	ordered := make([]*account, 0, len(s.accounts))
-	for i := len(s.accounts) - 1; i >= 0; i-- {
-		ordered = append(ordered, s.accounts[i])
-	}
-	s.accounts = ordered
-
-	s.api = s.apiRoutes()
-	s.inspection = s.inspectionRoutes()
-	return s
+	added := s.accounts[known:]
+	slices.Reverse(added)
 }
 
 func durationOr(d, def time.Duration) time.Duration {
@@ -303,7 +420,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The real API answers a trailing slash with its web app's 404 page.
-	if r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
+	if s.cfg.Mode != ModeGateway && r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
 		notFoundPage().write(cw)
 		return
 	}
@@ -397,6 +514,17 @@ func (s *Server) SetCredits(total int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.creditsTotal = total
+	s.changedLocked()
+}
+
+// RenewAPICalls starts a new API-call period: none used, and total calls in
+// it (0: unlimited), as a plan's renewal or a top-up does.
+func (s *Server) RenewAPICalls(total int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.APICalls = total
+	s.apiCallsUsed = 0
+	s.changedLocked()
 }
 
 // CreditsUsed is what accepted messages cost and has not been refunded, from

@@ -15,23 +15,23 @@ import (
 func TestAuth(t *testing.T) {
 	tests := []struct {
 		name          string
-		plainText     bool
+		json401       bool // Config.JSON401; default: plain text, as the real API answers
 		authorization string
 		wantStatus    int
 		wantCode      string
 	}{
 		{"right token", false, "Bearer " + testToken, 200, ""},
 		{"scheme in lower case", false, "bearer " + testToken, 200, ""},
-		{"no header", false, "", 401, "missing_credentials"},
-		{"not a Bearer token", false, "Basic " + testToken, 401, "missing_credentials"},
-		{"Bearer without token", false, "Bearer ", 401, "missing_credentials"},
-		{"wrong token", false, "Bearer nope", 401, "invalid_token"},
-		{"wrong token, plain text 401", true, "Bearer nope", 401, ""},
-		{"no header, plain text 401", true, "", 401, ""},
+		{"no header, JSON 401", true, "", 401, "missing_credentials"},
+		{"not a Bearer token, JSON 401", true, "Basic " + testToken, 401, "missing_credentials"},
+		{"Bearer without token, JSON 401", true, "Bearer ", 401, "missing_credentials"},
+		{"wrong token, JSON 401", true, "Bearer nope", 401, "invalid_token"},
+		{"wrong token", false, "Bearer nope", 401, ""},
+		{"no header", false, "", 401, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, ts := start(t, Config{PlainText401: tt.plainText, Credits: 10})
+			s, ts := start(t, Config{JSON401: tt.json401, Credits: 10})
 			r := callWithAuth(t, ts, "POST", "/messages", tt.authorization, text("+14155550100", "hi"))
 			if r.status != tt.wantStatus {
 				t.Fatalf("status %d, want %d: %s", r.status, tt.wantStatus, r.body)
@@ -39,7 +39,7 @@ func TestAuth(t *testing.T) {
 			if tt.wantStatus == 200 {
 				return
 			}
-			if tt.plainText {
+			if !tt.json401 {
 				if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") || string(r.body) != "Unauthorized" {
 					t.Errorf("plain-text 401 = %q %q, want text/plain \"Unauthorized\"", ct, r.body)
 				}

@@ -106,6 +106,7 @@ func unitInterval(seed int64, key string) float64 {
 // time has come.
 func (s *Server) applyRefundsLocked(now time.Time) {
 	for s.refunds.Len() > 0 && !s.refunds[0].refundAt.After(now) {
+		s.changedLocked()
 		rec := heap.Pop(&s.refunds).(*record)
 		rec.refunded = true
 		s.creditsUsed -= rec.fromQuota

@@ -74,6 +74,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (not .Values.timelines.existingSecret) .Values.timelines.token }}
 {{- $_ := set $data "TIMELINES_API_TOKEN" .Values.timelines.token }}
 {{- end }}
+{{- if and (not .Values.gateway.existingSecret) .Values.gateway.apiKey }}
+{{- $_ := set $data "GATEWAY_API_KEY" .Values.gateway.apiKey }}
+{{- end }}
 {{- if and (not .Values.webhook.existingSecret) .Values.webhook.secret }}
 {{- $_ := set $data "WEBHOOK_SECRET" .Values.webhook.secret }}
 {{- end }}
@@ -118,6 +121,7 @@ The env: list of one component beyond the ConfigMap (envFrom):
 {{- end }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "REDIS_URL" "existing" $v.redis.existingSecret "existingKey" $v.redis.existingSecretKey "value" $v.redis.url) }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "TIMELINES_API_TOKEN" "existing" $v.timelines.existingSecret "existingKey" $v.timelines.existingSecretKey "value" $v.timelines.token) }}
+{{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "GATEWAY_API_KEY" "existing" $v.gateway.existingSecret "existingKey" $v.gateway.existingSecretKey "value" $v.gateway.apiKey) }}
 {{- include "wacampaign.secretEnv" (dict "ctx" .ctx "env" "WEBHOOK_SECRET" "existing" $v.webhook.existingSecret "existingKey" $v.webhook.existingSecretKey "value" $v.webhook.secret) }}
 - name: TIMELINES_BASE_URL
   value: {{ $v.timelines.baseURL | quote }}
@@ -150,9 +154,9 @@ checksum/secret: {{ include "wacampaign.secretData" . | sha256sum }}
 
 {{/* Mistakes the chart refuses, with a message that says what to do. */}}
 {{- define "wacampaign.validate" -}}
-{{- range $key := list "REDIS_URL" "API_KEYS" "TIMELINES_API_TOKEN" "WEBHOOK_SECRET" }}
+{{- range $key := list "REDIS_URL" "API_KEYS" "TIMELINES_API_TOKEN" "GATEWAY_API_KEY" "WEBHOOK_SECRET" }}
 {{- if hasKey $.Values.config $key }}
-{{- fail (printf "config.%s: this is a secret and config goes into a ConfigMap; use redis.*, apiKeys.* or timelines.* (existingSecret preferred)" $key) }}
+{{- fail (printf "config.%s: this is a secret and config goes into a ConfigMap; use redis.*, apiKeys.*, timelines.*, gateway.* or webhook.* (existingSecret preferred)" $key) }}
 {{- end }}
 {{- end }}
 {{- if hasKey .Values.config "ADDR" }}
