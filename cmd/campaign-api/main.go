@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/app"
+	"github.com/wacampaign/wacampaign/internal/console"
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
 
@@ -77,8 +78,12 @@ func run(withWorker bool) error {
 
 	srv := newServer(cfg, rdb.Client, log)
 	defer srv.Close()
+	ui, err := console.New(console.Options{API: srv.routes(), Redis: rdb.Client, Log: log})
+	if err != nil {
+		return err
+	}
 	httpServer := &http.Server{
-		Handler:           srv.routes(),
+		Handler:           ui, // the console at /, the API at /v1/
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}

@@ -124,6 +124,7 @@ func (s *server) table() []route {
 		{"POST /v1/campaigns/{id}/reschedule", s.rescheduleCampaign, false},
 		{"GET /v1/campaigns/{id}/report.csv", s.report, false},
 		{"GET /v1/campaigns/{id}/events", s.events, false},
+		{"GET /v1/templates", s.listTemplates, false},
 
 		{"POST /v1/sequences", s.createSequence, false},
 		{"GET /v1/sequences", s.listSequences, false},

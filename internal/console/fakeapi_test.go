@@ -1,0 +1,159 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// fakeAPI stands in for the v1 API in the handler tests: it answers a few
+// endpoints in the API's envelopes and records every request the console
+// made, so a test can check what the console sent on the user's behalf.
+// The real API is behind the console in the browser suite.
+type fakeAPI struct {
+	key string // the one API key it accepts
+
+	mu       sync.Mutex
+	requests []seenRequest
+
+	// eventsGate, when set, holds the events stream after its first event
+	// until it is closed.
+	eventsGate chan struct{}
+}
+
+// seenRequest is what the fake API received.
+type seenRequest struct {
+	Method, Path, Auth, IdempotencyKey string
+	Parts                              map[string]string // multipart fields and the file's content
+	PartOrder                          []string
+	FileName                           string
+	Body                               string
+}
+
+func (f *fakeAPI) seen() []seenRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seenRequest(nil), f.requests...)
+}
+
+// calls are the requests of method and path (with its query) it received.
+func (f *fakeAPI) calls(method, path string) []seenRequest {
+	var out []seenRequest
+	for _, r := range f.seen() {
+		if r.Method == method && r.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	seen := seenRequest{Method: r.Method, Path: r.URL.RequestURI(), Auth: r.Header.Get("Authorization"), IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if mr, err := r.MultipartReader(); err == nil {
+		seen.Parts = map[string]string{}
+		for part, err := mr.NextPart(); err == nil; part, err = mr.NextPart() {
+			b, _ := io.ReadAll(part)
+			seen.Parts[part.FormName()] = string(b)
+			seen.PartOrder = append(seen.PartOrder, part.FormName())
+			if part.FileName() != "" {
+				seen.FileName = part.FileName()
+			}
+		}
+	} else {
+		b, _ := io.ReadAll(r.Body)
+		seen.Body = string(b)
+	}
+	f.mu.Lock()
+	f.requests = append(f.requests, seen)
+	f.mu.Unlock()
+	if seen.Auth != "Bearer "+f.key {
+		apiError(w, http.StatusUnauthorized, "invalid_token", "the API key is not valid", nil)
+		return
+	}
+	f.answer(w, r, seen)
+}
+
+func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenRequest) {
+	switch {
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns":
+		apiOK(w, http.StatusOK, map[string]any{"campaigns": []any{fakeCampaign("c1", "running")}, "next_after": nil})
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1":
+		apiOK(w, http.StatusOK, fakeCampaign("c1", "running"))
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1/recipients":
+		apiOK(w, http.StatusOK, map[string]any{"recipients": []any{}, "next_cursor": nil})
+	case r.Method == "POST" && r.URL.Path == "/v1/campaigns/c1/pause":
+		apiError(w, http.StatusConflict, "conflict", "cannot pause a campaign that is completed",
+			[]apiProblem{{Fields: []string{"status"}, Msg: "the campaign is completed"}})
+	case r.Method == "GET" && r.URL.Path == "/v1/templates":
+		apiOK(w, http.StatusOK, map[string]any{"templates": []shippedTemplate{{Name: "welcome", Text: "Hi {{.name}}"}}})
+	case r.Method == "POST" && r.URL.Path == "/v1/campaigns":
+		if strings.Contains(seen.Parts["template"], "nope") {
+			apiError(w, http.StatusBadRequest, "validation_error", `the template uses the column "nope", which the contacts lack`,
+				[]apiProblem{{Fields: []string{"template"}, Msg: `the template uses the column "nope", which the contacts lack (found: name, phone)`}})
+			return
+		}
+		apiOK(w, http.StatusCreated, fakeCampaign("c2", "running"))
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1/events":
+		f.events(w)
+	default:
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
+	}
+}
+
+// events writes one campaign event, waits at the gate, then ends.
+func (f *fakeAPI) events(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	b, _ := json.Marshal(fakeCampaign("c1", "running"))
+	fmt.Fprintf(w, "event: campaign\ndata: %s\n\n", b)
+	w.(http.Flusher).Flush()
+	if f.eventsGate != nil {
+		<-f.eventsGate
+	}
+	done, _ := json.Marshal(fakeCampaign("c1", "completed"))
+	fmt.Fprintf(w, "event: campaign\ndata: %s\n\nevent: end\ndata: {}\n\n", done)
+}
+
+func fakeCampaign(id, status string) map[string]any {
+	return map[string]any{
+		"id": id, "name": "Spring launch", "status": status, "created_at": "2026-11-30T09:00:00Z",
+		"counts": map[string]int{"total": 2500, "queued": 1266, "sent": 1234},
+		"funnel": map[string]any{"accepted": 1234}, "columns": []string{"name", "phone"}, "phone_column": "phone",
+	}
+}
+
+func apiOK(w http.ResponseWriter, status int, data any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "data": data})
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg string, problems []apiProblem) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "error", "message": msg, "error_code": code, "errors": problems})
+}
+
+// multipartBody is a browser's upload form: fields in order, the file
+// where fileAt says (-1: none).
+func multipartBody(fields [][2]string, fileName, fileBody string, fileAt int) (io.Reader, string) {
+	var b strings.Builder
+	mw := multipart.NewWriter(&b)
+	for i, kv := range fields {
+		if i == fileAt {
+			fw, _ := mw.CreateFormFile("contacts", fileName)
+			_, _ = io.WriteString(fw, fileBody)
+		}
+		_ = mw.WriteField(kv[0], kv[1])
+	}
+	if fileAt >= len(fields) {
+		fw, _ := mw.CreateFormFile("contacts", fileName)
+		_, _ = io.WriteString(fw, fileBody)
+	}
+	_ = mw.Close()
+	return strings.NewReader(b.String()), mw.FormDataContentType()
+}
