@@ -411,15 +411,30 @@ func TestRecurringStoppedStartsNothing(t *testing.T) {
 
 	t.Run("a run enqueued before the stop imports nothing", func(t *testing.T) {
 		r := f.create("* * * * * *")
-		tick := time.Now().Unix() + 1
-		if claimed, _, err := f.rs.claimTick(ctx, r.ID, tick); err != nil || !claimed {
-			t.Fatalf("claim: %v %v", claimed, err)
+		s := f.schedulerOnOwnClient()
+		now := time.Now().Add(2 * time.Second)
+		s.now = func() time.Time { return now }
+		if n, err := s.Pass(ctx); err != nil || n != 1 {
+			t.Fatalf("the scheduler started %d runs, %v; want 1", n, err)
 		}
 		if _, err := f.rs.Stop(ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.runner.ProcessTask(ctx, runTask(r.ID, tick)); err != nil {
+		pending, err := f.inspector.ListPendingTasks(campaign.QueueControl)
+		if err != nil {
 			t.Fatal(err)
+		}
+		ran := 0
+		for _, task := range pending {
+			if task.Type == TypeRun && strings.Contains(task.ID, r.ID) {
+				if err := f.runner.ProcessTask(ctx, asynq.NewTask(task.Type, task.Payload)); err != nil {
+					t.Fatal(err)
+				}
+				ran++
+			}
+		}
+		if ran != 1 {
+			t.Fatalf("ran %d run tasks of the definition, want the one enqueued", ran)
 		}
 		if n := len(f.campaignsOf(r)); n != 0 {
 			t.Errorf("%d campaigns", n)
