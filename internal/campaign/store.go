@@ -27,6 +27,20 @@ func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 // text (Lua's cjson would round a large number).
 func UnixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
+// EncodeRecord is how the stores keep a record their Lua scripts read and
+// write: JSON of strings (cjson would round a large number).
+func EncodeRecord(v any) string {
+	b, _ := json.Marshal(v) // cannot fail: records are strings only
+	return string(b)
+}
+
+// DecodeRecord reads back a record EncodeRecord wrote.
+func DecodeRecord[T any](s string) (T, error) {
+	var r T
+	err := json.Unmarshal([]byte(s), &r)
+	return r, err
+}
+
 // ParseUnixMilli reads a time UnixMilli stored; nil when absent or zero.
 func ParseUnixMilli(s string) *time.Time {
 	ms, err := strconv.ParseInt(s, 10, 64)

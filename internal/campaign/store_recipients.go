@@ -31,16 +31,9 @@ type record struct {
 	Dispatched string `json:"d,omitempty"`
 }
 
-func (r record) encode() string {
-	b, _ := json.Marshal(r) // cannot fail: strings only
-	return string(b)
-}
+func (r record) encode() string { return EncodeRecord(r) }
 
-func decodeRecord(s string) (record, error) {
-	var r record
-	err := json.Unmarshal([]byte(s), &r)
-	return r, err
-}
+func decodeRecord(s string) (record, error) { return DecodeRecord[record](s) }
 
 // encodeRow joins a recipient's values for storage. Values never contain the
 // separator: the importer replaces control characters.

@@ -325,16 +325,9 @@ type runRecord struct {
 	Lease    string   `json:"lease,omitempty"`   // an importing attempt counts as alive until then
 }
 
-func (r runRecord) encode() string {
-	b, _ := json.Marshal(r) // cannot fail: strings only
-	return string(b)
-}
+func (r runRecord) encode() string { return campaign.EncodeRecord(r) }
 
-func decodeRunRecord(s string) (runRecord, error) {
-	var r runRecord
-	err := json.Unmarshal([]byte(s), &r)
-	return r, err
-}
+func decodeRunRecord(s string) (runRecord, error) { return campaign.DecodeRecord[runRecord](s) }
 
 func runKeys(id string) []string {
 	return []string{recurringKey(id), recurringRunsKey(id), recurringTicksKey(id)}
