@@ -75,7 +75,7 @@ func (h *ControlHandler) retry(ctx context.Context, id string) error {
 		if err != nil || listed == 0 {
 			return err
 		}
-		latest, err := h.queue.enqueueBatch(ctx, id, c.Accounts, gate.round, seqs, 16)
+		latest, err := h.queue.enqueueBatch(ctx, sendBatch{campaign: id, accounts: c.Accounts, round: gate.round, seqs: seqs, parallel: 16})
 		if err != nil {
 			return err
 		}

@@ -227,7 +227,7 @@ func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
 	if r.c.SendAt != nil {
 		return nil
 	}
-	latest, err := r.im.queue.enqueueBatch(ctx, r.c.ID, r.c.Accounts, 0, seqs, r.im.parallel)
+	latest, err := r.im.queue.enqueueBatch(ctx, sendBatch{campaign: r.c.ID, accounts: r.c.Accounts, seqs: seqs, parallel: r.im.parallel})
 	if err != nil {
 		return storeFailed(ctx, err)
 	}

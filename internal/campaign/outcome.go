@@ -76,7 +76,14 @@ func (h *SendHandler) markUnconfirmed(ctx context.Context, run *attemptRun, phon
 		return err
 	}
 	h.indexUnconfirmed(ctx, run, phone)
-	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), run.Campaign, run.Seq, dispatched, 0, dispatched.Add(h.reconcile.After))
+	return h.reconcileLater(ctx, run, dispatched)
+}
+
+// reconcileLater enqueues the first lookup of a send that may have gone out
+// at dispatched, RECONCILE_AFTER later.
+func (h *SendHandler) reconcileLater(ctx context.Context, run *attemptRun, dispatched time.Time) error {
+	p := reconcilePayload{Campaign: run.Campaign, Seq: run.Seq, Dispatched: dispatched.UnixMilli()}
+	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), p, dispatched.Add(h.reconcile.After))
 }
 
 // restAccount handles a refusal of the sender account rather than of the

@@ -86,14 +86,12 @@ type reconcilePayload struct {
 	N          int    `json:"n"` // which lookup this is
 }
 
-// enqueueReconcile enqueues lookup n of a send dispatched at dispatched,
-// due at at (never earlier: the last lookup decides the policy). The task
-// id names the send, so a second report of the same unconfirmed send adds
-// nothing.
-func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq int64, dispatched time.Time, n int, at time.Time) error {
-	p := reconcilePayload{Campaign: campaignID, Seq: seq, Dispatched: dispatched.UnixMilli(), N: n}
+// enqueueReconcile enqueues lookup p.N of the send p names, due at at
+// (never earlier: the last lookup decides the policy). The task id names
+// the send, so a second report of the same unconfirmed send adds nothing.
+func (e *Enqueuer) enqueueReconcile(ctx context.Context, p reconcilePayload, at time.Time) error {
 	payload, _ := json.Marshal(p)
-	id := "reconcile:" + campaignID + ":" + strconv.FormatInt(seq, 10) + ":" + strconv.FormatInt(p.Dispatched, 36) + ":" + strconv.Itoa(n)
+	id := "reconcile:" + p.Campaign + ":" + strconv.FormatInt(p.Seq, 10) + ":" + strconv.FormatInt(p.Dispatched, 36) + ":" + strconv.Itoa(p.N)
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeReconcile, payload),
 		asynq.TaskID(id),
 		asynq.Queue(QueueStatus),
@@ -102,7 +100,7 @@ func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq 
 		asynq.Timeout(2*time.Minute),
 	)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue the reconciliation of recipient %d of campaign %s: %w", seq, campaignID, err)
+		return fmt.Errorf("enqueue the reconciliation of recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
 	}
 	return nil
 }
@@ -287,7 +285,7 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 		next, ok = deadline, true // ran early (a retry, another clock): the policy waits for the max age
 	}
 	if ok {
-		return r.queue.enqueueReconcile(ctx, p.Campaign, p.Seq, dispatched, p.N+1, next)
+		return r.queue.enqueueReconcile(ctx, reconcilePayload{Campaign: p.Campaign, Seq: p.Seq, Dispatched: p.Dispatched, N: p.N + 1}, next)
 	}
 	age := r.now().Sub(dispatched).Round(time.Second).String()
 	switch resends := resendsIn(history); {

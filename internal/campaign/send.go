@@ -241,7 +241,7 @@ func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun
 		if dispatched.IsZero() {
 			dispatched = h.now()
 		}
-		return nil, h.queue.enqueueReconcile(context.WithoutCancel(ctx), run.Campaign, run.Seq, dispatched, 0, dispatched.Add(h.reconcile.After))
+		return nil, h.reconcileLater(ctx, run, dispatched)
 	case claimInflight:
 		// Another attempt holds the claim: a duplicate run at the same
 		// time, or an attempt that could not record its outcome (Redis

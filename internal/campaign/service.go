@@ -153,7 +153,7 @@ func (s *Service) requeueInCurrentRound(ctx context.Context, id string, seq, see
 func (s *Service) enqueueQueued(ctx context.Context, campaignID string, accounts []string, round int64) (int64, error) {
 	var enqueued int64
 	err := s.store.eachQueuedBucket(ctx, campaignID, func(seqs []int64) error {
-		latest, err := s.queue.enqueueBatch(ctx, campaignID, accounts, round, seqs, 16)
+		latest, err := s.queue.enqueueBatch(ctx, sendBatch{campaign: campaignID, accounts: accounts, round: round, seqs: seqs, parallel: 16})
 		if err != nil {
 			return err
 		}

@@ -153,9 +153,19 @@ func (e *Enqueuer) plan(ctx context.Context, accounts []string, seqs []int64) ([
 	return out, nil
 }
 
+// sendBatch is a batch of recipients of one campaign to enqueue in a round.
+type sendBatch struct {
+	campaign string
+	accounts []string // the campaign's, to plan each recipient on its own
+	round    int64
+	seqs     []int64
+	parallel int // enqueueing goroutines
+}
+
 // enqueueBatch plans and enqueues the send tasks of a batch of recipients
 // with parallel enqueuers, and answers the latest due time it planned.
-func (e *Enqueuer) enqueueBatch(ctx context.Context, campaignID string, accounts []string, round int64, seqs []int64, parallel int) (time.Time, error) {
+func (e *Enqueuer) enqueueBatch(ctx context.Context, b sendBatch) (time.Time, error) {
+	campaignID, accounts, round, seqs, parallel := b.campaign, b.accounts, b.round, b.seqs, b.parallel
 	if len(seqs) == 0 {
 		return time.Time{}, nil
 	}
