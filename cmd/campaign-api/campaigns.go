@@ -9,8 +9,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,15 +144,9 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 			return d, fieldProblem("window_hours", "a send window needs its hours, like 09:00-18:00")
 		}
 		win, err := campaign.ParseWindow(form["window_days"], form["window_hours"], form["window_zone"])
-		if err != nil {
-			field := "window_hours"
-			switch {
-			case strings.Contains(err.Error(), "days"):
-				field = "window_days"
-			case strings.Contains(err.Error(), "zone"):
-				field = "window_zone"
-			}
-			return d, fieldProblem(field, err.Error())
+		var bad *campaign.WindowError
+		if errors.As(err, &bad) {
+			return d, fieldProblem("window_"+bad.Part, bad.Msg)
 		}
 		d.Window = win
 	}
@@ -180,33 +172,14 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 	return d, nil
 }
 
-var templateNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-
-// readTemplate reads templates/<name>.tmpl; the name pattern keeps the read
-// inside the folder.
+// readTemplate reads a template of the library by name, answering a
+// problem on template_name that lists the names there are.
 func (s *server) readTemplate(name string) (string, *campaign.InputError) {
-	name = strings.TrimSuffix(name, ".tmpl")
-	available := s.templateNames()
-	if templateNamePattern.MatchString(name) {
-		b, err := os.ReadFile(filepath.Join(s.templatesDir, name+".tmpl"))
-		if err == nil {
-			return string(b), nil
-		}
+	src, err := s.templates.Source(name)
+	if err != nil {
+		return "", fieldProblem("template_name", err.Error())
 	}
-	return "", fieldProblem("template_name", fmt.Sprintf("no template named %q; available: %s", name, strings.Join(available, ", ")))
-}
-
-func (s *server) templateNames() []string {
-	matches, _ := filepath.Glob(filepath.Join(s.templatesDir, "*.tmpl"))
-	names := make([]string, 0, len(matches))
-	for _, m := range matches {
-		names = append(names, strings.TrimSuffix(filepath.Base(m), ".tmpl"))
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return []string{"(none)"}
-	}
-	return names
+	return src, nil
 }
 
 // spool copies a contacts part to a temporary file.

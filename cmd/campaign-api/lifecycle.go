@@ -57,7 +57,7 @@ func (s *server) pauseCampaign(w http.ResponseWriter, r *http.Request) {
 
 // resumeCampaign: POST /v1/campaigns/{id}/resume.
 func (s *server) resumeCampaign(w http.ResponseWriter, r *http.Request) {
-	c, err := s.store.Resume(r.Context(), s.queue, r.PathValue("id"), time.Now())
+	c, err := s.campaigns.Resume(r.Context(), r.PathValue("id"), time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return
@@ -92,7 +92,7 @@ func (s *server) cancelCampaign(w http.ResponseWriter, r *http.Request) {
 // retryFailed: POST /v1/campaigns/{id}/retry-failed. Only the failed
 // recipients go back in the queue.
 func (s *server) retryFailed(w http.ResponseWriter, r *http.Request) {
-	n, err := s.store.RetryFailed(r.Context(), s.queue, r.PathValue("id"), time.Now())
+	n, err := s.campaigns.RetryFailed(r.Context(), r.PathValue("id"), time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return
@@ -119,7 +119,7 @@ func (s *server) rescheduleCampaign(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, fieldProblem("send_at", `send {"send_at":"2026-12-01T09:00:00+01:00"} (RFC 3339 with a zone)`))
 		return
 	}
-	c, err := s.store.Reschedule(r.Context(), s.queue, r.PathValue("id"), at, time.Now())
+	c, err := s.campaigns.Reschedule(r.Context(), r.PathValue("id"), at, time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
+	"github.com/wacampaign/wacampaign/internal/idempotency"
 )
 
 // The OpenAPI document (openapi.json) is written by hand; these tests keep it
@@ -319,7 +322,7 @@ func TestOpenAPISecurityAndIdempotencyKey(t *testing.T) {
 		honoured := !public && o.method == http.MethodPost
 		documented := false
 		for _, p := range operationParameters(t, doc, o) {
-			if p["in"] == "header" && strings.EqualFold(fmt.Sprint(p["name"]), idempotencyHeader) {
+			if p["in"] == "header" && strings.EqualFold(fmt.Sprint(p["name"]), idempotency.Header) {
 				documented = true
 			}
 		}
@@ -378,18 +381,18 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Window":          campaign.Window{},
 		"RejectedRow":     campaign.RejectedRow{},
 		"HistoryEntry":    campaign.HistoryEntry{},
-		"Sequence":        campaign.Sequence{},
-		"SequenceStep":    campaign.SequenceStep{},
-		"Enrollment":      campaign.Enrollment{},
-		"EnrolledStep":    campaign.EnrolledStep{},
-		"EnrollReport":    campaign.EnrollReport{},
+		"Sequence":        sequence.Sequence{},
+		"SequenceStep":    sequence.Step{},
+		"Enrollment":      sequence.Enrollment{},
+		"EnrolledStep":    sequence.EnrolledStep{},
+		"EnrollReport":    sequence.EnrollReport{},
 		"Problem":         campaign.Problem{},
 		"Account":         accountView{},
 		"Quota":           quotaView{},
 		"QuotaCampaign":   campaignQuotaRow{},
 		"ErrorEnvelope":   errorEnvelope{},
 		"SequenceRequest": sequenceRequest{},
-		"Recurring":       campaign.Recurring{},
+		"Recurring":       recurring.Definition{},
 	} {
 		p := reflect.New(reflect.TypeOf(v))
 		fill(p.Elem(), 0)

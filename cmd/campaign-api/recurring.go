@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 )
 
 // recurringFields are the form fields of POST /v1/recurring besides
@@ -40,12 +42,7 @@ const recurringRunsShown = 20
 // takes: it is kept whole in Redis, so the smaller of its own cap and
 // MAX_UPLOAD_BYTES.
 func (s *server) recurringContactsLimit() int64 {
-	return min(int64(campaign.MaxRecurringContactsBytes), s.maxUploadBytes)
-}
-
-// recurringStore is cheap to make: it holds nothing but the Redis client.
-func (s *server) recurringStore() *campaign.RecurringStore {
-	return campaign.NewRecurringStore(s.rdb)
+	return min(int64(recurring.MaxContactsBytes), s.maxUploadBytes)
 }
 
 // createRecurring: POST /v1/recurring, a multipart form like POST
@@ -56,108 +53,22 @@ func (s *server) recurringStore() *campaign.RecurringStore {
 // unlike a campaign's it may come anywhere in the form.
 func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
 	limit := s.recurringContactsLimit()
-	if r.ContentLength > limit+recurringFormSlack {
-		s.recurringTooLarge(w, limit)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit+recurringFormSlack)
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mediaType != "multipart/form-data" {
-		writeError(w, http.StatusUnsupportedMediaType, "validation_error",
-			"send multipart/form-data with a contacts file (CSV), template or template_name, and cron",
-			[]campaign.Problem{{Fields: []string{"Content-Type"}, Msg: "expected multipart/form-data, got " + orNone(mediaType)}})
-		return
-	}
-	mr, err := r.MultipartReader()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "validation_error", "the multipart form cannot be read: "+err.Error(), nil)
-		return
-	}
-
-	form := map[string]string{}
-	var contacts []byte
-	contactsSet := false
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			s.recurringFormError(w, r, err, limit)
-			return
-		}
-		name := part.FormName()
-		if name == "contacts" {
-			if contactsSet {
-				writeError(w, http.StatusBadRequest, "validation_error", "send one contacts file", []campaign.Problem{{Fields: []string{"contacts"}, Msg: "the form has more than one contacts part"}})
-				return
-			}
-			contactsSet = true
-			if contacts, err = io.ReadAll(io.LimitReader(part, limit+1)); err != nil {
-				s.recurringFormError(w, r, err, limit)
-				return
-			}
-			if int64(len(contacts)) > limit {
-				s.recurringTooLarge(w, limit)
-				return
-			}
-			continue
-		}
-		if name == "send_at" {
-			writeProblem(w, fieldProblem("send_at", "a recurring campaign starts at the times of its cron spec; send cron (and cron_zone) instead of send_at"))
-			return
-		}
-		fieldLimit, known := recurringFields[name]
-		if !known {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("unknown field %q", name),
-				[]campaign.Problem{{Fields: []string{name}, Msg: "unknown field; known fields: contacts, " + strings.Join(sortedKeys(recurringFields), ", ")}})
-			return
-		}
-		if _, dup := form[name]; dup {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is sent twice", name), []campaign.Problem{{Fields: []string{name}, Msg: "sent twice"}})
-			return
-		}
-		value, err := io.ReadAll(io.LimitReader(part, fieldLimit+1))
-		if err != nil {
-			s.recurringFormError(w, r, err, limit)
-			return
-		}
-		if int64(len(value)) > fieldLimit {
-			writeError(w, http.StatusBadRequest, "validation_error", fmt.Sprintf("field %q is longer than %d bytes", name, fieldLimit), []campaign.Problem{{Fields: []string{name}, Msg: "too long"}})
-			return
-		}
-		form[name] = string(value)
-	}
-	if !contactsSet {
-		writeError(w, http.StatusBadRequest, "validation_error", "no contacts file: send the CSV as the form field contacts",
-			[]campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}})
-		return
-	}
-	// The schedule and the campaign fields are independent mistakes: name
-	// both at once rather than one per round trip.
-	_, cronErr := campaign.ParseCronSchedule(form["cron"], form["cron_zone"])
-	draft, problem := s.draft(form)
-	var cronProblem *campaign.InputError
-	errors.As(cronErr, &cronProblem)
+	form, err := s.readRecurringForm(w, r, limit)
+	var input *campaign.InputError
 	switch {
-	case problem != nil && cronProblem != nil:
-		writeProblem(w, &campaign.InputError{Msg: cronProblem.Msg, Problems: append(cronProblem.Problems, problem.Problems...)})
+	case errors.As(err, &input):
+		writeProblem(w, input)
 		return
-	case cronProblem != nil:
-		writeProblem(w, cronProblem)
+	case err != nil:
+		s.recurringFormError(w, r, err, limit)
 		return
-	case problem != nil:
+	}
+	d, problem := s.recurringDraft(form)
+	if problem != nil {
 		writeProblem(w, problem)
 		return
 	}
-
-	def, err := s.recurringStore().Create(r.Context(), s.importer, campaign.RecurringDraft{
-		Draft:    draft,
-		Cron:     form["cron"],
-		CronZone: form["cron_zone"],
-		Contacts: contacts,
-	})
-	var input *campaign.InputError
+	def, err := s.recurring.Create(r.Context(), s.importer, d)
 	switch {
 	case errors.As(err, &input):
 		writeProblem(w, input)
@@ -172,6 +83,107 @@ func (s *server) createRecurring(w http.ResponseWriter, r *http.Request) {
 	writeOK(w, http.StatusCreated, def)
 }
 
+// recurringUpload is a POST /v1/recurring form, read whole.
+type recurringUpload struct {
+	fields      map[string]string
+	contacts    []byte
+	contactsSet bool
+}
+
+// errRecurringTooLarge is a form whose contacts pass the limit.
+var errRecurringTooLarge = &http.MaxBytesError{}
+
+// readRecurringForm reads the form: a mistake in it is an *InputError, a
+// form too large or broken another error (see recurringFormError).
+func (s *server) readRecurringForm(w http.ResponseWriter, r *http.Request, limit int64) (*recurringUpload, error) {
+	if r.ContentLength > limit+recurringFormSlack {
+		return nil, errRecurringTooLarge
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+recurringFormSlack)
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType != "multipart/form-data" {
+		return nil, &campaign.InputError{Msg: "send multipart/form-data with a contacts file (CSV), template or template_name, and cron",
+			Problems: []campaign.Problem{{Fields: []string{"Content-Type"}, Msg: "expected multipart/form-data, got " + orNone(mediaType)}}}
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, &campaign.InputError{Msg: "the multipart form cannot be read: " + err.Error()}
+	}
+	form := &recurringUpload{fields: map[string]string{}}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := form.read(part, limit); err != nil {
+			return nil, err
+		}
+	}
+	if !form.contactsSet {
+		return nil, &campaign.InputError{Msg: "no contacts file: send the CSV as the form field contacts",
+			Problems: []campaign.Problem{{Fields: []string{"contacts"}, Msg: "missing"}}}
+	}
+	return form, nil
+}
+
+// read takes one part of the form.
+func (f *recurringUpload) read(part *multipart.Part, limit int64) error {
+	name := part.FormName()
+	problem := func(msg, detail string) error {
+		return &campaign.InputError{Msg: msg, Problems: []campaign.Problem{{Fields: []string{name}, Msg: detail}}}
+	}
+	switch _, dup := f.fields[name]; {
+	case name == "contacts" && f.contactsSet:
+		return problem("send one contacts file", "the form has more than one contacts part")
+	case name == "contacts":
+		f.contactsSet = true
+		contacts, err := io.ReadAll(io.LimitReader(part, limit+1))
+		if err == nil && int64(len(contacts)) > limit {
+			err = errRecurringTooLarge
+		}
+		f.contacts = contacts
+		return err
+	case name == "send_at":
+		return fieldProblem("send_at", "a recurring campaign starts at the times of its cron spec; send cron (and cron_zone) instead of send_at")
+	case recurringFields[name] == 0:
+		return problem(fmt.Sprintf("unknown field %q", name), "unknown field; known fields: contacts, "+strings.Join(sortedKeys(recurringFields), ", "))
+	case dup:
+		return problem(fmt.Sprintf("field %q is sent twice", name), "sent twice")
+	}
+	fieldLimit := recurringFields[name]
+	value, err := io.ReadAll(io.LimitReader(part, fieldLimit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(value)) > fieldLimit {
+		return problem(fmt.Sprintf("field %q is longer than %d bytes", name, fieldLimit), "too long")
+	}
+	f.fields[name] = string(value)
+	return nil
+}
+
+// recurringDraft checks the schedule and the campaign fields of a form. They
+// are independent mistakes: both are named at once rather than one per
+// round trip.
+func (s *server) recurringDraft(form *recurringUpload) (recurring.Draft, *campaign.InputError) {
+	_, cronErr := recurring.ParseSchedule(form.fields["cron"], form.fields["cron_zone"])
+	draft, problem := s.draft(form.fields)
+	var cronProblem *campaign.InputError
+	errors.As(cronErr, &cronProblem)
+	switch {
+	case problem != nil && cronProblem != nil:
+		return recurring.Draft{}, &campaign.InputError{Msg: cronProblem.Msg, Problems: append(cronProblem.Problems, problem.Problems...)}
+	case cronProblem != nil:
+		return recurring.Draft{}, cronProblem
+	case problem != nil:
+		return recurring.Draft{}, problem
+	}
+	return recurring.Draft{Draft: draft, Cron: form.fields["cron"], CronZone: form.fields["cron_zone"], Contacts: form.contacts}, nil
+}
+
 // listRecurring: GET /v1/recurring?limit=&after=, newest first; next_after
 // pages on.
 func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
@@ -181,8 +193,8 @@ func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	after := r.URL.Query().Get("after")
-	list, err := s.recurringStore().List(r.Context(), limit, after)
-	if errors.Is(err, campaign.ErrRecurringNotFound) {
+	list, err := s.recurring.List(r.Context(), limit, after)
+	if errors.Is(err, recurring.ErrNotFound) {
 		writeProblem(w, fieldProblem("after", "no recurring campaign with id "+strconv.Quote(after)))
 		return
 	}
@@ -200,7 +212,7 @@ func (s *server) listRecurring(w http.ResponseWriter, r *http.Request) {
 // getRecurring: GET /v1/recurring/{id}, the definition with next_run_at and
 // its latest runs (tick → campaign), newest first.
 func (s *server) getRecurring(w http.ResponseWriter, r *http.Request) {
-	def, err := s.recurringStore().Get(r.Context(), r.PathValue("id"))
+	def, err := s.recurring.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.recurringError(w, r, err)
 		return
@@ -213,7 +225,7 @@ func (s *server) getRecurring(w http.ResponseWriter, r *http.Request) {
 // runs go on (cancel them with POST /v1/campaigns/{id}/cancel). The
 // definition stays readable, stopped; stopping it again answers the same.
 func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
-	def, err := s.recurringStore().Stop(r.Context(), r.PathValue("id"))
+	def, err := s.recurring.Stop(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.recurringError(w, r, err)
 		return
@@ -223,20 +235,20 @@ func (s *server) stopRecurring(w http.ResponseWriter, r *http.Request) {
 
 // answerRecurring answers a definition with its latest runs ("runs": []
 // before the first).
-func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *campaign.Recurring) {
-	runs, err := s.recurringStore().Runs(r.Context(), def.ID, recurringRunsShown)
+func (s *server) answerRecurring(w http.ResponseWriter, r *http.Request, def *recurring.Definition) {
+	runs, err := s.recurring.Runs(r.Context(), def.ID, recurringRunsShown)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
 	writeOK(w, http.StatusOK, struct {
-		*campaign.Recurring
-		Runs []campaign.RecurringRun `json:"runs"`
+		*recurring.Definition
+		Runs []recurring.Run `json:"runs"`
 	}{def, runs})
 }
 
 func (s *server) recurringError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, campaign.ErrRecurringNotFound) {
+	if errors.Is(err, recurring.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no recurring campaign with id "+strconv.Quote(r.PathValue("id")), nil)
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,41 +12,9 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
-
-// recurringRoutes are the endpoints of recurring campaigns.
-func (s *server) recurringRoutes() []route {
-	return []route{
-		{"POST /v1/recurring", s.createRecurring, false},
-		{"GET /v1/recurring", s.listRecurring, false},
-		{"GET /v1/recurring/{id}", s.getRecurring, false},
-		{"DELETE /v1/recurring/{id}", s.stopRecurring, false},
-	}
-}
-
-// withRecurringAPI points the harness at an API that serves the recurring
-// endpoints: the server's own routes, plus the recurring ones the route
-// table does not have (yet).
-func (h *harness) withRecurringAPI() {
-	h.t.Helper()
-	srv := newServer(h.cfg, h.rdb.Client, h.log)
-	h.t.Cleanup(srv.Close)
-	registered := map[string]bool{}
-	for _, rt := range srv.table() {
-		registered[rt.pattern] = true
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", srv.routes())
-	for _, rt := range srv.recurringRoutes() {
-		if !registered[rt.pattern] {
-			mux.Handle(rt.pattern, srv.auth(rt.handler))
-		}
-	}
-	api := httptest.NewServer(mux)
-	h.t.Cleanup(api.Close)
-	h.api = api
-}
 
 // startRecurringReplica runs what a worker replica adds for recurring
 // campaigns, on a Redis connection of its own: a scheduler, and a server of
@@ -60,7 +27,7 @@ func (h *harness) startRecurringReplica() {
 	h.t.Cleanup(func() { _ = queue.Close() })
 	store := campaign.NewStore(rdb)
 	enqueuer := campaign.NewEnqueuer(queue, quota.NewPacer(rdb, h.cfg.SendInterval, h.cfg.SendJitter))
-	recurring := campaign.NewRecurringStore(rdb)
+	recurringStore := recurring.NewStore(rdb)
 	importer := campaign.NewImporter(store, enqueuer, h.cfg.DefaultRegion, h.log)
 
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
@@ -72,14 +39,14 @@ func (h *harness) startRecurringReplica() {
 		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, h.log))
+	mux.Handle(recurring.TypeRun, recurring.NewRunner(recurringStore, importer, store, h.log))
 	mux.Handle(campaign.TypeStart, campaign.NewControlHandler(store, enqueuer, h.log))
 	if err := srv.Start(mux); err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(srv.Shutdown)
 
-	scheduler := campaign.NewRecurringScheduler(recurring, queue, h.log)
+	scheduler := recurring.NewScheduler(recurringStore, queue, h.log)
 	done := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
@@ -100,8 +67,8 @@ func (h *harness) createRecurring(f form) apiResponse {
 
 // recurringView is a recurring campaign as the API answers it.
 type recurringView struct {
-	campaign.Recurring
-	Runs []campaign.RecurringRun `json:"runs"`
+	recurring.Definition
+	Runs []recurring.Run `json:"runs"`
 }
 
 func (h *harness) recurring(id string) recurringView {
@@ -162,7 +129,6 @@ func recurringForm(extra ...[2]string) form {
 
 func TestRecurringAPIRefusesWithTheField(t *testing.T) {
 	h := newHarness(t)
-	h.withRecurringAPI()
 
 	replace := func(f form, name, value string) form {
 		out := form{contacts: f.contacts, noFile: f.noFile}
@@ -189,7 +155,7 @@ func TestRecurringAPIRefusesWithTheField(t *testing.T) {
 		{"no contacts", form{fields: recurringForm().fields, noFile: true}, 400, "contacts"},
 		{"no phone column", form{fields: recurringForm().fields, contacts: csvLines("name,email", "Ana,a@example.com")}, 400, "contacts"},
 		{"bad window", recurringForm([2]string{"window_hours", "9 to 5"}), 400, "window_hours"},
-		{"contacts over 32 MiB", form{fields: recurringForm().fields, contacts: append(csvLines("name,phone"), bytes.Repeat([]byte("x"), campaign.MaxRecurringContactsBytes)...)}, 413, "contacts"},
+		{"contacts over 32 MiB", form{fields: recurringForm().fields, contacts: append(csvLines("name,phone"), bytes.Repeat([]byte("x"), recurring.MaxContactsBytes)...)}, 413, "contacts"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -232,7 +198,7 @@ func TestRecurringAPIRefusesWithTheField(t *testing.T) {
 	if err := json.Unmarshal(res.Data, &created); err != nil {
 		t.Fatal(err)
 	}
-	if created.Status != campaign.RecurringActive || created.Cron != "0 9 * * mon-fri" || created.CronZone != "Europe/Madrid" ||
+	if created.Status != recurring.Active || created.Cron != "0 9 * * mon-fri" || created.CronZone != "Europe/Madrid" ||
 		created.NextRunAt == nil || !created.NextRunAt.After(time.Now()) || created.Contacts.Rows != 3 {
 		t.Errorf("created: %s", res.Raw)
 	}
@@ -259,7 +225,6 @@ func TestRecurringAPIRefusesWithTheField(t *testing.T) {
 // sending its three messages once; after the stop no run starts.
 func TestRecurringEndToEnd(t *testing.T) {
 	h := newHarness(t)
-	h.withRecurringAPI()
 	h.startWorker()
 	h.startRecurringReplica()
 
@@ -274,7 +239,7 @@ func TestRecurringEndToEnd(t *testing.T) {
 	h.waitRecurring(id, 30*time.Second, "two runs with campaigns", func(v recurringView) bool {
 		created := 0
 		for _, run := range v.Runs {
-			if run.State == campaign.RunCreated {
+			if run.State == recurring.RunCreated {
 				created++
 			}
 		}
@@ -287,7 +252,7 @@ func TestRecurringEndToEnd(t *testing.T) {
 	// A run that had begun importing when the stop answered finishes.
 	settled := h.waitRecurring(id, 30*time.Second, "without a run importing", func(v recurringView) bool {
 		for _, run := range v.Runs {
-			if run.State == campaign.RunImporting {
+			if run.State == recurring.RunImporting {
 				return false
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
@@ -41,7 +42,7 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	ns := campaign.NewSequence{Name: req.Name, Accounts: req.Accounts, Label: strings.TrimSpace(req.Label), Fields: req.Fields}
+	ns := sequence.Draft{Name: req.Name, Accounts: req.Accounts, Label: strings.TrimSpace(req.Label), Fields: req.Fields}
 	if req.Window != nil {
 		win, err := campaign.ParseWindow(req.Window.Days, req.Window.Hours, req.Window.Zone)
 		if err != nil {
@@ -52,7 +53,7 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 	}
 	for i, st := range req.Steps {
 		at := func(field string) []string { return []string{"steps", strconv.Itoa(i), field} }
-		step := campaign.NewStep{Name: st.Name, TemplateName: strings.TrimSpace(st.TemplateName), FileUID: strings.TrimSpace(st.FileUID)}
+		step := sequence.DraftStep{Name: st.Name, TemplateName: strings.TrimSpace(st.TemplateName), FileUID: strings.TrimSpace(st.FileUID)}
 		if st.Delay != "" {
 			d, err := time.ParseDuration(st.Delay)
 			if err != nil {
@@ -85,7 +86,7 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 		}
 		ns.Steps = append(ns.Steps, step)
 	}
-	seq, err := s.store.CreateSequence(r.Context(), ns, s.region, time.Now())
+	seq, err := s.sequences.Create(r.Context(), ns, time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return
@@ -98,7 +99,7 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) listSequences(w http.ResponseWriter, r *http.Request) {
-	list, err := s.store.ListSequences(r.Context())
+	list, err := s.sequences.List(r.Context())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -107,9 +108,9 @@ func (s *server) listSequences(w http.ResponseWriter, r *http.Request) {
 }
 
 // sequence reads the {id} of a sequences route, answering 404 itself.
-func (s *server) sequence(w http.ResponseWriter, r *http.Request, withCounts bool) (*campaign.Sequence, bool) {
-	seq, err := s.store.GetSequence(r.Context(), r.PathValue("id"), withCounts)
-	if errors.Is(err, campaign.ErrNotFound) {
+func (s *server) sequence(w http.ResponseWriter, r *http.Request, withCounts bool) (*sequence.Sequence, bool) {
+	seq, err := s.sequences.Get(r.Context(), r.PathValue("id"), withCounts)
+	if errors.Is(err, sequence.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "no sequence with id "+strconv.Quote(r.PathValue("id")), nil)
 		return nil, false
 	}
@@ -147,7 +148,7 @@ func (s *server) enroll(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	e, created, err := s.store.Enroll(r.Context(), s.queue, seq, req.Phone, req.Fields, s.region, time.Now())
+	e, created, err := s.sequences.Enroll(r.Context(), seq, req.Phone, req.Fields, time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return
@@ -159,7 +160,7 @@ func (s *server) enroll(w http.ResponseWriter, r *http.Request) {
 	writeOK(w, status, e)
 }
 
-func (s *server) enrollCSV(w http.ResponseWriter, r *http.Request, seq *campaign.Sequence) {
+func (s *server) enrollCSV(w http.ResponseWriter, r *http.Request, seq *sequence.Sequence) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.maxUploadBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -181,7 +182,7 @@ func (s *server) enrollCSV(w http.ResponseWriter, r *http.Request, seq *campaign
 			[]campaign.Problem{{Fields: []string{part.FormName()}, Msg: "unknown field"}})
 		return
 	}
-	report, err := s.store.EnrollCSV(r.Context(), s.queue, seq, part, s.region, time.Now)
+	report, err := s.sequences.EnrollCSV(r.Context(), seq, part, time.Now)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -213,8 +214,8 @@ func (s *server) getEnrollment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, err := s.store.Enrollment(r.Context(), seq, phone)
-	if errors.Is(err, campaign.ErrNotFound) {
+	e, err := s.sequences.Enrollment(r.Context(), seq, phone)
+	if errors.Is(err, sequence.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", phone+" is not enrolled in this sequence", nil)
 		return
 	}
@@ -236,8 +237,8 @@ func (s *server) unenroll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n, err := s.store.Unenroll(r.Context(), seq, phone, time.Now())
-	if errors.Is(err, campaign.ErrNotFound) {
+	n, err := s.sequences.Unenroll(r.Context(), seq, phone, time.Now())
+	if errors.Is(err, sequence.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", phone+" is not enrolled in this sequence", nil)
 		return
 	}
@@ -245,7 +246,7 @@ func (s *server) unenroll(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	e, err := s.store.Enrollment(r.Context(), seq, phone)
+	e, err := s.sequences.Enrollment(r.Context(), seq, phone)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

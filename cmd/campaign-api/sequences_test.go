@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 )
 
 const onboarding = `{"name":"Onboarding","accounts":["+14155550100"],"label":"onboarding",
@@ -24,7 +25,7 @@ func TestOnboardingSequence(t *testing.T) {
 	if res.Code != http.StatusCreated {
 		t.Fatalf("create: %d %s", res.Code, res.Raw)
 	}
-	var seq campaign.Sequence
+	var seq sequence.Sequence
 	if err := json.Unmarshal(res.Data, &seq); err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +41,11 @@ func TestOnboardingSequence(t *testing.T) {
 	if first.Code != http.StatusCreated {
 		t.Fatalf("enrol: %d %s", first.Code, first.Raw)
 	}
-	var e campaign.Enrollment
+	var e sequence.Enrollment
 	_ = json.Unmarshal(first.Data, &e)
 	// Enrolling again is idempotent per phone: the same enrolment, no new steps.
 	again := enroll(strings.Replace(ann, "Ann", "Annie", 1))
-	var e2 campaign.Enrollment
+	var e2 sequence.Enrollment
 	_ = json.Unmarshal(again.Data, &e2)
 	if again.Code != http.StatusOK || !e2.EnrolledAt.Equal(e.EnrolledAt) {
 		t.Errorf("second enrolment: %d %s", again.Code, again.Raw)

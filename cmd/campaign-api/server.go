@@ -9,22 +9,28 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/app"
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
+	"github.com/wacampaign/wacampaign/internal/idempotency"
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
 // server is the v1 HTTP API: handlers are functions of the request that
 // answer in the provider's envelope, {"status":"ok","data":...} or
 // {"status":"error","message","error_code","errors":[{"fields","msg"}]}.
 type server struct {
-	queueClient    *asynq.Client
+	services       *app.Services // built once, shared with a worker in this process
 	queue          *campaign.Enqueuer
 	store          *campaign.Store
+	campaigns      *campaign.Service
+	sequences      *sequence.Service
+	recurring      *recurring.Store
 	pacer          *quota.Pacer
 	accounts       *quota.Accounts
 	ledger         *quota.CreditLedger
@@ -32,43 +38,63 @@ type server struct {
 	rdb            redis.UniversalClient
 	apiKeys        [][32]byte // SHA-256 of each key: compared in constant time
 	maxUploadBytes int64
-	templatesDir   string
+	templates      templating.Library // templates/<name>.tmpl, for template_name
 	region         string
 	webhookSecret  string
 	polls          campaign.PollSchedule
 	eventsEvery    time.Duration // how often an events stream looks for changes
-	idem           *idempotencyStore
+	idem           *idempotency.Middleware
 	log            *zap.Logger
 }
 
 // newServer builds the API on a Redis client.
 func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *server {
-	queue := asynq.NewClientFromRedisClient(rdb)
-	store := campaign.NewStore(rdb)
-	pacer := quota.NewPacer(rdb, cfg.SendInterval, cfg.SendJitter)
-	enqueuer := campaign.NewEnqueuer(queue, pacer)
-	return &server{
-		queueClient:    queue,
-		queue:          enqueuer,
-		store:          store,
-		importer:       campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import")),
-		pacer:          pacer,
-		accounts:       quota.NewAccounts(rdb),
-		ledger:         quota.NewCreditLedger(rdb),
+	svc := app.NewServices(cfg, rdb, log)
+	srv := &server{
+		services:       svc,
+		queue:          svc.Enqueuer,
+		store:          svc.Store,
+		campaigns:      svc.Campaigns,
+		sequences:      svc.Sequences,
+		recurring:      svc.Recurring,
+		importer:       svc.Importer,
+		pacer:          svc.Pacer,
+		accounts:       svc.Accounts,
+		ledger:         svc.Ledger,
 		rdb:            rdb,
 		apiKeys:        hashKeys(cfg.APIKeys),
 		maxUploadBytes: cfg.MaxUploadBytes,
-		templatesDir:   cfg.TemplatesDir,
+		templates:      templating.Library{Dir: cfg.TemplatesDir},
 		region:         cfg.DefaultRegion,
 		webhookSecret:  cfg.WebhookSecret,
-		polls:          campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge},
+		polls:          svc.Polls,
 		eventsEvery:    time.Second,
 		log:            log.Named("api"),
 	}
+	srv.idem = idempotency.New(rdb, 0, writeIdempotencyError, srv.log)
+	return srv
+}
+
+// idempotent wraps a handler behind auth with the Idempotency-Key
+// behaviour, keeping responses 24h:
+//
+//	mux.Handle("POST /v1/campaigns", s.auth(s.idempotent(s.createCampaign)))
+func (s *server) idempotent(next http.HandlerFunc) http.HandlerFunc {
+	return s.idem.Wrap(next).ServeHTTP
+}
+
+// writeIdempotencyError answers the idempotency middleware's errors in the
+// API's shape.
+func writeIdempotencyError(w http.ResponseWriter, status int, code, message, headerMsg string) {
+	var problems []campaign.Problem
+	if headerMsg != "" {
+		problems = []campaign.Problem{{Fields: []string{idempotency.Header}, Msg: headerMsg}}
+	}
+	writeError(w, status, code, message, problems)
 }
 
 // Close releases the server's queue client (not the Redis client it shares).
-func (s *server) Close() { _ = s.queueClient.Close() }
+func (s *server) Close() { _ = s.services.Close() }
 
 // route is one endpoint of the API. The table below is the one list of
 // endpoints: the mux is built from it, and a test checks the OpenAPI

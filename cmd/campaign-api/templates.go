@@ -13,7 +13,7 @@ type shippedTemplate struct {
 // client (the console) can offer them without knowing the server's files.
 func (s *server) listTemplates(w http.ResponseWriter, r *http.Request) {
 	out := []shippedTemplate{}
-	for _, name := range s.templateNames() {
+	for _, name := range s.templates.Names() {
 		text, problem := s.readTemplate(name)
 		if problem != nil {
 			continue // "(none)", or a file removed since the listing

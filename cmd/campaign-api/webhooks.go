@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -14,27 +12,6 @@ import (
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
-
-// timelinesEvent is the part of a TimelinesAI webhook payload this receiver
-// reads (spec/timelines-api-facts.md §6: no "data" wrapper).
-type timelinesEvent struct {
-	EventType       string `json:"event_type"`
-	WhatsAppAccount *struct {
-		Phone string `json:"phone"`
-	} `json:"whatsapp_account"`
-	Chat *struct {
-		Phone string `json:"phone"`
-	} `json:"chat"`
-	Message *struct {
-		MessageUID string `json:"message_uid"`
-		Direction  string `json:"direction"`
-		Origin     string `json:"origin"`
-		Timestamp  string `json:"timestamp"`
-		Recipient  *struct {
-			Phone string `json:"phone"`
-		} `json:"recipient"`
-	} `json:"message"`
-}
 
 // webhookBudget keeps the answer inside the 5 s the provider waits.
 const webhookBudget = 4 * time.Second
@@ -59,39 +36,32 @@ func (s *server) timelinesWebhook(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, fieldProblem("body", "the body cannot be read, or is over 1 MiB"))
 		return
 	}
-	var ev timelinesEvent
-	if err := json.Unmarshal(body, &ev); err != nil || ev.EventType == "" {
-		msg := "the body is not a TimelinesAI webhook event (JSON with event_type)"
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		writeProblem(w, fieldProblem("body", msg))
+	ev, err := sender.ParseTimelinesWebhook(body)
+	if err != nil {
+		writeProblem(w, fieldProblem("body", err.Error()))
 		return
 	}
 
 	handled, err := s.handleEvent(ctx, ev)
 	if err != nil {
-		s.log.Error("webhook event not handled", zap.String("event_type", ev.EventType), zap.Error(err))
+		s.log.Error("webhook event not handled", zap.String("event_type", ev.Type), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the event could not be recorded now; send it again", nil)
 		return
 	}
-	writeOK(w, http.StatusOK, map[string]any{"event_type": ev.EventType, "handled": handled})
+	writeOK(w, http.StatusOK, map[string]any{"event_type": ev.Type, "handled": handled})
 }
 
-func (s *server) handleEvent(ctx context.Context, ev timelinesEvent) (bool, error) {
-	account := ""
-	if ev.WhatsAppAccount != nil {
-		account = s.phoneOrEmpty(ev.WhatsAppAccount.Phone)
-	}
-	switch ev.EventType {
-	case "message:sent:new":
+func (s *server) handleEvent(ctx context.Context, ev sender.WebhookEvent) (bool, error) {
+	account := s.phoneOrEmpty(ev.Account)
+	switch ev.Kind {
+	case sender.WebhookMessageSent:
 		return s.onMessageSent(ctx, ev, account)
-	case "whatsapp:account:disconnected", "whatsapp:account:suspended":
+	case sender.WebhookAccountDisconnected:
 		if account == "" {
 			return false, nil
 		}
-		return true, s.accounts.MarkDisconnected(ctx, account, "the provider reported "+strings.TrimPrefix(ev.EventType, "whatsapp:account:"))
-	case "whatsapp:account:connected", "whatsapp:account:resumed":
+		return true, s.accounts.MarkDisconnected(ctx, account, "the provider reported "+ev.Suspension())
+	case sender.WebhookAccountConnected:
 		if account == "" {
 			return false, nil
 		}
@@ -100,24 +70,20 @@ func (s *server) handleEvent(ctx context.Context, ev timelinesEvent) (bool, erro
 	return false, nil
 }
 
-func (s *server) onMessageSent(ctx context.Context, ev timelinesEvent, account string) (bool, error) {
-	m := ev.Message
-	if m == nil || m.MessageUID == "" {
+func (s *server) onMessageSent(ctx context.Context, ev sender.WebhookEvent, account string) (bool, error) {
+	if ev.MessageUID == "" {
 		return false, nil
 	}
-	recipient := ""
-	if m.Recipient != nil {
-		recipient = s.phoneOrEmpty(m.Recipient.Phone)
+	recipient := s.phoneOrEmpty(ev.Recipient)
+	if recipient == "" {
+		recipient = s.phoneOrEmpty(ev.ChatPhone)
 	}
-	if recipient == "" && ev.Chat != nil {
-		recipient = s.phoneOrEmpty(ev.Chat.Phone)
-	}
-	at, err := sender.ParseTimestamp(m.Timestamp)
-	if err != nil {
+	at := ev.At
+	if at.IsZero() {
 		at = time.Now()
 	}
 	id, seq, resolved, err := s.store.ConfirmSent(ctx, campaign.SentEvent{
-		MessageUID: m.MessageUID, Recipient: recipient, Account: account, Origin: m.Origin, At: at,
+		MessageUID: ev.MessageUID, Recipient: recipient, Account: account, Origin: ev.Origin, At: at,
 	})
 	if err != nil || id == "" {
 		return false, err

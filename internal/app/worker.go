@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Worker is an asynq server running the campaign tasks, and the quota
@@ -24,7 +26,7 @@ type Worker struct {
 
 	// recurring starts the runs of recurring campaigns: every replica runs
 	// one, and a tick claim in Redis lets one of them start each tick.
-	recurring *campaign.RecurringScheduler
+	recurring *recurring.Scheduler
 	// janitor cancels campaigns whose upload stopped arriving and that
 	// nobody could cancel (every replica runs one; a lock takes turns).
 	janitor *campaign.UploadJanitor
@@ -57,50 +59,59 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 	for _, opt := range opts {
 		opt(&o)
 	}
+	svc := NewServices(cfg, rdb.Client, log)
 	// The client itself, not the wrapper: what it can do beyond
 	// sender.Provider (looking up sent messages) is found by type.
-	provider := p.Provider
-	ledger := quota.NewCreditLedger(rdb.Client)
-	syncer := quota.NewQuotaSyncer(rdb.Client, provider, ledger, cfg.QuotaSyncInterval, log.Named("quota"))
-	store := campaign.NewStore(rdb.Client)
-	pacer := quota.NewPacer(rdb.Client, cfg.SendInterval, cfg.SendJitter)
-	queue := asynq.NewClientFromRedisClient(rdb.Client)
-	enqueuer := campaign.NewEnqueuer(queue, pacer)
-	polls := campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}
+	syncer := quota.NewQuotaSyncer(rdb.Client, p.Provider, svc.Ledger, cfg.QuotaSyncInterval, log.Named("quota"))
+	return &Worker{
+		server:    newTaskServer(cfg, rdb, log),
+		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, log),
+		syncer:    syncer,
+		queue:     svc.Queue,
+		log:       log,
+		recurring: recurring.NewScheduler(svc.Recurring, svc.Queue, log.Named("recurring")),
+		janitor:   campaign.NewUploadJanitor(svc.Store, o.janitorEvery, o.uploadStall, log.Named("janitor")),
+	}
+}
+
+// taskHandlers routes every task type to its handler.
+func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provider, syncer *quota.QuotaSyncer, log *zap.Logger) *asynq.ServeMux {
 	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
-	budget := quota.NewPollBudget(rdb.Client, fixedBudget, store.QueuedSends)
+	budget := quota.NewPollBudget(rdb.Client, fixedBudget, svc.Store.QueuedSends)
 	reconcile := campaign.ReconcilePolicy{After: cfg.ReconcileAfter, MaxAge: cfg.ReconcileMaxAge, Resend: cfg.UnconfirmedPolicy != "hold"}
 	send := campaign.NewSendHandler(campaign.SendDeps{
-		Store:      store,
+		Store:      svc.Store,
 		Provider:   provider,
-		Ledger:     ledger,
-		Pacer:      pacer,
-		Accounts:   quota.NewAccounts(rdb.Client),
+		Ledger:     svc.Ledger,
+		Pacer:      svc.Pacer,
+		Accounts:   svc.Accounts,
 		Syncer:     syncer,
 		Log:        log.Named("send"),
 		QuotaWait:  cfg.QuotaSyncInterval,
 		ClaimLease: cfg.ClaimLease(),
-		Queue:      enqueuer,
-		Polls:      polls,
+		Queue:      svc.Enqueuer,
+		Polls:      svc.Polls,
 		Reconcile:  reconcile,
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(campaign.TypeSend, send)
-	control := campaign.NewControlHandler(store, enqueuer, log.Named("control"))
+	control := campaign.NewControlHandler(svc.Store, svc.Enqueuer, log.Named("control"))
 	mux.Handle(campaign.TypeStart, control)
 	mux.Handle(campaign.TypeRetry, control)
-	mux.Handle(campaign.TypePoll, campaign.NewTracker(store, provider, enqueuer, polls, budget, log.Named("track")))
+	mux.Handle(campaign.TypePoll, campaign.NewTracker(svc.Store, provider, svc.Enqueuer, svc.Polls, budget, log.Named("track")))
 	mux.Handle(campaign.TypeReconcile, campaign.NewReconciler(campaign.ReconcilerDeps{
-		Store: store, Provider: provider, Queue: enqueuer, Budget: budget, Polls: polls, Policy: reconcile,
+		Store: svc.Store, Provider: provider, Queue: svc.Enqueuer, Budget: budget, Polls: svc.Polls, Policy: reconcile,
 		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),
 	}))
-	recurring := campaign.NewRecurringStore(rdb.Client)
-	importer := campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"))
-	mux.Handle(campaign.TypeRecurringRun, campaign.NewRecurringRunner(recurring, importer, log.Named("recurring")))
+	mux.Handle(recurring.TypeRun, recurring.NewRunner(svc.Recurring, svc.Importer, svc.Store, log.Named("recurring")))
+	return mux
+}
 
-	server := asynq.NewServerFromRedisClient(rdb.Client, asynq.Config{
+// newTaskServer is the asynq server, with the product's retry policy.
+func newTaskServer(cfg Config, rdb *Redis, log *zap.Logger) *asynq.Server {
+	return asynq.NewServerFromRedisClient(rdb.Client, asynq.Config{
 		Concurrency:    cfg.WorkerConcurrency,
 		Queues:         queues,
 		IsFailure:      campaign.IsFailure,
@@ -117,9 +128,6 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 			}
 		}),
 	})
-	return &Worker{server: server, mux: mux, syncer: syncer, queue: queue, log: log,
-		recurring: campaign.NewRecurringScheduler(recurring, queue, log.Named("recurring")),
-		janitor:   campaign.NewUploadJanitor(store, o.janitorEvery, o.uploadStall, log.Named("janitor"))}
 }
 
 // Start starts processing and returns; Shutdown stops it.

@@ -128,7 +128,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	_ = json.Unmarshal([]byte(h[fColumns]), &s.columns)
 	s.phoneIdx = max(0, indexOf(s.columns, h[fPhoneColumn]))
 	s.fileIdx = indexOf(s.columns, fileColumn)
-	s.window = decodeWindow(h[fWindow])
+	s.window = DecodeWindow(h[fWindow])
 	c.mu.Lock()
 	if c.specs == nil || len(c.specs) >= specCacheSize {
 		c.specs = make(map[string]*sendSpec) // crude, but a worker rarely juggles a thousand campaigns

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,14 +15,15 @@ import (
 // queue: TypeStart (a scheduled campaign at send_at, a resumed one at once)
 // and TypeRetry (recipients requeued by retry-failed).
 type ControlHandler struct {
-	store *Store
-	queue *Enqueuer
-	log   *zap.Logger
+	store   *Store
+	queue   *Enqueuer
+	service *Service
+	log     *zap.Logger
 }
 
 // NewControlHandler returns the handler of TypeStart and TypeRetry tasks.
 func NewControlHandler(store *Store, queue *Enqueuer, log *zap.Logger) *ControlHandler {
-	return &ControlHandler{store: store, queue: queue, log: log}
+	return &ControlHandler{store: store, queue: queue, service: NewService(store, queue), log: log}
 }
 
 // ProcessTask implements asynq.Handler. Replaying either task is harmless:
@@ -40,14 +40,14 @@ func (h *ControlHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if outcome != "started" && outcome != "running" {
+	if !outcome.enqueues() {
 		return nil // outdated, cancelled, paused, gone, or moved to a later send_at
 	}
 	c, err := h.store.Get(ctx, p.Campaign)
 	if err != nil {
 		return err
 	}
-	n, err := h.queue.enqueueQueued(ctx, h.store, c.ID, c.Accounts, round)
+	n, err := h.service.enqueueQueued(ctx, c.ID, c.Accounts, round)
 	if err != nil {
 		return err
 	}
@@ -71,28 +71,19 @@ func (h *ControlHandler) retry(ctx context.Context, id string) error {
 		return err
 	}
 	for {
-		batch, err := h.store.rdb.LRange(ctx, retryListKey(id), 0, batchRows-1).Result()
-		if err != nil {
-			return fmt.Errorf("read the retry list of campaign %s: %w", id, err)
+		seqs, listed, err := h.store.retryBatch(ctx, id, batchRows)
+		if err != nil || listed == 0 {
+			return err
 		}
-		if len(batch) == 0 {
-			return nil
-		}
-		seqs := make([]int64, 0, len(batch))
-		for _, v := range batch {
-			if seq, err := strconv.ParseInt(v, 10, 64); err == nil {
-				seqs = append(seqs, seq)
-			}
-		}
-		latest, err := h.queue.enqueueBatch(ctx, id, c.Accounts, gate.round, seqs, 16)
+		latest, err := h.queue.enqueueBatch(ctx, sendBatch{campaign: id, accounts: c.Accounts, round: gate.round, seqs: seqs, parallel: 16})
 		if err != nil {
 			return err
 		}
 		if err := h.store.notePlanEnd(ctx, id, latest); err != nil {
 			return err
 		}
-		if err := h.store.rdb.LTrim(ctx, retryListKey(id), int64(len(batch)), -1).Err(); err != nil {
-			return fmt.Errorf("trim the retry list of campaign %s: %w", id, err)
+		if err := h.store.trimRetry(ctx, id, listed); err != nil {
+			return err
 		}
 	}
 }

@@ -97,10 +97,10 @@ func openCSV(r io.Reader) (*csvInput, error) {
 		return nil, &ReadError{Err: err}
 	}
 	if len(bytes.TrimSpace(head)) == 0 {
-		return nil, inputErr("contacts", "the contacts file is empty")
+		return nil, FieldError("contacts", "the contacts file is empty")
 	}
 	if msg := notCSV(head); msg != "" {
-		return nil, inputErr("contacts", msg)
+		return nil, FieldError("contacts", msg)
 	}
 	var src io.Reader = br
 	switch {
@@ -120,18 +120,18 @@ func openCSV(r io.Reader) (*csvInput, error) {
 
 	rec, err := cr.Read()
 	if err == io.EOF {
-		return nil, inputErr("contacts", "the contacts file is empty")
+		return nil, FieldError("contacts", "the contacts file is empty")
 	}
 	var perr *csv.ParseError
 	if err != nil && !errors.As(err, &perr) {
 		return nil, &ReadError{Err: err} // the upload broke off in the header
 	}
 	if err != nil {
-		return nil, inputErr("contacts", "the header row cannot be read as CSV: "+csvErrMsg(err))
+		return nil, FieldError("contacts", "the header row cannot be read as CSV: "+csvErrMsg(err))
 	}
 	columns, err := templating.NormalizeHeader(rec)
 	if err != nil {
-		return nil, inputErr("contacts", "the header: "+err.Error())
+		return nil, FieldError("contacts", "the header: "+err.Error())
 	}
 	headerLine, _ := cr.FieldPos(0)
 	in := &csvInput{reader: cr, layout: layout{phone: -1, file: -1}, headerLine: headerLine, headerEndLine: headerLine + newlines(rec)}
@@ -147,7 +147,7 @@ func openCSV(r io.Reader) (*csvInput, error) {
 	in.file = indexOf(in.columns, fileColumn)
 	in.phone = phoneColumn(in.columns)
 	if in.phone < 0 {
-		return nil, inputErr("contacts", fmt.Sprintf(
+		return nil, FieldError("contacts", fmt.Sprintf(
 			"no phone column: the first row must be a header with a column named phone (found: %s)",
 			strings.Join(clipAll(in.header, 10), ", ")))
 	}
@@ -240,9 +240,9 @@ func clipAll(list []string, n int) []string {
 	return out
 }
 
-// cleanValue drops control characters other than tab and newline: they have
+// CleanValue drops control characters other than tab and newline: they have
 // no place in a message and one of them separates values in storage.
-func cleanValue(s string) string {
+func CleanValue(s string) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
@@ -259,4 +259,61 @@ func cleanValue(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// ContactsCSV is a contacts CSV read row by row, with the importer's
+// parser and header checks, for other packages that take contacts (a
+// sequence's enrolments).
+type ContactsCSV struct{ in *csvInput }
+
+// ContactRow is one row of a ContactsCSV: its number as a spreadsheet
+// shows it, the raw phone and every value by column; or why it cannot be
+// read (Problem).
+type ContactRow struct {
+	Number  int
+	Phone   string
+	Fields  map[string]string
+	Problem string
+}
+
+// OpenContactsCSV reads the header of a contacts CSV; a file that is not
+// one, or has no phone column, is an *InputError.
+func OpenContactsCSV(r io.Reader) (*ContactsCSV, error) {
+	in, err := openCSV(r)
+	if err != nil {
+		return nil, err
+	}
+	return &ContactsCSV{in: in}, nil
+}
+
+// Has says whether the file has the column (a normalised name).
+func (c *ContactsCSV) Has(column string) bool { return indexOf(c.in.columns, column) >= 0 }
+
+// Header is the header as written.
+func (c *ContactsCSV) Header() []string { return c.in.header }
+
+// Next answers the next row with content (rows of empty cells are skipped);
+// io.EOF at the end.
+func (c *ContactsCSV) Next() (ContactRow, error) {
+	for {
+		rec, number, problem, err := c.in.next()
+		if err != nil {
+			return ContactRow{}, err
+		}
+		if problem != "" {
+			return ContactRow{Number: number, Problem: problem}, nil
+		}
+		row := ContactRow{Number: number, Fields: map[string]string{}}
+		empty := true
+		for i, col := range c.in.columns {
+			if i < len(rec) {
+				row.Fields[col] = rec[i]
+				empty = empty && strings.TrimSpace(rec[i]) == ""
+			}
+		}
+		if !empty {
+			row.Phone = row.Fields[c.in.columns[c.in.phone]]
+			return row, nil
+		}
+	}
 }

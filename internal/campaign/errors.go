@@ -28,7 +28,7 @@ func (e *InputError) Error() string {
 	return e.Msg + " (" + strings.Join(parts, "; ") + ")"
 }
 
-// inputErr is an InputError about one field.
-func inputErr(field, msg string) *InputError {
+// FieldError is an InputError about one field.
+func FieldError(field, msg string) *InputError {
 	return &InputError{Msg: msg, Problems: []Problem{{Fields: []string{field}, Msg: msg}}}
 }

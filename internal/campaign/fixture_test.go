@@ -29,6 +29,7 @@ type fixture struct {
 	store     *Store
 	importer  *Importer
 	queue     *Enqueuer
+	service   *Service
 	starter   *ControlHandler
 	inspector *asynq.Inspector
 	sandbox   *sandbox.Server
@@ -39,6 +40,7 @@ type fixture struct {
 	// reconciler looks unconfirmed sends up at once and, not finding them,
 	// resends them at once: tests run its tasks by hand (reconcileAll).
 	reconciler *Reconciler
+	sendDeps   SendDeps // what handler was made of
 }
 
 const fixtureToken = "fixture-token"
@@ -79,10 +81,11 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 		provURL:   prov.URL,
 		ledger:    ledger,
 	}
+	f.service = NewService(store, f.queue)
 	f.syncLedger()
 	f.client = client
 	policy := ReconcilePolicy{After: time.Millisecond, MaxAge: time.Millisecond, Resend: true}
-	f.handler = NewSendHandler(SendDeps{
+	f.sendDeps = SendDeps{
 		Store:     store,
 		Provider:  client,
 		Ledger:    ledger,
@@ -91,7 +94,8 @@ func newFixture(t testing.TB, sbCfg sandbox.Config, clientOpts ...sender.Timelin
 		Queue:     f.queue,
 		Log:       log,
 		Reconcile: policy,
-	})
+	}
+	f.handler = NewSendHandler(f.sendDeps)
 	f.reconciler = NewReconciler(ReconcilerDeps{Store: store, Provider: client, Queue: f.queue, Policy: policy, Log: log})
 	f.starter = NewControlHandler(store, f.queue, log)
 	return f

@@ -30,6 +30,11 @@ type Draft struct {
 	SendAt       time.Time // zero: start now
 	Window       *Window   // when recipients may get messages; nil: any time
 
+	// ID, when set, is the campaign's id instead of a new one: a recurring
+	// run's, derived from its definition and tick, so that a run whose
+	// import could not be recorded finds its campaign again by id.
+	ID string
+
 	// Hold keeps the campaign from sending until Release: the request
 	// creating it is still being read, and may yet bring fields that change
 	// it or break off (upload.go).
@@ -55,7 +60,7 @@ func NewImporter(store *Store, queue *Enqueuer, region string, log *zap.Logger) 
 }
 
 const (
-	maxNameLength  = 200
+	MaxNameLength  = 200                   // of a campaign's name, in characters
 	batchRows      = 512                   // recipients written per round trip
 	batchMaxDelay  = 50 * time.Millisecond // the first tasks must not wait for a full batch
 	rowMaxBytes    = maxFieldsLength
@@ -70,7 +75,7 @@ const (
 // the campaign was created, that campaign is cancelled (its remaining
 // recipients skipped) and the error comes wrapped in *AbortedImportError.
 func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*Campaign, error) {
-	c, err := im.prepare(d)
+	c, err := im.Check(d)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func (im *Importer) Import(ctx context.Context, d Draft, contacts io.Reader) (*C
 // '[' of a JSON array (inArray), or holds one object per value until its
 // end (JSON lines). It reads the array's closing ']'.
 func (im *Importer) ImportJSON(ctx context.Context, d Draft, dec *json.Decoder, inArray bool) (*Campaign, error) {
-	c, err := im.prepare(d)
+	c, err := im.Check(d)
 	if err != nil {
 		return nil, err
 	}
@@ -104,64 +109,6 @@ func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource
 	c.Columns = lay.columns
 	run := &importRun{im: im, c: c, src: src, lay: lay, hold: d.Hold}
 	return run.execute(ctx)
-}
-
-// checkTemplate answers an *InputError when the template uses a column the
-// contacts lack.
-func checkTemplate(tmpl *templating.Template, columns []string) error {
-	if err := tmpl.CheckColumns(columns); err != nil {
-		return &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
-	}
-	return nil
-}
-
-// prepare validates the draft and makes the campaign record it describes.
-func (im *Importer) prepare(d Draft) (*Campaign, error) {
-	var problems []Problem
-	if d.Template == nil {
-		problems = append(problems, Problem{Fields: []string{"template"}, Msg: "a template is required: send template (the text) or template_name (a file in templates/)"})
-	}
-	name := strings.TrimSpace(d.Name)
-	if utf8.RuneCountInString(name) > maxNameLength {
-		problems = append(problems, Problem{Fields: []string{"name"}, Msg: fmt.Sprintf("name is longer than %d characters", maxNameLength)})
-	}
-	now := im.now().UTC()
-	if name == "" {
-		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
-	}
-	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
-		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
-	}
-	accounts, accountProblems := normalizeAccounts(d.Accounts, im.region)
-	problems = append(problems, accountProblems...)
-	status := StatusRunning
-	var sendAt *time.Time
-	if !d.SendAt.IsZero() {
-		switch {
-		case d.SendAt.Before(now.Add(-sendAtTooEarly)):
-			problems = append(problems, Problem{Fields: []string{"send_at"}, Msg: "send_at " + d.SendAt.Format(time.RFC3339) + " is in the past"})
-		case d.SendAt.After(now):
-			t := d.SendAt.UTC()
-			sendAt = &t
-			status = StatusScheduled
-		}
-	}
-	if len(problems) > 0 {
-		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
-	}
-	return &Campaign{
-		ID:           newID(now),
-		Name:         name,
-		Status:       status,
-		CreatedAt:    now,
-		SendAt:       sendAt,
-		Template:     d.Template.Source(),
-		TemplateName: d.TemplateName,
-		Accounts:     accounts,
-		Label:        d.Label,
-		FileUID:      d.FileUID,
-		Window:       d.Window,
-	}, nil
 }
 
 // importRun is one import in progress: the caller's goroutine parses rows,
@@ -280,7 +227,7 @@ func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
 	if r.c.SendAt != nil {
 		return nil
 	}
-	latest, err := r.im.queue.enqueueBatch(ctx, r.c.ID, r.c.Accounts, 0, seqs, r.im.parallel)
+	latest, err := r.im.queue.enqueueBatch(ctx, sendBatch{campaign: r.c.ID, accounts: r.c.Accounts, seqs: seqs, parallel: r.im.parallel})
 	if err != nil {
 		return storeFailed(ctx, err)
 	}
@@ -391,7 +338,7 @@ func (r *importRun) checkRow(rec []string) ([]string, string) {
 			if !utf8.ValidString(rec[i]) {
 				return nil, fmt.Sprintf("column %q is not UTF-8 text; save the file as CSV UTF-8", in.header[i])
 			}
-			values[i] = cleanValue(strings.TrimSpace(rec[i]))
+			values[i] = CleanValue(strings.TrimSpace(rec[i]))
 		}
 	}
 	e164, err := NormalizePhone(values[in.phone], r.im.region)
@@ -407,86 +354,92 @@ func (r *importRun) checkRow(rec []string) ([]string, string) {
 // batchRows rows or batchMaxDelay, so the first recipients are sendable
 // while the upload is still arriving.
 func (r *importRun) write(ctx context.Context, items <-chan importItem, batches chan<- []int64) error {
-	var (
-		rows       []pendingRow
-		rejected   []RejectedRow
-		duplicates int64
-	)
+	var b importBatch
 	ticker := time.NewTicker(batchMaxDelay)
 	defer ticker.Stop()
-	flush := func() error {
-		if len(rows) > 0 && !r.created {
-			if err := r.create(ctx); err != nil {
-				return err
-			}
-			rejected = append(r.heldRejected, rejected...)
-			r.heldRejected = nil
-		}
-		if !r.created {
-			// Keep what a later create needs; cap it like the stored list.
-			for _, rj := range rejected {
-				if len(r.heldRejected) < MaxRejectedListed {
-					r.heldRejected = append(r.heldRejected, rj)
-				}
-			}
-			rejected = rejected[:0]
-			return nil
-		}
-		if len(rows) > 0 || duplicates > 0 || len(rejected) > 0 {
-			if err := r.im.store.addRows(ctx, r.c.ID, rows, duplicates, r.credits(rows), r.im.now()); err != nil {
-				return storeFailed(ctx, err)
-			}
-		}
-		if len(rejected) > 0 {
-			if err := r.im.store.addRejected(ctx, r.c.ID, rejected, r.listedRejected); err != nil {
-				return storeFailed(ctx, err)
-			}
-			r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(rejected)))
-		}
-		if len(rows) > 0 {
-			seqs := make([]int64, len(rows))
-			for i, row := range rows {
-				seqs[i] = row.seq
-			}
-			select {
-			case batches <- seqs:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		}
-		rows, rejected, duplicates = rows[:0], rejected[:0], 0
-		return nil
-	}
 	for {
 		select {
 		case it, ok := <-items:
 			if !ok {
-				return flush()
+				return r.flush(ctx, &b, batches)
 			}
 			switch {
 			case it.row != nil:
-				rows = append(rows, *it.row)
+				b.rows = append(b.rows, *it.row)
 				r.accepted++
 			case it.rejected != nil:
-				rejected = append(rejected, *it.rejected)
+				b.rejected = append(b.rejected, *it.rejected)
 				r.rejected++
 			case it.duplicate:
-				duplicates++
+				b.duplicates++
 				r.duplicates++
 			}
-			if len(rows) >= batchRows {
-				if err := flush(); err != nil {
+			if len(b.rows) >= batchRows {
+				if err := r.flush(ctx, &b, batches); err != nil {
 					return err
 				}
 			}
 		case <-ticker.C:
-			if err := flush(); err != nil {
+			if err := r.flush(ctx, &b, batches); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// importBatch is what write has gathered since its last flush.
+type importBatch struct {
+	rows       []pendingRow
+	rejected   []RejectedRow
+	duplicates int64
+}
+
+// flush stores a batch (creating the campaign with its first rows) and
+// passes its recipients on to be enqueued.
+func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []int64) error {
+	if len(b.rows) > 0 && !r.created {
+		if err := r.create(ctx); err != nil {
+			return err
+		}
+		b.rejected = append(r.heldRejected, b.rejected...)
+		r.heldRejected = nil
+	}
+	if !r.created {
+		// Keep what a later create needs; cap it like the stored list.
+		for _, rj := range b.rejected {
+			if len(r.heldRejected) < MaxRejectedListed {
+				r.heldRejected = append(r.heldRejected, rj)
+			}
+		}
+		b.rejected = b.rejected[:0]
+		return nil
+	}
+	if len(b.rows) > 0 || b.duplicates > 0 || len(b.rejected) > 0 {
+		if err := r.im.store.addRows(ctx, r.c.ID, b.rows, b.duplicates, r.credits(b.rows), r.im.now()); err != nil {
+			return storeFailed(ctx, err)
+		}
+	}
+	if len(b.rejected) > 0 {
+		if err := r.im.store.addRejected(ctx, r.c.ID, b.rejected, r.listedRejected); err != nil {
+			return storeFailed(ctx, err)
+		}
+		r.listedRejected = min(MaxRejectedListed, r.listedRejected+int64(len(b.rejected)))
+	}
+	if len(b.rows) > 0 {
+		seqs := make([]int64, len(b.rows))
+		for i, row := range b.rows {
+			seqs[i] = row.seq
+		}
+		select {
+		case batches <- seqs:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	b.rows, b.rejected, b.duplicates = b.rows[:0], b.rejected[:0], 0
+	return nil
 }
 
 // create writes the campaign when its first row is ready to be stored, and
@@ -500,17 +453,17 @@ func (r *importRun) create(ctx context.Context) error {
 	return storeFailed(ctx, r.im.store.beginUpload(ctx, r.c.ID, r.hold, r.im.now()))
 }
 
-// credits estimates what a batch of recipients will cost: 2 for a message
-// with text and an attachment (the campaign's file or the row's own
-// file_uid column), else 1.
+// credits estimates what a batch of recipients will cost: what a message
+// with text and the campaign's file, or the row's own file_uid column,
+// costs (sender.Message.Credits).
 func (r *importRun) credits(rows []pendingRow) int64 {
 	var n int64
 	for _, row := range rows {
-		if r.c.FileUID != "" || (r.lay.file >= 0 && row.values[r.lay.file] != "") {
-			n += 2
-		} else {
-			n++
+		msg := sender.Message{Text: r.c.Template, FileUID: r.c.FileUID}
+		if r.lay.file >= 0 && row.values[r.lay.file] != "" {
+			msg.FileUID = row.values[r.lay.file]
 		}
+		n += int64(msg.Credits())
 	}
 	return n
 }
@@ -548,9 +501,9 @@ func (r *importRun) abort(cause error) error {
 	return &AbortedImportError{CampaignID: r.c.ID, Recipients: r.accepted, Cancelled: err == nil, Err: cause}
 }
 
-// newID makes a campaign id that sorts by creation time: the time in base 36
+// NewID makes a campaign id that sorts by creation time: the time in base 36
 // and six random base-36 digits.
-func newID(now time.Time) string {
+func NewID(now time.Time) string {
 	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 	suffix := make([]byte, 6)
 	for i := range suffix {

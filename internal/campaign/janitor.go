@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -58,7 +57,7 @@ func (j *UploadJanitor) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		taken, err := j.store.rdb.SetNX(ctx, janitorLock, "1", j.every*9/10).Result()
+		taken, err := j.store.takeJanitorTurn(ctx, j.every*9/10)
 		if err != nil || !taken {
 			continue // Redis is down (the next pass will do), or another worker's turn
 		}
@@ -70,28 +69,20 @@ func (j *UploadJanitor) Run(ctx context.Context) {
 	}
 }
 
-// uploadState is what the janitor reads of a campaign.
-var uploadStateFields = []string{fStatus, fSequence, fHeld, fImporting, fProgressAt, fCreatedAt}
-
 // Sweep makes one pass and answers how many campaigns it ended.
 func (j *UploadJanitor) Sweep(ctx context.Context) (int, error) {
 	ids, err := j.candidates(ctx)
 	if err != nil {
 		return 0, err
 	}
-	cmds := make([]*redis.SliceCmd, len(ids))
-	if _, err := j.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HMGet(ctx, campaignKey(id), uploadStateFields...)
-		}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("read uploading campaigns: %w", err)
+	states, err := j.store.uploadStates(ctx, ids)
+	if err != nil {
+		return 0, err
 	}
 	ended := 0
 	var firstErr error
 	for i, id := range ids {
-		done, err := j.check(ctx, id, cmds[i].Val())
+		done, err := j.check(ctx, id, states[i])
 		if done {
 			ended++
 		}
@@ -108,11 +99,8 @@ func (j *UploadJanitor) Sweep(ctx context.Context) (int, error) {
 func (j *UploadJanitor) candidates(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
 	var ids []string
-	for _, index := range []string{uploadingIndex, activeIndex} {
-		members, err := j.store.rdb.SMembers(ctx, index).Result()
-		if err != nil {
-			return nil, fmt.Errorf("list uploading campaigns: %w", err)
-		}
+	lists, err := j.store.uploadingAndActive(ctx)
+	for _, members := range lists {
 		for _, id := range members {
 			if !seen[id] {
 				seen[id] = true
@@ -120,7 +108,7 @@ func (j *UploadJanitor) candidates(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
-	return ids, nil
+	return ids, err
 }
 
 // check ends campaign id's upload when it has stalled, and drops it from
@@ -130,7 +118,7 @@ func (j *UploadJanitor) check(ctx context.Context, id string, v []any) (bool, er
 	status, sequence, held, importing := field(0), field(1), field(2) == "1", field(3) == "1"
 	if status == "" || sequence != "" || (!held && !importing) {
 		// Gone, a sequence step (importing for ever, on purpose), or done.
-		return false, j.store.rdb.SRem(ctx, uploadingIndex, id).Err()
+		return false, j.store.dropUploading(ctx, id)
 	}
 	progress, _ := strconv.ParseInt(field(4), 10, 64)
 	if progress == 0 {

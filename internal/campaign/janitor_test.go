@@ -30,8 +30,10 @@ func TestJanitorEndsStalledUploadsOnly(t *testing.T) {
 	f.rdb.HSet(ctx, campaignKey(stalledImport.ID), fImporting, "1")
 	f.rdb.SAdd(ctx, uploadingIndex, stalledImport.ID)
 	done := f.importCSV("Hi", "phone\n+12025550104\n")
-	seq, err := f.store.CreateSequence(ctx, NewSequence{Name: "Onboarding", Steps: []NewStep{{Name: "welcome", Template: mustTemplate(t, "Hi")}}}, "US", time.Now())
-	if err != nil {
+	// A sequence's step: a campaign that keeps importing on purpose.
+	stepID := NewID(time.Now())
+	if err := f.store.CreateOpen(ctx, &Campaign{ID: stepID, Name: "Onboarding · welcome", Status: StatusRunning, CreatedAt: time.Now(),
+		Template: "Hi", Columns: []string{"phone"}, SequenceID: "seq", SequenceStep: 1}, "phone"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -45,7 +47,7 @@ func TestJanitorEndsStalledUploadsOnly(t *testing.T) {
 	live := importHeld("phone\n+12025550105\n")
 	j.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	// The live upload progresses again just before the pass.
-	f.rdb.HSet(ctx, campaignKey(live.ID), fProgressAt, unixMilli(j.now()))
+	f.rdb.HSet(ctx, campaignKey(live.ID), fProgressAt, UnixMilli(j.now()))
 
 	n, err := j.Sweep(ctx)
 	if err != nil || n != 2 {
@@ -69,7 +71,7 @@ func TestJanitorEndsStalledUploadsOnly(t *testing.T) {
 	if c := f.get(done.ID); c.Status != StatusRunning {
 		t.Errorf("the finished import is %s", c.Status)
 	}
-	step := f.get(seq.Steps[0].CampaignID)
+	step := f.get(stepID)
 	if step.Status == StatusCancelled || !step.Importing {
 		t.Errorf("the sequence step is %s, importing %v; want it left alone", step.Status, step.Importing)
 	}

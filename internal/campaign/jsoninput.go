@@ -33,14 +33,14 @@ type jsonField struct {
 func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
 	in := &jsonInput{dec: dec, inArray: inArray, layout: layout{phone: -1, file: -1}, keys: map[string]int{}}
 	if !dec.More() {
-		return nil, inputErr("contacts", "contacts is empty")
+		return nil, FieldError("contacts", "contacts is empty")
 	}
 	first, err := readObject(dec)
 	if err != nil {
 		if brokenJSON(err) {
-			return nil, inputErr("body", "the body is not valid JSON: contacts[1]: "+err.Error())
+			return nil, FieldError("body", "the body is not valid JSON: contacts[1]: "+err.Error())
 		}
-		return nil, inputErr("contacts", "contacts[1]: "+err.Error())
+		return nil, FieldError("contacts", "contacts[1]: "+err.Error())
 	}
 	in.first = &first
 	for _, f := range first {
@@ -49,7 +49,7 @@ func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
 			continue
 		}
 		if _, dup := in.keys[name]; dup {
-			return nil, inputErr("contacts", fmt.Sprintf("contacts[1] has two keys that are both %q in a template", name))
+			return nil, FieldError("contacts", fmt.Sprintf("contacts[1] has two keys that are both %q in a template", name))
 		}
 		in.keys[name] = len(in.columns)
 		in.header = append(in.header, f.key)
@@ -58,7 +58,7 @@ func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
 	in.file = indexOf(in.columns, fileColumn)
 	in.phone = phoneColumn(in.columns)
 	if in.phone < 0 {
-		return nil, inputErr("contacts", fmt.Sprintf("contacts[1] has no phone (keys: %s)", strings.Join(clipAll(in.header, 10), ", ")))
+		return nil, FieldError("contacts", fmt.Sprintf("contacts[1] has no phone (keys: %s)", strings.Join(clipAll(in.header, 10), ", ")))
 	}
 	return in, nil
 }

@@ -1,6 +1,9 @@
 package campaign
 
-import "strconv"
+import (
+	"hash/fnv"
+	"strconv"
+)
 
 // Redis layout. Every key of one campaign carries the campaign id as a hash
 // tag ({id}), so a Lua script may touch the campaign hash and its recipient
@@ -16,22 +19,27 @@ import "strconv"
 //	wac:c:{id}:h:<bucket>       HASH  seq → history: what happened to the recipient, oldest first
 //	wac:c:{id}:rejected         LIST  the first MaxRejectedListed rejected rows (JSON)
 //	wac:c:{id}:retry            LIST  recipients requeued by retry-failed, not yet enqueued
+//	wac:uid:<bucket>            HASH  message uid → "<campaign>/<seq>" (uidIndexBuckets buckets by hash of the uid)
+//	wac:unknown:<phone>         SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
+//
+// The last two lead the provider's message:sent:new webhooks back to
+// recipients (webhook.go); they are kept only while a webhook secret is set.
 //
 // Recipients are numbered 0, 1, 2... in upload order (after duplicates are
 // dropped) and grouped bucketSize to a hash, which keeps the number of keys
 // small and lets listings walk a campaign in order.
 const (
-	keyPrefix       = "wac:"
-	campaignsIndex  = keyPrefix + "campaigns"
-	activeIndex     = keyPrefix + "campaigns:active" // SET: campaigns not known to have ended
-	uploadingIndex  = keyPrefix + "campaigns:uploading"
-	janitorLock     = keyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
+	KeyPrefix       = "wac:" // every key of the product starts with it
+	campaignsIndex  = KeyPrefix + "campaigns"
+	activeIndex     = KeyPrefix + "campaigns:active" // SET: campaigns not known to have ended
+	uploadingIndex  = KeyPrefix + "campaigns:uploading"
+	janitorLock     = KeyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
 	bucketSize      = 1024
 	fieldSeparator  = "\x1f" // ASCII unit separator between a row's values
 	maxFieldsLength = 64 << 10
 )
 
-func campaignKey(id string) string { return keyPrefix + "c:{" + id + "}" }
+func campaignKey(id string) string { return KeyPrefix + "c:{" + id + "}" }
 
 func rowsKey(id string, seq int64) string {
 	return campaignKey(id) + ":rows:" + strconv.FormatInt(seq/bucketSize, 10)
@@ -84,3 +92,15 @@ const (
 	fCreditsSpent = "credits_spent"
 	fTotal        = "total"
 )
+
+// uidIndexBuckets spreads the message uid index over hashes of a
+// manageable size.
+const uidIndexBuckets = 4096
+
+func uidIndexKey(uid string) string {
+	h := fnv.New32a()
+	h.Write([]byte(uid))
+	return KeyPrefix + "uid:" + strconv.FormatUint(uint64(h.Sum32()%uidIndexBuckets), 10)
+}
+
+func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }

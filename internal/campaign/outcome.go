@@ -71,12 +71,19 @@ func (h *SendHandler) markUnconfirmed(ctx context.Context, run *attemptRun, phon
 	}
 	reason := "the provider's answer was lost (" + pe.Reason() + "); checking with the provider before anything is sent again"
 	run.log.Warn("send unconfirmed; reconciling, not resending", zap.Error(pe))
-	rec := record{State: StateUnconfirmed, Reason: reason, Account: run.account, Owner: run.id, Dispatched: unixMilli(dispatched)}
+	rec := record{State: StateUnconfirmed, Reason: reason, Account: run.account, Owner: run.id, Dispatched: UnixMilli(dispatched)}
 	if err := h.finish(ctx, run, rec, 0); err != nil {
 		return err
 	}
 	h.indexUnconfirmed(ctx, run, phone)
-	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), run.Campaign, run.Seq, dispatched, 0, dispatched.Add(h.reconcile.After))
+	return h.reconcileLater(ctx, run, dispatched)
+}
+
+// reconcileLater enqueues the first lookup of a send that may have gone out
+// at dispatched, RECONCILE_AFTER later.
+func (h *SendHandler) reconcileLater(ctx context.Context, run *attemptRun, dispatched time.Time) error {
+	p := reconcilePayload{Campaign: run.Campaign, Seq: run.Seq, Dispatched: dispatched.UnixMilli()}
+	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), p, dispatched.Add(h.reconcile.After))
 }
 
 // restAccount handles a refusal of the sender account rather than of the
@@ -229,7 +236,7 @@ func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why str
 	// start task saw the recipient "sending" and left it out of the new
 	// round, and this task, of the old round, will find itself outdated.
 	// Without a task in the current round the recipient would stay queued.
-	if err := h.queue.requeueInCurrentRound(ctx, h.store, run.Campaign, run.Seq, run.Round, ""); err != nil {
+	if err := h.service.requeueInCurrentRound(ctx, run.Campaign, run.Seq, run.Round, ""); err != nil {
 		run.log.Error("re-enqueue a released recipient in the current round", zap.Error(err))
 		return err
 	}

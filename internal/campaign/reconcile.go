@@ -86,14 +86,12 @@ type reconcilePayload struct {
 	N          int    `json:"n"` // which lookup this is
 }
 
-// enqueueReconcile enqueues lookup n of a send dispatched at dispatched,
-// due at at (never earlier: the last lookup decides the policy). The task
-// id names the send, so a second report of the same unconfirmed send adds
-// nothing.
-func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq int64, dispatched time.Time, n int, at time.Time) error {
-	p := reconcilePayload{Campaign: campaignID, Seq: seq, Dispatched: dispatched.UnixMilli(), N: n}
+// enqueueReconcile enqueues lookup p.N of the send p names, due at at
+// (never earlier: the last lookup decides the policy). The task id names
+// the send, so a second report of the same unconfirmed send adds nothing.
+func (e *Enqueuer) enqueueReconcile(ctx context.Context, p reconcilePayload, at time.Time) error {
 	payload, _ := json.Marshal(p)
-	id := "reconcile:" + campaignID + ":" + strconv.FormatInt(seq, 10) + ":" + strconv.FormatInt(p.Dispatched, 36) + ":" + strconv.Itoa(n)
+	id := "reconcile:" + p.Campaign + ":" + strconv.FormatInt(p.Seq, 10) + ":" + strconv.FormatInt(p.Dispatched, 36) + ":" + strconv.Itoa(p.N)
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeReconcile, payload),
 		asynq.TaskID(id),
 		asynq.Queue(QueueStatus),
@@ -102,7 +100,7 @@ func (e *Enqueuer) enqueueReconcile(ctx context.Context, campaignID string, seq 
 		asynq.Timeout(2*time.Minute),
 	)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("enqueue the reconciliation of recipient %d of campaign %s: %w", seq, campaignID, err)
+		return fmt.Errorf("enqueue the reconciliation of recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
 	}
 	return nil
 }
@@ -112,6 +110,7 @@ type Reconciler struct {
 	store    *Store
 	provider sender.Provider
 	queue    *Enqueuer
+	service  *Service // resends: a recipient back in the queue in the current round
 	budget   *quota.PollBudget
 	polls    PollSchedule
 	policy   ReconcilePolicy
@@ -136,7 +135,7 @@ type ReconcilerDeps struct {
 
 // NewReconciler returns the handler of TypeReconcile tasks.
 func NewReconciler(d ReconcilerDeps) *Reconciler {
-	r := &Reconciler{store: d.Store, provider: d.Provider, queue: d.Queue, budget: d.Budget, polls: d.Polls,
+	r := &Reconciler{store: d.Store, provider: d.Provider, queue: d.Queue, service: NewService(d.Store, d.Queue), budget: d.Budget, polls: d.Polls,
 		policy: d.Policy.withDefaults(), indexed: d.IndexForWebhooks, log: d.Log, now: time.Now}
 	r.specs.store = d.Store
 	return r
@@ -286,7 +285,7 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 		next, ok = deadline, true // ran early (a retry, another clock): the policy waits for the max age
 	}
 	if ok {
-		return r.queue.enqueueReconcile(ctx, p.Campaign, p.Seq, dispatched, p.N+1, next)
+		return r.queue.enqueueReconcile(ctx, reconcilePayload{Campaign: p.Campaign, Seq: p.Seq, Dispatched: p.Dispatched, N: p.N + 1}, next)
 	}
 	age := r.now().Sub(dispatched).Round(time.Second).String()
 	switch resends := resendsIn(history); {
@@ -302,7 +301,7 @@ func (r *Reconciler) notFound(ctx context.Context, p reconcilePayload, rec recor
 	if err := r.settle(ctx, p, record{State: StateQueued}, note, 0); err != nil {
 		return err
 	}
-	return r.queue.requeueInCurrentRound(ctx, r.store, p.Campaign, p.Seq, -1, ":resend")
+	return r.service.requeueInCurrentRound(ctx, p.Campaign, p.Seq, -1, ":resend")
 }
 
 // resendsIn counts the resends in a recipient's history.

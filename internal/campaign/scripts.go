@@ -2,12 +2,19 @@ package campaign
 
 import "github.com/redis/go-redis/v9"
 
-// The Lua scripts below are the only code that changes a recipient's state.
-// Each one moves the campaign's counters and appends to the recipient's
-// history in the same atomic step, which is what keeps
-// queued+sending+...+unknown equal to total under any concurrency and the
-// history true to the counters; and each one ends by checking whether the
-// campaign is now complete.
+// Every Lua script of the campaign store, each with its KEYS and ARGV
+// contract above it; the Store methods of store*.go run them and turn their
+// answers into typed values. Store is the only holder of the Redis client.
+//
+// A recipient's state and the campaign's state counters change only here:
+// claimScript, dispatchScript, settleScript, statusScript,
+// skipQueuedScript, requeueFailedScript and resolveUnconfirmedScript move a
+// recipient and its counters; addRowOnceScript adds one (queued), as
+// Store.addRows does for an import's batches. Each moves the counters and
+// appends to the recipient's history in the same atomic step, which is
+// what keeps queued+sending+...+unknown equal to total under any
+// concurrency and the history true to the counters; and each that settles
+// ends by checking whether the campaign is now complete.
 //
 // A state record is JSON: {"s": state, "r": reason, "a": account,
 // "u": message uid, "t": unix ms of the change}. While the recipient is
@@ -258,4 +265,141 @@ if n > 0 then
   redis.call('HINCRBY', KEYS[1], 'skipped', n)
 end
 return n
+`)
+
+// Lifecycle scripts: transitions, retry-failed, the start of a round.
+
+// transitionScript moves a campaign between statuses. KEYS: campaign.
+// ARGV: allowed statuses (comma separated, wrapped in commas), new status,
+// reason ("" clears it), now (unix ms), bump the round (1/0), bump the start
+// version (1/0). Answers {1, status, round, version} or {0, current status}.
+var transitionScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'round', 'start_version')
+if not v[1] then return {'0', ''} end
+if not string.find(ARGV[1], ',' .. v[1] .. ',', 1, true) then return {'0', v[1]} end
+local round, version = tonumber(v[2] or '0'), tonumber(v[3] or '0')
+if ARGV[5] == '1' then round = round + 1 end
+if ARGV[6] == '1' then version = version + 1 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'round', round, 'start_version', version)
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'reason') else redis.call('HSET', KEYS[1], 'reason', ARGV[3]) end
+if ARGV[2] == 'cancelled' then redis.call('HSET', KEYS[1], 'finished_at', ARGV[4]) end
+if ARGV[2] == 'running' then redis.call('HDEL', KEYS[1], 'finished_at') end
+return {'1', ARGV[2], tostring(round), tostring(version)}
+`)
+
+// requeueFailedScript puts the failed recipients of one bucket back in the
+// queue and lists them for the retry task. KEYS: campaign, state bucket,
+// history bucket, retry list. ARGV: first seq, seq after the last, now.
+// Answers how many it requeued.
+var requeueFailedScript = redis.NewScript(luaLib + `
+local ck, sk, hk, lk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n, undelivered = 0, 0
+for seq = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
+  local cur = redis.call('HGET', sk, seq)
+  if cur then
+    local rec = cjson.decode(cur)
+    if rec.s == 'failed' then
+      if rec.u and rec.u ~= '' then undelivered = undelivered + 1 end
+      redis.call('HDEL', sk, seq)
+      hist(ck, hk, seq, 'q', ARGV[3], 'retry of failed recipients')
+      redis.call('RPUSH', lk, seq)
+      n = n + 1
+    end
+  end
+end
+if n > 0 then
+  redis.call('HINCRBY', ck, 'failed', -n)
+  redis.call('HINCRBY', ck, 'queued', n)
+end
+if undelivered > 0 then redis.call('HINCRBY', ck, 'undelivered', -undelivered) end
+return n
+`)
+
+// startScript starts a campaign's sending. KEYS: campaign. ARGV: now (unix
+// ms), the start task's version. Answers {a startOutcome, round}: started
+// (a scheduled campaign whose time has come) or running (resumed, or a
+// replayed start) enqueue the round; outdated, early, gone or the status
+// the campaign is in (paused, cancelled...) do nothing.
+var startScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'send_at', 'round', 'start_version')
+if not v[1] then return {'gone', '0'} end
+local round = v[3] or '0'
+if (v[4] or '0') ~= ARGV[2] then return {'outdated', round} end
+if v[1] == 'running' then return {'running', round} end
+if v[1] ~= 'scheduled' then return {v[1], round} end
+if tonumber(v[2] or '0') > tonumber(ARGV[1]) then return {'early', round} end
+redis.call('HSET', KEYS[1], 'status', 'running')
+if redis.call('HEXISTS', KEYS[1], 'started_at') == 0 then redis.call('HSET', KEYS[1], 'started_at', ARGV[1]) end
+return {'started', round}
+`)
+
+// startOutcome is startScript's answer.
+type startOutcome string
+
+const (
+	startStarted  startOutcome = "started"  // a scheduled campaign whose time has come: now running
+	startRunning  startOutcome = "running"  // already running (resumed, or a replayed start)
+	startOutdated startOutcome = "outdated" // a start task of an earlier version
+	startEarly    startOutcome = "early"    // send_at moved later
+)
+
+// enqueues says whether a start task of this outcome enqueues its round;
+// any other (outdated, early, gone, a paused or cancelled status) does
+// nothing.
+func (o startOutcome) enqueues() bool { return o == startStarted || o == startRunning }
+
+// addRowOnceScript adds recipient seq to a campaign that keeps taking
+// recipients (a sequence step) if it is not there yet, counting it queued.
+// Answers 1 if it added it. KEYS: campaign, rows bucket. ARGV: seq, row, credits.
+var addRowOnceScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], 'queued', 1)
+redis.call('HINCRBY', KEYS[1], 'credits_estimated', ARGV[3])
+return 1
+`)
+
+// Campaign-hash scripts of the send path: the plan's end, a waiting reason.
+
+// notePlanEndScript keeps the latest planned due time. KEYS: campaign.
+// ARGV: unix ms.
+var notePlanEndScript = redis.NewScript(`
+local cur = tonumber(redis.call('HGET', KEYS[1], 'plan_end') or '0')
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'plan_end', ARGV[1]) end
+return 0
+`)
+
+// setReasonScript shows why a running campaign is not progressing, without
+// overwriting a reason already there (a pause says more than a wait).
+// KEYS: campaign. ARGV: reason.
+var setReasonScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'reason')
+if (v[1] == 'running' or v[1] == 'scheduled') and (not v[2] or v[2] == '') then
+  redis.call('HSET', KEYS[1], 'reason', ARGV[1])
+end
+return 0
+`)
+
+// resolveUnconfirmedScript makes an unconfirmed (or unknown) recipient
+// sent, with the uid a sent event named, if the event fits: same account,
+// soon after the send was dispatched. KEYS: campaign, state bucket, history
+// bucket. ARGV: seq, uid, event time (unix ms), now, the event's account
+// phone, window (ms). Answers 1 when it resolved the recipient.
+var resolveUnconfirmedScript = redis.NewScript(luaLib + `
+local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
+local seq, uid, at, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local cur = redis.call('HGET', sk, seq)
+if not cur then return 0 end
+local rec = cjson.decode(cur)
+if rec.s ~= 'unknown' and rec.s ~= 'unconfirmed' then return 0 end
+if rec.a and rec.a ~= '' and ARGV[5] ~= '' and rec.a ~= ARGV[5] then return 0 end
+local t = tonumber(rec.d or rec.t or '0')
+if tonumber(at) < t - 60000 or tonumber(at) > t + tonumber(ARGV[6]) then return 0 end
+redis.call('HSET', sk, seq, cjson.encode({s = 'sent', a = rec.a, u = uid, t = now}))
+redis.call('HINCRBY', ck, rec.s, -1)
+redis.call('HINCRBY', ck, 'sent', 1)
+hist(ck, hk, seq, 's', at, uid)
+hist(ck, hk, seq, 'P', at, 'Sent')
+maybe_complete(ck, now)
+return 1
 `)

@@ -33,6 +33,7 @@ type SendHandler struct {
 	accounts  *quota.Accounts
 	syncer    *quota.QuotaSyncer
 	queue     *Enqueuer
+	service   *Service // a released recipient back in the queue in the current round
 	polls     PollSchedule
 	reconcile ReconcilePolicy
 	indexed   bool
@@ -85,6 +86,7 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		accounts:      d.Accounts,
 		syncer:        d.Syncer,
 		queue:         d.Queue,
+		service:       NewService(d.Store, d.Queue),
 		polls:         d.Polls,
 		reconcile:     d.Reconcile.withDefaults(),
 		indexed:       d.IndexForWebhooks,
@@ -133,7 +135,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.Campaign == "" {
 		return fmt.Errorf("malformed send task %q: %w", t.Payload(), asynq.SkipRetry)
 	}
-	run := &attemptRun{sendPayload: p, id: newAttemptID(),
+	run := &attemptRun{sendPayload: p, id: NewAttemptID(),
 		log: h.log.With(zap.String("campaign", p.Campaign), zap.Int64("seq", p.Seq))}
 
 	spec, err := h.admit(ctx, run)
@@ -239,7 +241,7 @@ func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun
 		if dispatched.IsZero() {
 			dispatched = h.now()
 		}
-		return nil, h.queue.enqueueReconcile(context.WithoutCancel(ctx), run.Campaign, run.Seq, dispatched, 0, dispatched.Add(h.reconcile.After))
+		return nil, h.reconcileLater(ctx, run, dispatched)
 	case claimInflight:
 		// Another attempt holds the claim: a duplicate run at the same
 		// time, or an attempt that could not record its outcome (Redis
@@ -484,7 +486,7 @@ func (h *SendHandler) sendOnTime(ctx context.Context, account string, msg sender
 	return receipt, err
 }
 
-// newAttemptID names one run of a task, the owner of its claim.
-func newAttemptID() string {
+// NewAttemptID names one run of a task: the owner of a claim or a lease.
+func NewAttemptID() string {
 	return strconv.FormatUint(rand.Uint64(), 36)
 }

@@ -606,7 +606,7 @@ func TestResumedRoundIsNotDroppedByAStaleGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// ... the campaign resumes in round 1 ...
-	if _, err := f.store.Resume(ctx, f.queue, c.ID, time.Now()); err != nil {
+	if _, err := f.service.Resume(ctx, c.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// ... and the new round's task comes within the cache's quarter second.
@@ -699,7 +699,7 @@ func TestClaimReleasedAcrossPauseAndResumeIsSentInTheNewRound(t *testing.T) {
 		if err := f.store.Pause(ctx, c.ID, "", time.Now()); err != nil {
 			t.Error(err)
 		}
-		if _, err := f.store.Resume(ctx, f.queue, c.ID, time.Now()); err != nil {
+		if _, err := f.service.Resume(ctx, c.ID, time.Now()); err != nil {
 			t.Error(err)
 		}
 	})

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
@@ -154,9 +153,19 @@ func (e *Enqueuer) plan(ctx context.Context, accounts []string, seqs []int64) ([
 	return out, nil
 }
 
+// sendBatch is a batch of recipients of one campaign to enqueue in a round.
+type sendBatch struct {
+	campaign string
+	accounts []string // the campaign's, to plan each recipient on its own
+	round    int64
+	seqs     []int64
+	parallel int // enqueueing goroutines
+}
+
 // enqueueBatch plans and enqueues the send tasks of a batch of recipients
 // with parallel enqueuers, and answers the latest due time it planned.
-func (e *Enqueuer) enqueueBatch(ctx context.Context, campaignID string, accounts []string, round int64, seqs []int64, parallel int) (time.Time, error) {
+func (e *Enqueuer) enqueueBatch(ctx context.Context, b sendBatch) (time.Time, error) {
+	campaignID, accounts, round, seqs, parallel := b.campaign, b.accounts, b.round, b.seqs, b.parallel
 	if len(seqs) == 0 {
 		return time.Time{}, nil
 	}
@@ -195,39 +204,6 @@ func (e *Enqueuer) enqueueBatch(ctx context.Context, campaignID string, accounts
 	return latest, firstErr
 }
 
-// requeueInCurrentRound enqueues a recipient that went back to the queue
-// (a released claim, an unconfirmed send to be sent again) when its
-// campaign is running in a round other than seenRound: without a task in the
-// current round it would stay queued. A paused campaign's resume enqueues
-// it; in the same round the caller's own task retries it. A non-empty
-// idSuffix gives the task an id of its own, for a recipient whose earlier
-// task of this round may still be in the queue.
-func (e *Enqueuer) requeueInCurrentRound(ctx context.Context, store *Store, id string, seq, seenRound int64, idSuffix string) error {
-	g, err := store.gate(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if g.status != StatusRunning || (g.round == seenRound && idSuffix == "") {
-		return nil
-	}
-	accounts, err := store.accountsOf(ctx, id)
-	if err != nil {
-		return err
-	}
-	due, err := e.plan(ctx, accounts, []int64{seq})
-	if err != nil {
-		return err
-	}
-	taskID := sendTaskID(id, seq, g.round) + idSuffix
-	if err := e.enqueueSendAs(ctx, taskID, sendPayload{Campaign: id, Seq: seq, Round: g.round}, due[0]); err != nil {
-		return err
-	}
-	return store.notePlanEnd(ctx, id, due[0])
-}
-
 // accountOf is the sender account a recipient is planned on: the campaign's
 // accounts in turn; "" (the provider's default) when it names none.
 func accountOf(accounts []string, seq int64) string {
@@ -235,41 +211,4 @@ func accountOf(accounts []string, seq int64) string {
 		return ""
 	}
 	return accounts[seq%int64(len(accounts))]
-}
-
-// enqueueQueued enqueues, in round, a send task for every recipient of the
-// campaign that is still queued: what starting a scheduled campaign and
-// resuming a paused one do. Recipients are walked bucket by bucket, so a
-// million of them never sit in memory at once.
-func (e *Enqueuer) enqueueQueued(ctx context.Context, store *Store, campaignID string, accounts []string, round int64) (int64, error) {
-	total, err := store.rdb.HGet(ctx, campaignKey(campaignID), fTotal).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("read campaign %s: %w", campaignID, err)
-	}
-	var enqueued int64
-	for first := int64(0); first < total; first += bucketSize {
-		settled, err := store.rdb.HKeys(ctx, stateKey(campaignID, first)).Result()
-		if err != nil {
-			return enqueued, fmt.Errorf("read recipients of campaign %s: %w", campaignID, err)
-		}
-		done := make(map[string]bool, len(settled))
-		for _, s := range settled {
-			done[s] = true
-		}
-		var seqs []int64
-		for seq := first; seq < min(first+bucketSize, total); seq++ {
-			if !done[strconv.FormatInt(seq, 10)] {
-				seqs = append(seqs, seq)
-			}
-		}
-		latest, err := e.enqueueBatch(ctx, campaignID, accounts, round, seqs, 16)
-		if err != nil {
-			return enqueued, err
-		}
-		if err := store.notePlanEnd(ctx, campaignID, latest); err != nil {
-			return enqueued, err
-		}
-		enqueued += int64(len(seqs))
-	}
-	return enqueued, nil
 }

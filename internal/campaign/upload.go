@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -29,6 +28,7 @@ import (
 type StoreError struct{ Err error }
 
 func (e *StoreError) Error() string { return "the campaign store (Redis) failed: " + e.Err.Error() }
+
 func (e *StoreError) Unwrap() error { return e.Err }
 
 // ReadError is a failure to read the upload itself: it broke off, or its
@@ -36,6 +36,7 @@ func (e *StoreError) Unwrap() error { return e.Err }
 type ReadError struct{ Err error }
 
 func (e *ReadError) Error() string { return "the upload cannot be read: " + e.Err.Error() }
+
 func (e *ReadError) Unwrap() error { return e.Err }
 
 // AbortedImportError says that an import failed (the upload broke off, or
@@ -78,39 +79,6 @@ func storeFailed(ctx context.Context, err error) error {
 	return &StoreError{Err: err}
 }
 
-// beginUpload lists a new campaign as uploading, held when asked, with its
-// progress starting now. It runs before any of the campaign's tasks exist.
-func (s *Store) beginUpload(ctx context.Context, id string, held bool, now time.Time) error {
-	fields := []any{fProgressAt, unixMilli(now)}
-	if held {
-		fields = append(fields, fHeld, "1")
-	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, campaignKey(id), fields...)
-		p.SAdd(ctx, uploadingIndex, id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("note the upload of campaign %s: %w", id, err)
-	}
-	return nil
-}
-
-// endUpload records that the request creating a campaign is over: its
-// import is finished and its hold lifted (last: whatever the request
-// changed is written by then).
-func (s *Store) endUpload(ctx context.Context, id string, now time.Time) error {
-	if err := s.finishImport(ctx, id, now); err != nil {
-		return err
-	}
-	if err := s.rdb.HDel(ctx, campaignKey(id), fHeld).Err(); err != nil {
-		return fmt.Errorf("release campaign %s: %w", id, err)
-	}
-	// Best effort: the janitor drops entries whose upload has ended.
-	_ = s.rdb.SRem(ctx, uploadingIndex, id).Err()
-	return nil
-}
-
 // CancelUpload cancels a campaign whose creating request failed, saying why,
 // and ends its upload. When Redis cannot be reached the error says so; the
 // janitor cancels the campaign later.
@@ -141,25 +109,7 @@ func (im *Importer) cancelUpload(id, reason string) error {
 // contacts that is not valid), and, held, it sent nothing. Tasks already
 // queued find the campaign gone and do nothing.
 func (im *Importer) DiscardUpload(ctx context.Context, id string) error {
-	total, err := im.store.rdb.HGet(ctx, campaignKey(id), fTotal).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return storeFailed(ctx, fmt.Errorf("read campaign %s: %w", id, err))
-	}
-	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id)}
-	for first := int64(0); first < total; first += bucketSize {
-		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
-	}
-	_, err = im.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keys...) // one hash tag: one slot, also on Redis Cluster
-		p.ZRem(ctx, campaignsIndex, id)
-		p.SRem(ctx, activeIndex, id)
-		p.SRem(ctx, uploadingIndex, id)
-		return nil
-	})
-	if err != nil {
-		return storeFailed(ctx, fmt.Errorf("delete campaign %s: %w", id, err))
-	}
-	return nil
+	return storeFailed(ctx, im.store.delete(ctx, id))
 }
 
 // Release lets a held campaign send, once the request creating it has been
@@ -178,7 +128,7 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 		// Checked at creation; that it may have passed since is no mistake.
 		late.SendAt = time.Time{}
 	}
-	want, err := im.prepare(late)
+	want, err := im.Check(late)
 	if err != nil {
 		return nil, err
 	}
@@ -191,12 +141,12 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 		sendAt = want.SendAt // nil: now
 		changes[fSendAt] = "0"
 		if sendAt != nil {
-			changes[fSendAt] = unixMilli(*sendAt)
+			changes[fSendAt] = UnixMilli(*sendAt)
 		}
 	}
 	if len(changes) > 0 {
-		if err := im.store.rdb.HSet(ctx, campaignKey(c.ID), changes).Err(); err != nil {
-			return nil, storeFailed(ctx, fmt.Errorf("apply the late fields of campaign %s: %w", c.ID, err))
+		if err := im.store.setFields(ctx, c.ID, changes); err != nil {
+			return nil, storeFailed(ctx, err)
 		}
 	}
 	if !slices.Equal(c.Accounts, want.Accounts) || !late.SendAt.IsZero() {
@@ -238,7 +188,7 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 			changes[fEstimated] = 2 * c.Counts.Total
 		}
 	}
-	if w := encodeWindow(want.Window); w != encodeWindow(c.Window) {
+	if w := EncodeWindow(want.Window); w != EncodeWindow(c.Window) {
 		changes[fWindow] = w
 	}
 	if want.Template != c.Template || want.TemplateName != c.TemplateName {
@@ -254,8 +204,8 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 	return changes, nil
 }
 
-// encodeWindow is a window as the campaign hash keeps it ("": none).
-func encodeWindow(w *Window) string {
+// EncodeWindow is a window as the campaign hash keeps it ("": none).
+func EncodeWindow(w *Window) string {
 	if w == nil {
 		return ""
 	}
@@ -271,7 +221,7 @@ func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, no
 		// Scheduled even when its time has come: the start task starts it.
 		to, startAt = StatusScheduled, *sendAt
 	}
-	_, version, err := im.store.transition(ctx, id, transition{action: "apply the late fields of",
+	moved, err := im.store.transition(ctx, id, transition{action: "apply the late fields of",
 		from: []Status{StatusRunning, StatusScheduled}, to: to, bumpRound: true, bumpStart: true}, now)
 	var te *TransitionError
 	if errors.As(err, &te) || errors.Is(err, ErrNotFound) {
@@ -280,5 +230,5 @@ func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, no
 	if err != nil {
 		return storeFailed(ctx, err)
 	}
-	return storeFailed(ctx, im.queue.enqueueStart(ctx, id, startAt, version))
+	return storeFailed(ctx, im.queue.enqueueStart(ctx, id, startAt, moved.version))
 }

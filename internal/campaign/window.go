@@ -62,6 +62,15 @@ var weekdays = map[string]time.Weekday{
 	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday,
 }
 
+// WindowError is a window written wrong; Part says which of its parts:
+// "days", "hours" or "zone", so a form can name its field.
+type WindowError struct {
+	Part string
+	Msg  string
+}
+
+func (e *WindowError) Error() string { return e.Msg }
+
 // ParseWindow reads a window as people write it: days "mon-fri" or
 // "mon,wed,fri" (empty: every day), hours "09:00-18:00", zone an IANA name
 // ("Europe/Madrid") for numbers without a single zone of their own.
@@ -80,7 +89,7 @@ func ParseWindow(days, hours, zone string) (*Window, error) {
 			b, okB = weekdays[strings.TrimSpace(to)]
 		}
 		if !okA || !okB {
-			return nil, fmt.Errorf("window days %q: use mon, tue, wed, thu, fri, sat, sun, as a list (mon,wed) or a range (mon-fri)", days)
+			return nil, &WindowError{Part: "days", Msg: fmt.Sprintf("window days %q: use mon, tue, wed, thu, fri, sat, sun, as a list (mon,wed) or a range (mon-fri)", days)}
 		}
 		for d := a; ; d = (d + 1) % 7 {
 			if !containsDay(w.Days, d) {
@@ -93,7 +102,7 @@ func ParseWindow(days, hours, zone string) (*Window, error) {
 	}
 	from, to, ok := strings.Cut(strings.TrimSpace(hours), "-")
 	if !ok {
-		return nil, fmt.Errorf("window hours %q: write them like 09:00-18:00", hours)
+		return nil, &WindowError{Part: "hours", Msg: fmt.Sprintf("window hours %q: write them like 09:00-18:00", hours)}
 	}
 	var err error
 	if w.start, err = clock(from); err != nil {
@@ -103,12 +112,12 @@ func ParseWindow(days, hours, zone string) (*Window, error) {
 		return nil, err
 	}
 	if w.end <= w.start {
-		return nil, fmt.Errorf("window hours %q: the end must come after the start on the same day", hours)
+		return nil, &WindowError{Part: "hours", Msg: fmt.Sprintf("window hours %q: the end must come after the start on the same day", hours)}
 	}
 	w.Start, w.End = strings.TrimSpace(from), strings.TrimSpace(to)
 	if w.Zone != "" {
 		if w.fallback, err = time.LoadLocation(w.Zone); err != nil {
-			return nil, fmt.Errorf("window zone %q is not an IANA time zone like Europe/Madrid", w.Zone)
+			return nil, &WindowError{Part: "zone", Msg: fmt.Sprintf("window zone %q is not an IANA time zone like Europe/Madrid", w.Zone)}
 		}
 	}
 	return w, nil
@@ -117,7 +126,7 @@ func ParseWindow(days, hours, zone string) (*Window, error) {
 func clock(s string) (time.Duration, error) {
 	t, err := time.Parse("15:04", strings.TrimSpace(s))
 	if err != nil {
-		return 0, fmt.Errorf("window time %q: write it like 09:00", s)
+		return 0, &WindowError{Part: "hours", Msg: fmt.Sprintf("window time %q: write it like 09:00", s)}
 	}
 	return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
 }

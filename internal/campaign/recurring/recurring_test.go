@@ -1,4 +1,4 @@
-package campaign
+package recurring
 
 import (
 	"context"
@@ -16,15 +16,17 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
+	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/redistest"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
 const recurringCSV = "name,phone\nAna,+14155550101\nBo,+14155550102\nCy,+14155550103\n"
 
-func mustSchedule(t *testing.T, spec, zone string) *CronSchedule {
+func mustSchedule(t *testing.T, spec, zone string) *Schedule {
 	t.Helper()
-	s, err := ParseCronSchedule(spec, zone)
+	s, err := ParseSchedule(spec, zone)
 	if err != nil {
 		t.Fatalf("parse %q in %q: %v", spec, zone, err)
 	}
@@ -114,30 +116,42 @@ func TestRecurringParseRefusesWithTheField(t *testing.T) {
 		{"CRON_TZ=Europe/Madrid 0 9 * * *", "Europe/Paris", "cron_zone", "once"},
 	}
 	for _, c := range cases {
-		_, err := ParseCronSchedule(c.spec, c.zone)
-		var in *InputError
+		_, err := ParseSchedule(c.spec, c.zone)
+		var in *campaign.InputError
 		if !errors.As(err, &in) || in.Problems[0].Fields[0] != c.field || !strings.Contains(in.Msg, c.says) {
-			t.Errorf("ParseCronSchedule(%q, %q) = %v; want an input error on %s saying %q", c.spec, c.zone, err, c.field, c.says)
+			t.Errorf("ParseSchedule(%q, %q) = %v; want an input error on %s saying %q", c.spec, c.zone, err, c.field, c.says)
 		}
 	}
 }
 
-// recurringFixture is the campaign fixture plus recurring campaigns.
+// recurringFixture is recurring campaigns on a throwaway Redis, on top of
+// the campaigns their runs create.
 type recurringFixture struct {
-	*fixture
-	rs     *RecurringStore
-	runner *RecurringRunner
-	log    *zap.Logger
+	t         *testing.T
+	rdb       *redis.Client
+	store     *campaign.Store
+	importer  *campaign.Importer
+	starter   *campaign.ControlHandler
+	inspector *asynq.Inspector
+	rs        *Store
+	runner    *Runner
+	log       *zap.Logger
 }
 
 func newRecurringFixture(t *testing.T) *recurringFixture {
-	f := newFixture(t, sandbox.Config{})
+	rdb := redistest.Start(t).Client(t)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	rs := NewRecurringStore(f.rdb)
-	return &recurringFixture{fixture: f, rs: rs, runner: NewRecurringRunner(rs, f.importer, log), log: log}
+	queue := asynq.NewClientFromRedisClient(rdb)
+	t.Cleanup(func() { queue.Close() })
+	store := campaign.NewStore(rdb)
+	enqueuer := campaign.NewEnqueuer(queue, quota.NewPacer(rdb, time.Millisecond, 0))
+	importer := campaign.NewImporter(store, enqueuer, "US", log)
+	rs := NewStore(rdb)
+	return &recurringFixture{t: t, rdb: rdb, store: store, importer: importer, starter: campaign.NewControlHandler(store, enqueuer, log),
+		inspector: asynq.NewInspectorFromRedisClient(rdb), rs: rs, runner: NewRunner(rs, importer, store, log), log: log}
 }
 
-func (f *recurringFixture) create(spec string, mod ...func(*RecurringDraft)) *Recurring {
+func (f *recurringFixture) create(spec string, mod ...func(*Draft)) *Definition {
 	f.t.Helper()
 	r, err := f.tryCreate(spec, mod...)
 	if err != nil {
@@ -146,13 +160,13 @@ func (f *recurringFixture) create(spec string, mod ...func(*RecurringDraft)) *Re
 	return r
 }
 
-func (f *recurringFixture) tryCreate(spec string, mod ...func(*RecurringDraft)) (*Recurring, error) {
+func (f *recurringFixture) tryCreate(spec string, mod ...func(*Draft)) (*Definition, error) {
 	f.t.Helper()
 	tmpl, err := templating.Parse("t", "Hi {{.name}}")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	d := RecurringDraft{Draft: Draft{Name: "Weekly " + f.t.Name(), Template: tmpl}, Cron: spec, Contacts: []byte(recurringCSV)}
+	d := Draft{Draft: campaign.Draft{Name: "Weekly " + f.t.Name(), Template: tmpl}, Cron: spec, Contacts: []byte(recurringCSV)}
 	for _, m := range mod {
 		m(&d)
 	}
@@ -161,12 +175,12 @@ func (f *recurringFixture) tryCreate(spec string, mod ...func(*RecurringDraft)) 
 
 // schedulerOnOwnClient is a scheduler as another replica would run it: its
 // own Redis and asynq clients.
-func (f *recurringFixture) schedulerOnOwnClient() *RecurringScheduler {
+func (f *recurringFixture) schedulerOnOwnClient() *Scheduler {
 	rdb := redis.NewClient(&redis.Options{Addr: f.rdb.Options().Addr})
 	f.t.Cleanup(func() { _ = rdb.Close() })
 	queue := asynq.NewClientFromRedisClient(rdb)
 	f.t.Cleanup(func() { _ = queue.Close() })
-	s := NewRecurringScheduler(NewRecurringStore(rdb), queue, f.log)
+	s := NewScheduler(NewStore(rdb), queue, f.log)
 	s.every = 20 * time.Millisecond // several passes a tick: the schedulers race for every one
 	return s
 }
@@ -177,15 +191,15 @@ func (f *recurringFixture) startRunWorker() {
 	f.t.Helper()
 	srv := asynq.NewServerFromRedisClient(f.rdb, asynq.Config{
 		Concurrency:       4,
-		Queues:            map[string]int{QueueControl: 1},
-		IsFailure:         IsFailure,
-		RetryDelayFunc:    RetryDelay,
+		Queues:            map[string]int{campaign.QueueControl: 1},
+		IsFailure:         campaign.IsFailure,
+		RetryDelayFunc:    campaign.RetryDelay,
 		TaskCheckInterval: 50 * time.Millisecond,
 		LogLevel:          asynq.WarnLevel,
 	})
 	mux := asynq.NewServeMux()
-	mux.Handle(TypeRecurringRun, f.runner)
-	mux.Handle(TypeStart, f.starter)
+	mux.Handle(TypeRun, f.runner)
+	mux.Handle(campaign.TypeStart, f.starter)
 	if err := srv.Start(mux); err != nil {
 		f.t.Fatal(err)
 	}
@@ -193,18 +207,18 @@ func (f *recurringFixture) startRunWorker() {
 }
 
 func runTask(id string, tick int64) *asynq.Task {
-	payload, _ := json.Marshal(recurringRunPayload{ID: id, Tick: tick})
-	return asynq.NewTask(TypeRecurringRun, payload)
+	payload, _ := json.Marshal(runPayload{ID: id, Tick: tick})
+	return asynq.NewTask(TypeRun, payload)
 }
 
 // campaignsNamed counts the campaigns per name among those of definition r.
-func (f *recurringFixture) campaignsOf(r *Recurring) map[string][]*Campaign {
+func (f *recurringFixture) campaignsOf(r *Definition) map[string][]*campaign.Campaign {
 	f.t.Helper()
 	list, err := f.store.List(context.Background(), 1000, "")
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	out := map[string][]*Campaign{}
+	out := map[string][]*campaign.Campaign{}
 	for _, c := range list {
 		if strings.HasPrefix(c.Name, r.Name+" · ") {
 			out[c.Name] = append(out[c.Name], c)
@@ -213,7 +227,7 @@ func (f *recurringFixture) campaignsOf(r *Recurring) map[string][]*Campaign {
 	return out
 }
 
-func (f *recurringFixture) runs(id string) []RecurringRun {
+func (f *recurringFixture) runs(id string) []Run {
 	f.t.Helper()
 	runs, err := f.rs.Runs(context.Background(), id, recurringRunsKept)
 	if err != nil {
@@ -226,27 +240,27 @@ func TestRecurringCreateValidates(t *testing.T) {
 	f := newRecurringFixture(t)
 	cases := []struct {
 		name, field string
-		mod         func(*RecurringDraft)
+		mod         func(*Draft)
 	}{
-		{"bad spec", "cron", func(d *RecurringDraft) { d.Cron = "every monday" }},
-		{"bad zone", "cron_zone", func(d *RecurringDraft) { d.CronZone = "Europe/Atlantis" }},
-		{"no template", "template", func(d *RecurringDraft) { d.Template = nil }},
-		{"template uses a column the CSV lacks", "template", func(d *RecurringDraft) {
+		{"bad spec", "cron", func(d *Draft) { d.Cron = "every monday" }},
+		{"bad zone", "cron_zone", func(d *Draft) { d.CronZone = "Europe/Atlantis" }},
+		{"no template", "template", func(d *Draft) { d.Template = nil }},
+		{"template uses a column the CSV lacks", "template", func(d *Draft) {
 			d.Template, _ = templating.Parse("t", "Hi {{.city}}")
 		}},
-		{"no phone column", "contacts", func(d *RecurringDraft) { d.Contacts = []byte("name,email\nAna,a@example.com\n") }},
-		{"no valid row", "contacts", func(d *RecurringDraft) { d.Contacts = []byte("name,phone\nAna,12\n") }},
-		{"empty file", "contacts", func(d *RecurringDraft) { d.Contacts = nil }},
-		{"bad account", "accounts", func(d *RecurringDraft) { d.Accounts = []string{"not a phone"} }},
-		{"send_at", "send_at", func(d *RecurringDraft) { d.SendAt = time.Now().Add(time.Hour) }},
-		{"long name", "name", func(d *RecurringDraft) { d.Name = strings.Repeat("n", recurringNameMax+1) }},
+		{"no phone column", "contacts", func(d *Draft) { d.Contacts = []byte("name,email\nAna,a@example.com\n") }},
+		{"no valid row", "contacts", func(d *Draft) { d.Contacts = []byte("name,phone\nAna,12\n") }},
+		{"empty file", "contacts", func(d *Draft) { d.Contacts = nil }},
+		{"bad account", "accounts", func(d *Draft) { d.Accounts = []string{"not a phone"} }},
+		{"send_at", "send_at", func(d *Draft) { d.SendAt = time.Now().Add(time.Hour) }},
+		{"long name", "name", func(d *Draft) { d.Name = strings.Repeat("n", recurringNameMax+1) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := f.tryCreate("0 9 * * *", c.mod)
-			var in *InputError
+			var in *campaign.InputError
 			if !errors.As(err, &in) {
-				t.Fatalf("err = %v; want an InputError", err)
+				t.Fatalf("err = %v; want an campaign.InputError", err)
 			}
 			found := false
 			for _, p := range in.Problems {
@@ -258,19 +272,19 @@ func TestRecurringCreateValidates(t *testing.T) {
 		})
 	}
 	t.Run("too large", func(t *testing.T) {
-		big := make([]byte, MaxRecurringContactsBytes+1)
-		_, err := f.tryCreate("0 9 * * *", func(d *RecurringDraft) { d.Contacts = big })
-		var in *InputError
+		big := make([]byte, MaxContactsBytes+1)
+		_, err := f.tryCreate("0 9 * * *", func(d *Draft) { d.Contacts = big })
+		var in *campaign.InputError
 		if !errors.As(err, &in) || !in.TooLarge || in.Problems[0].Fields[0] != "contacts" {
-			t.Errorf("err = %v; want a TooLarge InputError on contacts", err)
+			t.Errorf("err = %v; want a TooLarge campaign.InputError on contacts", err)
 		}
 	})
 	if list, _ := f.rs.List(context.Background(), 100, ""); len(list) != 0 {
 		t.Errorf("refused definitions were saved: %+v", list)
 	}
 
-	r := f.create("0 9 * * *", func(d *RecurringDraft) { d.CronZone = "Europe/Madrid"; d.Accounts = []string{"(415) 555-0100"} })
-	if r.Status != RecurringActive || r.CronZone != "Europe/Madrid" || r.Contacts.Rows != 3 || r.NextRunAt == nil || len(r.Accounts) != 1 || r.Accounts[0] != "+14155550100" {
+	r := f.create("0 9 * * *", func(d *Draft) { d.CronZone = "Europe/Madrid"; d.Accounts = []string{"(415) 555-0100"} })
+	if r.Status != Active || r.CronZone != "Europe/Madrid" || r.Contacts.Rows != 3 || r.NextRunAt == nil || len(r.Accounts) != 1 || r.Accounts[0] != "+14155550100" {
 		t.Errorf("created %+v", r)
 	}
 	if next := r.NextRunAt.In(r.NextRunAt.Location()); !next.After(r.CreatedAt) {
@@ -286,7 +300,7 @@ func TestRecurringSchedulersStartEachTickOnce(t *testing.T) {
 	f.startRunWorker()
 	r := f.create("*/1 * * * * *")
 
-	schedulers := []*RecurringScheduler{f.schedulerOnOwnClient(), f.schedulerOnOwnClient(), f.schedulerOnOwnClient()}
+	schedulers := []*Scheduler{f.schedulerOnOwnClient(), f.schedulerOnOwnClient(), f.schedulerOnOwnClient()}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, s := range schedulers {
@@ -306,7 +320,7 @@ func TestRecurringSchedulersStartEachTickOnce(t *testing.T) {
 	}
 	// Every started run ends up with its campaign.
 	deadline := time.Now().Add(30 * time.Second)
-	var runs []RecurringRun
+	var runs []Run
 	for {
 		runs = f.runs(r.ID)
 		done := int64(len(runs)) == started
@@ -372,7 +386,7 @@ func TestRecurringStoppedStartsNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stopped.Status != RecurringStopped || stopped.StoppedAt == nil || stopped.NextRunAt != nil {
+		if stopped.Status != Stopped || stopped.StoppedAt == nil || stopped.NextRunAt != nil {
 			t.Errorf("stopped: %+v", stopped)
 		}
 		s := f.schedulerOnOwnClient()
@@ -397,15 +411,30 @@ func TestRecurringStoppedStartsNothing(t *testing.T) {
 
 	t.Run("a run enqueued before the stop imports nothing", func(t *testing.T) {
 		r := f.create("* * * * * *")
-		tick := time.Now().Unix() + 1
-		if claimed, _, err := f.rs.claimTick(ctx, r.ID, tick); err != nil || !claimed {
-			t.Fatalf("claim: %v %v", claimed, err)
+		s := f.schedulerOnOwnClient()
+		now := time.Now().Add(2 * time.Second)
+		s.now = func() time.Time { return now }
+		if n, err := s.Pass(ctx); err != nil || n != 1 {
+			t.Fatalf("the scheduler started %d runs, %v; want 1", n, err)
 		}
 		if _, err := f.rs.Stop(ctx, r.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := f.runner.ProcessTask(ctx, runTask(r.ID, tick)); err != nil {
+		pending, err := f.inspector.ListPendingTasks(campaign.QueueControl)
+		if err != nil {
 			t.Fatal(err)
+		}
+		ran := 0
+		for _, task := range pending {
+			if task.Type == TypeRun && strings.Contains(task.ID, r.ID) {
+				if err := f.runner.ProcessTask(ctx, asynq.NewTask(task.Type, task.Payload)); err != nil {
+					t.Fatal(err)
+				}
+				ran++
+			}
+		}
+		if ran != 1 {
+			t.Fatalf("ran %d run tasks of the definition, want the one enqueued", ran)
 		}
 		if n := len(f.campaignsOf(r)); n != 0 {
 			t.Errorf("%d campaigns", n)
@@ -413,7 +442,7 @@ func TestRecurringStoppedStartsNothing(t *testing.T) {
 	})
 
 	t.Run("unknown id", func(t *testing.T) {
-		if _, err := f.rs.Stop(ctx, "nope"); !errors.Is(err, ErrRecurringNotFound) {
+		if _, err := f.rs.Stop(ctx, "nope"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("err = %v", err)
 		}
 	})
@@ -437,7 +466,7 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 				t.Fatalf("run %d: %v", i, err)
 			}
 		}
-		cs := f.campaignsOf(r)[recurringRunName(def, tick)]
+		cs := f.campaignsOf(r)[runName(def, tick)]
 		if len(cs) != 1 {
 			t.Fatalf("%d campaigns for the tick", len(cs))
 		}
@@ -452,24 +481,24 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 
 	t.Run("while another attempt imports, it waits", func(t *testing.T) {
 		tick := time.Now().Unix() + 100
-		other := runRecord{State: RunImporting, At: unixMilli(time.Now()), Attempt: "other", Lease: unixMilli(time.Now().Add(time.Minute)), Since: unixMilli(time.Now())}
-		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, other); err != nil || outcome != "claimed" {
+		other := runRecord{State: RunImporting, At: campaign.UnixMilli(time.Now()), Attempt: "other", Lease: campaign.UnixMilli(time.Now().Add(time.Minute))}
+		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, other); err != nil || outcome != runClaimed {
 			t.Fatalf("claim: %s %v", outcome, err)
 		}
 		err := f.runner.ProcessTask(ctx, runTask(r.ID, tick))
-		var wait *WaitError
+		var wait *campaign.WaitError
 		if !errors.As(err, &wait) || wait.Delay < 30*time.Second {
 			t.Errorf("err = %v; want a wait until the other attempt's lease ends", err)
 		}
-		if n := len(f.campaignsOf(r)[recurringRunName(def, tick)]); n != 0 {
+		if n := len(f.campaignsOf(r)[runName(def, tick)]); n != 0 {
 			t.Errorf("%d campaigns", n)
 		}
 	})
 
 	t.Run("an attempt that died before creating: the retry imports", func(t *testing.T) {
 		tick := time.Now().Unix() + 200
-		dead := runRecord{State: RunImporting, At: unixMilli(time.Now().Add(-time.Minute)), Attempt: "dead", Lease: unixMilli(time.Now().Add(-time.Second)), Since: unixMilli(time.Now().Add(-time.Minute))}
-		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, dead); err != nil || outcome != "claimed" {
+		dead := runRecord{State: RunImporting, At: campaign.UnixMilli(time.Now().Add(-time.Minute)), Attempt: "dead", Lease: campaign.UnixMilli(time.Now().Add(-time.Second))}
+		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, dead); err != nil || outcome != runClaimed {
 			t.Fatalf("claim: %s %v", outcome, err)
 		}
 		if err := f.runner.ProcessTask(ctx, runTask(r.ID, tick)); err != nil {
@@ -478,7 +507,7 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 		if err := f.runner.ProcessTask(ctx, runTask(r.ID, tick)); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(f.campaignsOf(r)[recurringRunName(def, tick)]); n != 1 {
+		if n := len(f.campaignsOf(r)[runName(def, tick)]); n != 1 {
 			t.Errorf("%d campaigns; want 1", n)
 		}
 	})
@@ -486,11 +515,11 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 	t.Run("an attempt that died after creating: its campaign is recorded, not imported again", func(t *testing.T) {
 		tick := time.Now().Unix() + 300
 		since := time.Now().Add(-time.Second)
-		dead := runRecord{State: RunImporting, At: unixMilli(since), Attempt: "dead2", Lease: unixMilli(time.Now().Add(-time.Millisecond)), Since: unixMilli(since)}
-		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, dead); err != nil || outcome != "claimed" {
+		dead := runRecord{State: RunImporting, At: campaign.UnixMilli(since), Attempt: "dead2", Lease: campaign.UnixMilli(time.Now().Add(-time.Millisecond))}
+		if outcome, _, err := f.rs.claimRun(ctx, r.ID, tick, dead); err != nil || outcome != runClaimed {
 			t.Fatalf("claim: %s %v", outcome, err)
 		}
-		draft, err := recurringRunDraft(def, tick)
+		draft, err := runDraft(RunCampaignID(r.ID, tick), def, tick)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -501,7 +530,7 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 		if err := f.runner.ProcessTask(ctx, runTask(r.ID, tick)); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(f.campaignsOf(r)[recurringRunName(def, tick)]); n != 1 {
+		if n := len(f.campaignsOf(r)[runName(def, tick)]); n != 1 {
 			t.Errorf("%d campaigns; want the dead attempt's alone", n)
 		}
 		var found bool
@@ -516,7 +545,7 @@ func TestRecurringReplayedRunCreatesNothing(t *testing.T) {
 	})
 
 	t.Run("a malformed task is not retried", func(t *testing.T) {
-		err := f.runner.ProcessTask(ctx, asynq.NewTask(TypeRecurringRun, []byte("{")))
+		err := f.runner.ProcessTask(ctx, asynq.NewTask(TypeRun, []byte("{")))
 		if !errors.Is(err, asynq.SkipRetry) {
 			t.Errorf("err = %v", err)
 		}
@@ -530,7 +559,7 @@ func TestRecurringSchedulerEnqueuesOneTaskPerTick(t *testing.T) {
 	f := newRecurringFixture(t)
 	ctx := context.Background()
 	r := f.create("* * * * * *")
-	schedulers := []*RecurringScheduler{f.schedulerOnOwnClient(), f.schedulerOnOwnClient(), f.schedulerOnOwnClient()}
+	schedulers := []*Scheduler{f.schedulerOnOwnClient(), f.schedulerOnOwnClient(), f.schedulerOnOwnClient()}
 	now := time.Now().Add(2 * time.Second)
 	for _, s := range schedulers {
 		s.now = func() time.Time { return now }
@@ -554,11 +583,11 @@ func TestRecurringSchedulerEnqueuesOneTaskPerTick(t *testing.T) {
 	if total := counts[0] + counts[1] + counts[2]; total != 1 {
 		t.Errorf("the schedulers started %v runs for one due tick; want 1 in all", counts)
 	}
-	pending, err := f.inspector.ListPendingTasks(QueueControl)
+	pending, err := f.inspector.ListPendingTasks(campaign.QueueControl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := recurringRunTaskID(r.ID, now.Unix())
+	want := runTaskID(r.ID, now.Unix())
 	if len(pending) != 1 || pending[0].ID != want {
 		ids := []string{}
 		for _, p := range pending {

@@ -1,26 +1,6 @@
-package main
-
-import (
-	"bytes"
-	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"mime"
-	"net/http"
-	"strings"
-	"time"
-
-	"github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
-
-	"github.com/wacampaign/wacampaign/internal/campaign"
-)
-
-// Idempotency-Key: a client may retry any POST safely. A replay answers the
+// Package idempotency makes any POST of the API safe to retry: the
+// Idempotency-Key store (its keys and scripts) and the HTTP middleware.
+// A client may retry any POST safely. A replay answers the
 // first result and creates nothing.
 //
 // Which requests: POST requests with a non-empty Idempotency-Key header.
@@ -73,53 +53,75 @@ import (
 //
 // When Redis cannot be asked, a request with a key is answered 503 and not
 // run: running it would lose the guarantee the client asked for.
-type idempotencyStore struct {
+package idempotency
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// Middleware is the Idempotency-Key store and middleware.
+type Middleware struct {
 	rdb      redis.UniversalClient
 	ttl      time.Duration // a stored response
 	claimTTL time.Duration // a request in progress
 	maxBody  int           // the largest response body stored
+	errors   ErrorWriter
 	log      *zap.Logger
 }
 
-const (
-	idempotencyHeader    = "Idempotency-Key"
-	idempotencyReplayed  = "Idempotent-Replayed"
-	idempotencyMaxKeyLen = 255
+// ErrorWriter writes an error answer in the API's envelope: its status,
+// error code and message and, when headerMsg is not "", a problem naming
+// the Idempotency-Key header with headerMsg.
+type ErrorWriter func(w http.ResponseWriter, status int, code, message, headerMsg string)
 
-	defaultIdempotencyTTL      = 24 * time.Hour
-	defaultIdempotencyClaimTTL = 15 * time.Minute
-	defaultIdempotencyMaxBody  = 1 << 20
+func (st *Middleware) answer(w http.ResponseWriter, status int, code, message, headerMsg string) {
+	st.errors(w, status, code, message, headerMsg)
+}
+
+const (
+	Header         = "Idempotency-Key"
+	ReplayedHeader = "Idempotent-Replayed"
+	maxKeyLen      = 255
+
+	defaultTTL      = 24 * time.Hour
+	defaultClaimTTL = 15 * time.Minute
+	defaultMaxBody  = 1 << 20
 
 	idemInProgress = "in_progress"
 	idemDone       = "done"
 )
 
-// idempotencyStoredHeaders are the response headers a replay repeats.
-var idempotencyStoredHeaders = []string{"Content-Type", "Content-Disposition", "Location", "X-Content-Type-Options"}
+// storedHeaders are the response headers a replay repeats.
+var storedHeaders = []string{"Content-Type", "Content-Disposition", "Location", "X-Content-Type-Options"}
 
-// newIdempotency keeps responses for ttl (0: 24h).
-func newIdempotency(rdb redis.UniversalClient, ttl time.Duration, log *zap.Logger) *idempotencyStore {
+// New keeps responses in rdb for ttl (0: 24h), answering errors with
+// writeErr.
+func New(rdb redis.UniversalClient, ttl time.Duration, writeErr ErrorWriter, log *zap.Logger) *Middleware {
 	if ttl <= 0 {
-		ttl = defaultIdempotencyTTL
+		ttl = defaultTTL
 	}
-	return &idempotencyStore{
+	return &Middleware{
 		rdb:      rdb,
 		ttl:      ttl,
-		claimTTL: defaultIdempotencyClaimTTL,
-		maxBody:  defaultIdempotencyMaxBody,
+		claimTTL: defaultClaimTTL,
+		maxBody:  defaultMaxBody,
+		errors:   writeErr,
 		log:      log.Named("idempotency"),
 	}
-}
-
-// idempotent wraps a handler behind auth with the Idempotency-Key behaviour
-// of idempotencyStore, keeping responses 24h:
-//
-//	mux.Handle("POST /v1/campaigns", s.auth(s.idempotent(s.createCampaign)))
-func (s *server) idempotent(next http.HandlerFunc) http.HandlerFunc {
-	if s.idem == nil {
-		s.idem = newIdempotency(s.rdb, 0, s.log)
-	}
-	return s.idem.wrap(next).ServeHTTP
 }
 
 // idemRecord is what the Redis key holds, as JSON.
@@ -135,39 +137,20 @@ type idemRecord struct {
 	Body        []byte      `json:"body,omitempty"`
 }
 
-// idemStoreScript replaces the claim by the response if the key still holds
-// this request's claim, or nothing (the claim expired during a long request
-// and nobody else took the key). ARGV: claim, response, ttl in ms.
-var idemStoreScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] or cur == false then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0`)
-
-// idemReleaseScript deletes the key if it still holds this request's claim.
-var idemReleaseScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`)
-
-// wrap applies the Idempotency-Key behaviour (see idempotencyStore) to next.
-func (st *idempotencyStore) wrap(next http.Handler) http.Handler {
+// Wrap applies the Idempotency-Key behaviour (see the package doc) to next.
+func (st *Middleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
 		}
-		values := r.Header.Values(idempotencyHeader)
+		values := r.Header.Values(Header)
 		if len(values) == 0 || (len(values) == 1 && values[0] == "") {
 			next.ServeHTTP(w, r)
 			return
 		}
 		if msg := invalidIdempotencyKey(values); msg != "" {
-			writeError(w, http.StatusBadRequest, "validation_error", "the "+idempotencyHeader+" header is not valid: "+msg,
-				[]campaign.Problem{{Fields: []string{idempotencyHeader}, Msg: msg}})
+			st.answer(w, http.StatusBadRequest, "validation_error", "the "+Header+" header is not valid: "+msg, msg)
 			return
 		}
 		st.serve(w, r, next, values[0])
@@ -180,8 +163,8 @@ func invalidIdempotencyKey(values []string) string {
 		return "send one Idempotency-Key header, not several"
 	}
 	key := values[0]
-	if len(key) > idempotencyMaxKeyLen {
-		return fmt.Sprintf("the key has %d characters; at most %d", len(key), idempotencyMaxKeyLen)
+	if len(key) > maxKeyLen {
+		return fmt.Sprintf("the key has %d characters; at most %d", len(key), maxKeyLen)
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x20 || key[i] > 0x7e {
@@ -191,7 +174,7 @@ func invalidIdempotencyKey(values []string) string {
 	return ""
 }
 
-func (st *idempotencyStore) serve(w http.ResponseWriter, r *http.Request, next http.Handler, idemKey string) {
+func (st *Middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler, idemKey string) {
 	key := idempotencyRedisKey(r.Header.Get("Authorization"), idemKey)
 	keyHash := key[len(key)-12:] // enough to follow one key through the logs
 	target := idempotencyTarget(r)
@@ -216,8 +199,8 @@ func (st *idempotencyStore) serve(w http.ResponseWriter, r *http.Request, next h
 	if err != nil {
 		st.log.Error("cannot claim an idempotency key", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 			zap.String("key_hash", keyHash), zap.Error(err))
-		writeError(w, http.StatusServiceUnavailable, "unavailable",
-			"the Idempotency-Key cannot be checked now (Redis does not answer); nothing was done, retry later", nil)
+		st.answer(w, http.StatusServiceUnavailable, "unavailable",
+			"the Idempotency-Key cannot be checked now (Redis does not answer); nothing was done, retry later", "")
 		return
 	}
 	if prev != nil {
@@ -255,6 +238,12 @@ func (st *idempotencyStore) serve(w http.ResponseWriter, r *http.Request, next h
 
 	rec.State, rec.Claim = idemDone, ""
 	rec.Status, rec.Header, rec.Body = rw.status, rw.header, rw.body.Bytes()
+	st.keep(r, key, claim, keyHash, &rec)
+}
+
+// keep stores the answer rec for replays, if the key still holds this
+// request's claim.
+func (st *Middleware) keep(r *http.Request, key, claim, keyHash string, rec *idemRecord) {
 	done, err := json.Marshal(rec)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
@@ -276,7 +265,7 @@ func (st *idempotencyStore) serve(w http.ResponseWriter, r *http.Request, next h
 
 // claim takes the key for this request; when another request has it, it
 // returns that one's record.
-func (st *idempotencyStore) claim(ctx context.Context, key, claim string) (*idemRecord, error) {
+func (st *Middleware) claim(ctx context.Context, key, claim string) (*idemRecord, error) {
 	for range 3 { // the key may expire or be released between SET NX and GET
 		ok, err := st.rdb.SetNX(ctx, key, claim, st.claimTTL).Result()
 		if err != nil {
@@ -302,7 +291,7 @@ func (st *idempotencyStore) claim(ctx context.Context, key, claim string) (*idem
 }
 
 // answerExisting answers a request whose key another request has taken.
-func (st *idempotencyStore) answerExisting(w http.ResponseWriter, r *http.Request, keyHash string, rec, prev *idemRecord) {
+func (st *Middleware) answerExisting(w http.ResponseWriter, r *http.Request, keyHash string, rec, prev *idemRecord) {
 	switch {
 	case prev.Fingerprint != rec.Fingerprint:
 		used := prev.Method + " " + prev.Target
@@ -310,18 +299,17 @@ func (st *idempotencyStore) answerExisting(w http.ResponseWriter, r *http.Reques
 		if prev.Method == rec.Method && prev.Target == rec.Target {
 			msg = "this key was used for " + used + " with another Content-Type; use a new key for another request"
 		}
-		writeError(w, http.StatusUnprocessableEntity, "validation_error", msg,
-			[]campaign.Problem{{Fields: []string{idempotencyHeader}, Msg: msg}})
+		st.answer(w, http.StatusUnprocessableEntity, "validation_error", msg, msg)
 	case prev.State == idemInProgress:
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusConflict, "conflict",
-			"a request with this Idempotency-Key is still in progress; retry later to get its answer", nil)
+		st.answer(w, http.StatusConflict, "conflict",
+			"a request with this Idempotency-Key is still in progress; retry later to get its answer", "")
 	case prev.State == idemDone && prev.Status >= 100:
 		h := w.Header()
 		for k, v := range prev.Header {
 			h[k] = v
 		}
-		h.Set(idempotencyReplayed, "true")
+		h.Set(ReplayedHeader, "true")
 		w.WriteHeader(prev.Status)
 		_, _ = w.Write(prev.Body)
 	default:
@@ -330,7 +318,7 @@ func (st *idempotencyStore) answerExisting(w http.ResponseWriter, r *http.Reques
 }
 
 // release gives the key back so that a retry runs the handler again.
-func (st *idempotencyStore) release(r *http.Request, key, claim, keyHash, why string) {
+func (st *Middleware) release(r *http.Request, key, claim, keyHash, why string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	if err := idemReleaseScript.Run(ctx, st.rdb, []string{key}, claim).Err(); err != nil {
@@ -344,21 +332,10 @@ func (st *idempotencyStore) release(r *http.Request, key, claim, keyHash, why st
 	}
 }
 
-func (st *idempotencyStore) fail(w http.ResponseWriter, r *http.Request, keyHash string, err error) {
+func (st *Middleware) fail(w http.ResponseWriter, r *http.Request, keyHash string, err error) {
 	st.log.Error("idempotency failed", zap.String("method", r.Method), zap.String("path", r.URL.Path),
 		zap.String("key_hash", keyHash), zap.Error(err))
-	writeError(w, http.StatusInternalServerError, "internal_error", "internal error; it has been logged", nil)
-}
-
-// idempotencyRedisKey is wac:idem:<sha256(credential)>:<sha256(key)>.
-func idempotencyRedisKey(authorization, idemKey string) string {
-	cred := authorization
-	if token, ok := strings.CutPrefix(authorization, "Bearer "); ok {
-		cred = strings.TrimSpace(token)
-	}
-	scope := sha256.Sum256([]byte("wacampaign idempotency scope\x00" + cred))
-	k := sha256.Sum256([]byte(idemKey))
-	return "wac:idem:" + hex.EncodeToString(scope[:]) + ":" + hex.EncodeToString(k[:])
+	st.answer(w, http.StatusInternalServerError, "internal_error", "internal error; it has been logged", "")
 }
 
 // idempotencyTarget is the path, and the query in a canonical order.
@@ -398,7 +375,7 @@ func (c *idemRecorder) WriteHeader(status int) {
 	if c.status == 0 && status >= 200 {
 		c.status = status
 		c.header = http.Header{}
-		for _, k := range idempotencyStoredHeaders {
+		for _, k := range storedHeaders {
 			if v := c.w.Header().Values(k); len(v) > 0 {
 				c.header[k] = append([]string(nil), v...)
 			}

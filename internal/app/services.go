@@ -1,0 +1,54 @@
+package app
+
+import (
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
+	"github.com/wacampaign/wacampaign/internal/quota"
+)
+
+// Services are what the API and the worker share, built once here from
+// the configuration and a Redis client, so that the two cannot disagree
+// (on the poll schedule, the pacing, the region phones are read in).
+type Services struct {
+	Queue     *asynq.Client // the asynq client every enqueue goes through
+	Pacer     *quota.Pacer
+	Accounts  *quota.Accounts
+	Ledger    *quota.CreditLedger
+	Store     *campaign.Store
+	Enqueuer  *campaign.Enqueuer
+	Campaigns *campaign.Service // lifecycle actions that enqueue
+	Importer  *campaign.Importer
+	Sequences *sequence.Service
+	Recurring *recurring.Store
+	Polls     campaign.PollSchedule // STATUS_POLL_SCHEDULE and its max age
+}
+
+// NewServices builds the services on rdb.
+func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Services {
+	queue := asynq.NewClientFromRedisClient(rdb)
+	pacer := quota.NewPacer(rdb, cfg.SendInterval, cfg.SendJitter)
+	store := campaign.NewStore(rdb)
+	enqueuer := campaign.NewEnqueuer(queue, pacer)
+	campaigns := campaign.NewService(store, enqueuer)
+	return &Services{
+		Queue:     queue,
+		Pacer:     pacer,
+		Accounts:  quota.NewAccounts(rdb),
+		Ledger:    quota.NewCreditLedger(rdb),
+		Store:     store,
+		Enqueuer:  enqueuer,
+		Campaigns: campaigns,
+		Importer:  campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import")),
+		Sequences: sequence.NewService(rdb, store, campaigns, cfg.DefaultRegion),
+		Recurring: recurring.NewStore(rdb),
+		Polls:     campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge},
+	}
+}
+
+// Close releases the queue client (not the Redis client it shares).
+func (s *Services) Close() error { return s.Queue.Close() }

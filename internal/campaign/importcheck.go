@@ -1,0 +1,158 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
+	"github.com/wacampaign/wacampaign/internal/templating"
+)
+
+// What an import checks before it stores anything: the draft, the
+// template against the contacts' columns, and (for contacts kept to be
+// imported later, like a recurring campaign's) the whole file.
+
+// checkTemplate answers an *InputError when the template uses a column the
+// contacts lack.
+func checkTemplate(tmpl *templating.Template, columns []string) error {
+	if err := tmpl.CheckColumns(columns); err != nil {
+		return &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
+	}
+	return nil
+}
+
+// Check validates a draft as Import does and answers the campaign it
+// describes, without storing anything.
+func (im *Importer) Check(d Draft) (*Campaign, error) {
+	var problems []Problem
+	if d.Template == nil {
+		problems = append(problems, Problem{Fields: []string{"template"}, Msg: "a template is required: send template (the text) or template_name (a file in templates/)"})
+	}
+	name := strings.TrimSpace(d.Name)
+	if utf8.RuneCountInString(name) > MaxNameLength {
+		problems = append(problems, Problem{Fields: []string{"name"}, Msg: fmt.Sprintf("name is longer than %d characters", MaxNameLength)})
+	}
+	now := im.now().UTC()
+	if name == "" {
+		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
+	}
+	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
+		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
+	}
+	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
+	problems = append(problems, accountProblems...)
+	status := StatusRunning
+	var sendAt *time.Time
+	if !d.SendAt.IsZero() {
+		switch {
+		case d.SendAt.Before(now.Add(-sendAtTooEarly)):
+			problems = append(problems, Problem{Fields: []string{"send_at"}, Msg: "send_at " + d.SendAt.Format(time.RFC3339) + " is in the past"})
+		case d.SendAt.After(now):
+			t := d.SendAt.UTC()
+			sendAt = &t
+			status = StatusScheduled
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
+	}
+	id := d.ID
+	if id == "" {
+		id = NewID(now)
+	}
+	return &Campaign{
+		ID:           id,
+		Name:         name,
+		Status:       status,
+		CreatedAt:    now,
+		SendAt:       sendAt,
+		Template:     d.Template.Source(),
+		TemplateName: d.TemplateName,
+		Accounts:     accounts,
+		Label:        d.Label,
+		FileUID:      d.FileUID,
+		Window:       d.Window,
+	}, nil
+}
+
+// ContactsSummary describes a contacts file CheckContacts read whole.
+type ContactsSummary struct {
+	Bytes       int64    `json:"bytes"`
+	Rows        int64    `json:"rows"` // distinct valid recipients when it was saved
+	Columns     []string `json:"columns"`
+	PhoneColumn string   `json:"phone_column"`
+}
+
+// CheckContacts reads a whole contacts file the way an import does (the same
+// parser, row checks and de-duplication, by running the importer's own
+// parse stage), without storing anything, and describes it. A file no run
+// could import is an *InputError, as Import would answer it.
+func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template, contacts []byte) (ContactsSummary, error) {
+	in, err := openCSV(bytes.NewReader(contacts))
+	if err != nil {
+		return ContactsSummary{}, err
+	}
+	if tmpl != nil {
+		if err := tmpl.CheckColumns(in.columns); err != nil {
+			return ContactsSummary{}, &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
+		}
+	}
+	run := &importRun{im: im, src: in, lay: in.columnsOf()}
+	items := make(chan importItem, batchRows)
+	parsed := make(chan error, 1)
+	go func() {
+		defer close(items)
+		parsed <- run.parse(ctx, items)
+	}()
+	for it := range items {
+		switch {
+		case it.row != nil:
+			run.accepted++
+		case it.rejected != nil:
+			run.rejected++
+			if len(run.heldRejected) < 20 {
+				run.heldRejected = append(run.heldRejected, *it.rejected)
+			}
+		case it.duplicate:
+			run.duplicates++
+		}
+	}
+	if err := <-parsed; err != nil {
+		return ContactsSummary{}, fmt.Errorf("read the contacts file: %w", err)
+	}
+	if run.accepted == 0 {
+		return ContactsSummary{}, run.nothingToSend()
+	}
+	return ContactsSummary{
+		Bytes:       int64(len(contacts)),
+		Rows:        run.accepted,
+		Columns:     in.columns,
+		PhoneColumn: in.columns[in.phone],
+	}, nil
+}
+
+// NormalizeAccounts reads sender accounts as E.164, without repeats.
+func NormalizeAccounts(raw []string, region string) ([]string, []Problem) {
+	out := []string{}
+	var problems []Problem
+	seen := map[string]bool{}
+	for _, a := range raw {
+		if strings.TrimSpace(a) == "" {
+			continue
+		}
+		e164, err := NormalizePhone(a, region)
+		if err != nil {
+			problems = append(problems, Problem{Fields: []string{"accounts"}, Msg: "sender account " + err.Error()})
+			continue
+		}
+		if !seen[e164] {
+			seen[e164] = true
+			out = append(out, e164)
+		}
+	}
+	return out, problems
+}

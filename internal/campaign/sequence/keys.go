@@ -1,0 +1,27 @@
+package sequence
+
+import "github.com/wacampaign/wacampaign/internal/campaign"
+
+// Redis layout of sequences (their steps are campaigns, under campaign's
+// keys). The {id} hash tag keeps one sequence's keys in one cluster slot.
+//
+//	wac:sequences           ZSET  sequence id → created at (unix ms)
+//	wac:s:{id}              HASH  name, created_at, steps (JSON), fields (JSON), next (enrolment counter), enrolled
+//	wac:s:{id}:enrolled     HASH  phone → its latest enrolment (JSON: n, at, status)
+const sequencesIndex = campaign.KeyPrefix + "sequences"
+
+func sequenceKey(id string) string { return campaign.KeyPrefix + "s:{" + id + "}" }
+func enrolledKey(id string) string { return sequenceKey(id) + ":enrolled" }
+
+// Fields of the sequence hash.
+const (
+	sfName      = "name"
+	sfCreatedAt = "created_at"
+	sfSteps     = "steps"
+	sfAccounts  = "accounts"
+	sfFields    = "fields"
+	sfLabel     = "label"
+	sfWindow    = "window"
+	sfNext      = "next"
+	sfEnrolled  = "enrolled"
+)

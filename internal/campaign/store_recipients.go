@@ -1,0 +1,393 @@
+package campaign
+
+// The recipients of a campaign in Redis: rows written at import, state
+// records and histories written by the scripts of scripts.go, and the
+// reads of them.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/wacampaign/wacampaign/internal/sender"
+)
+
+// record is a recipient's state record (see scripts.go).
+type record struct {
+	State   State  `json:"s"`
+	Reason  string `json:"r,omitempty"`
+	Account string `json:"a,omitempty"`
+	UID     string `json:"u,omitempty"`
+	At      string `json:"t,omitempty"` // unix ms; a string because Lua's cjson rounds large numbers
+	Owner   string `json:"o,omitempty"` // the attempt holding a "sending" claim
+	Lease   string `json:"l,omitempty"` // unix ms when that claim lapses
+	// Dispatched is when the attempt was about to write its request to the
+	// provider (unix ms): from then on a lost answer means "maybe sent".
+	Dispatched string `json:"d,omitempty"`
+}
+
+func (r record) encode() string { return EncodeRecord(r) }
+
+func decodeRecord(s string) (record, error) { return DecodeRecord[record](s) }
+
+// encodeRow joins a recipient's values for storage. Values never contain the
+// separator: the importer replaces control characters.
+func encodeRow(values []string) string { return strings.Join(values, fieldSeparator) }
+
+func decodeRow(s string) []string { return strings.Split(s, fieldSeparator) }
+
+// pendingRow is an imported recipient on its way to Redis.
+type pendingRow struct {
+	seq    int64
+	values []string
+}
+
+// addRows writes a batch of imported recipients and counts them queued, in
+// one round trip, and notes the import's progress at now (how the janitor
+// tells a live upload from one that stopped arriving).
+func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, duplicates, credits int64, now time.Time) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		byBucket := map[string][]any{}
+		var order []string
+		for _, r := range rows {
+			k := rowsKey(id, r.seq)
+			if _, ok := byBucket[k]; !ok {
+				order = append(order, k)
+			}
+			byBucket[k] = append(byBucket[k], strconv.FormatInt(r.seq, 10), encodeRow(r.values))
+		}
+		for _, k := range order {
+			p.HSet(ctx, k, byBucket[k]...)
+		}
+		ck := campaignKey(id)
+		p.HSet(ctx, ck, fProgressAt, UnixMilli(now))
+		if len(rows) > 0 {
+			p.HIncrBy(ctx, ck, fTotal, int64(len(rows)))
+			p.HIncrBy(ctx, ck, string(StateQueued), int64(len(rows)))
+		}
+		if duplicates > 0 {
+			p.HIncrBy(ctx, ck, fDuplicates, duplicates)
+		}
+		if credits > 0 {
+			p.HIncrBy(ctx, ck, fEstimated, credits)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store recipients of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// addRejected records rejected rows: all of them counted, the first
+// MaxRejectedListed listed.
+func (s *Store) addRejected(ctx context.Context, id string, rows []RejectedRow, alreadyListed int64) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, campaignKey(id), fRejected, int64(len(rows)))
+		room := MaxRejectedListed - alreadyListed
+		var items []any
+		for _, r := range rows {
+			if int64(len(items)) >= room {
+				break
+			}
+			b, _ := json.Marshal(r)
+			items = append(items, string(b))
+		}
+		if len(items) > 0 {
+			p.RPush(ctx, rejectedKey(id), items...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store rejected rows of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) finishImport(ctx context.Context, id string, now time.Time) error {
+	if err := finishImportScript.Run(ctx, s.rdb, []string{campaignKey(id)}, UnixMilli(now)).Err(); err != nil {
+		return fmt.Errorf("finish import of campaign %s: %w", id, err)
+	}
+	return nil
+}
+
+// phoneOf reads a recipient's phone from its row.
+func (s *Store) phoneOf(ctx context.Context, id string, seq int64, phoneIdx int) (string, error) {
+	values, err := s.row(ctx, id, seq)
+	if err != nil {
+		return "", err
+	}
+	if phoneIdx >= len(values) {
+		return "", fmt.Errorf("recipient %d of campaign %s has no phone", seq, id)
+	}
+	return values[phoneIdx], nil
+}
+
+// claimOutcome is what claimScript found.
+type claimOutcome string
+
+const (
+	claimTaken       claimOutcome = "claimed"     // this attempt holds the claim: send
+	claimSettled     claimOutcome = "settled"     // an earlier attempt finished, or reconciliation has it
+	claimInflight    claimOutcome = "inflight"    // another live attempt holds it
+	claimUnconfirmed claimOutcome = "unconfirmed" // a dead attempt had dispatched: now unconfirmed
+	claimStale       claimOutcome = "stale"       // the task belongs to an earlier round
+	claimStopped     claimOutcome = "status"      // the campaign is not running
+	claimGone        claimOutcome = "gone"        // no such campaign or recipient
+)
+
+// claimParams name one claim attempt.
+type claimParams struct {
+	Campaign string
+	Seq      int64
+	Round    int64
+	Account  string
+	Attempt  string
+	Lease    time.Duration
+	Now      time.Time
+}
+
+// claimResult is the answer of claimScript: the recipient's row when
+// claimed or found unconfirmed, and for the latter when and from which
+// account the dead attempt dispatched; for a claim in flight, when its
+// lease ends.
+type claimResult struct {
+	outcome    claimOutcome
+	row        []string
+	dispatched time.Time
+	account    string
+	leaseEnds  time.Time
+}
+
+func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
+	res, err := claimScript.Run(ctx, s.rdb,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), rowsKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
+		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch,
+	).StringSlice()
+	if err != nil {
+		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
+	}
+	out := claimResult{outcome: claimOutcome(res[0])}
+	if (out.outcome == claimTaken || out.outcome == claimUnconfirmed) && len(res) > 1 {
+		out.row = decodeRow(res[1])
+	}
+	if out.outcome == claimInflight && len(res) > 1 {
+		if t := ParseUnixMilli(res[1]); t != nil {
+			out.leaseEnds = *t
+		}
+	}
+	if out.outcome == claimUnconfirmed && len(res) > 3 {
+		if t := ParseUnixMilli(res[2]); t != nil {
+			out.dispatched = *t
+		}
+		out.account = res[3]
+	}
+	return out, nil
+}
+
+// reasonDiedAfterDispatch is recorded when a retry finds that the attempt
+// before it died after writing its request to the provider.
+const reasonDiedAfterDispatch = "the worker stopped while handing the message to the provider; checking with the provider before anything is sent again"
+
+// markDispatched is the dispatch mark (see dispatchScript). It answers false
+// when the attempt no longer holds the claim: it must not send.
+func (s *Store) markDispatched(ctx context.Context, id string, seq int64, attempt string, lease time.Duration, now time.Time) (bool, error) {
+	n, err := dispatchScript.Run(ctx, s.rdb, []string{stateKey(id, seq)}, seq, attempt, UnixMilli(now), lease.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("mark the send of recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return n == 1, nil
+}
+
+// settleParams describe one move of a recipient from the state the caller
+// saw (From) to Record.State.
+type settleParams struct {
+	Campaign string
+	Seq      int64
+	From     State
+	// Attempt, when set, is the attempt that holds the claim: only it may
+	// settle a "sending" (or its own "unconfirmed") recipient.
+	Attempt string
+	Record  record
+	Credits int    // credits spent, added to the campaign's
+	Detail  string // for the history: a reason, a message uid, why a claim was released
+	Now     time.Time
+}
+
+// settle moves a recipient (see settleScript). It answers false when the
+// recipient was no longer in state From (or no longer held by Attempt).
+func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
+	p.Record.At = UnixMilli(p.Now)
+	n, err := settleScript.Run(ctx, s.rdb,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
+		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail,
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
+	}
+	return n == 1, nil
+}
+
+// row reads a recipient's CSV values (ErrNotFound when there is none).
+func (s *Store) row(ctx context.Context, id string, seq int64) ([]string, error) {
+	row, err := s.rdb.HGet(ctx, rowsKey(id, seq), strconv.FormatInt(seq, 10)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return decodeRow(row), nil
+}
+
+// tracking reads what a status poll needs: the recipient's record and
+// history. ErrNotFound when the campaign is gone.
+func (s *Store) tracking(ctx context.Context, id string, seq int64) (record, []HistoryEntry, error) {
+	var created *redis.StringCmd
+	var rec, hist *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		created = p.HGet(ctx, campaignKey(id), fCreatedAt)
+		rec = p.HGet(ctx, stateKey(id, seq), strconv.FormatInt(seq, 10))
+		hist = p.HGet(ctx, historyKey(id, seq), strconv.FormatInt(seq, 10))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return record{}, nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
+	}
+	createdAt := ParseUnixMilli(created.Val())
+	if createdAt == nil {
+		return record{}, nil, ErrNotFound
+	}
+	r := record{State: StateQueued}
+	if rec.Val() != "" {
+		if r, err = decodeRecord(rec.Val()); err != nil {
+			return record{}, nil, fmt.Errorf("recipient %d of campaign %s: %w", seq, id, err)
+		}
+	}
+	return r, decodeHistory(hist.Val(), *createdAt), nil
+}
+
+// applyStatuses records the provider's status reports for a recipient (see
+// statusScript) and answers its state afterwards.
+func (s *Store) applyStatuses(ctx context.Context, id string, seq int64, events []sender.StatusEvent, now time.Time) (State, error) {
+	args := []any{seq, UnixMilli(now)}
+	for _, e := range events {
+		word := strings.TrimSpace(strings.ReplaceAll(e.Status, ";", ","))
+		if word == "" {
+			continue
+		}
+		at := e.At
+		if at.IsZero() {
+			at = now
+		}
+		args = append(args, word, at.UnixMilli(), string(ProviderState(word)))
+	}
+	st, err := statusScript.Run(ctx, s.rdb, []string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)}, args...).Text()
+	if err != nil {
+		return "", fmt.Errorf("record statuses of recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return State(st), nil
+}
+
+// Recipients lists a campaign's recipients in upload order, from seq cursor
+// on, at most limit of them, optionally only those in one state. It returns
+// the cursor of the next page, or -1 at the end. One call reads at most
+// maxBucketsPerPage buckets, so a page may come back short (even empty) with a
+// cursor to go on from: a rare state in a huge campaign costs several calls
+// rather than one unbounded one.
+func (s *Store) Recipients(ctx context.Context, id string, state State, cursor int64, limit int) ([]Recipient, int64, error) {
+	h, err := s.rdb.HMGet(ctx, campaignKey(id), fTotal, fColumns, fPhoneColumn, fCreatedAt).Result()
+	if err != nil {
+		return nil, 0, fmt.Errorf("read campaign %s: %w", id, err)
+	}
+	if h[0] == nil {
+		return nil, 0, ErrNotFound
+	}
+	total, _ := strconv.ParseInt(h[0].(string), 10, 64)
+	var columns []string
+	_ = json.Unmarshal([]byte(h[1].(string)), &columns)
+	phoneIdx := indexOf(columns, h[2].(string))
+	var created time.Time
+	if t := ParseUnixMilli(h[3].(string)); t != nil {
+		created = *t
+	}
+
+	out := make([]Recipient, 0, limit)
+	const maxBucketsPerPage = 16
+	seq := cursor
+	for buckets := 0; seq < total && len(out) < limit && buckets < maxBucketsPerPage; buckets++ {
+		end := min((seq/bucketSize+1)*bucketSize, total)
+		fields := make([]string, 0, end-seq)
+		for i := seq; i < end; i++ {
+			fields = append(fields, strconv.FormatInt(i, 10))
+		}
+		var rowsCmd, statesCmd, historyCmd *redis.SliceCmd
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			rowsCmd = p.HMGet(ctx, rowsKey(id, seq), fields...)
+			statesCmd = p.HMGet(ctx, stateKey(id, seq), fields...)
+			historyCmd = p.HMGet(ctx, historyKey(id, seq), fields...)
+			return nil
+		}); err != nil {
+			return nil, 0, fmt.Errorf("read recipients of campaign %s: %w", id, err)
+		}
+		for i, rowVal := range rowsCmd.Val() {
+			cur := seq + int64(i)
+			rowStr, _ := rowVal.(string)
+			rec := record{State: StateQueued}
+			if st, ok := statesCmd.Val()[i].(string); ok {
+				if r, err := decodeRecord(st); err == nil {
+					rec = r
+				}
+			}
+			if state != "" && rec.State != state {
+				continue
+			}
+			r := recipientFrom(cur, columns, phoneIdx, rowStr, rec)
+			stored, _ := historyCmd.Val()[i].(string)
+			r.History = decodeHistory(stored, created)
+			out = append(out, r)
+			if len(out) == limit {
+				next := cur + 1
+				if next >= total {
+					next = -1
+				}
+				return out, next, nil
+			}
+		}
+		seq = end
+	}
+	if seq >= total {
+		seq = -1
+	}
+	return out, seq, nil
+}
+
+func recipientFrom(seq int64, columns []string, phoneIdx int, row string, rec record) Recipient {
+	values := decodeRow(row)
+	r := Recipient{
+		Seq:        seq,
+		Fields:     make(map[string]string, len(columns)),
+		State:      rec.State,
+		Reason:     rec.Reason,
+		Account:    rec.Account,
+		MessageUID: rec.UID,
+		UpdatedAt:  ParseUnixMilli(rec.At),
+	}
+	for i, col := range columns {
+		if i < len(values) {
+			r.Fields[col] = values[i]
+		}
+	}
+	if phoneIdx >= 0 && phoneIdx < len(values) {
+		r.Phone = values[phoneIdx]
+	}
+	return r
+}
