@@ -11,6 +11,7 @@ import (
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/metrics"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -123,6 +124,9 @@ func newTaskServer(cfg Config, rdb *Redis, log *zap.Logger) *asynq.Server {
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		Logger:                   asynqLogger{log.Named("asynq").Sugar()},
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if label := campaign.WaitLabel(err.Error()); label != "" {
+				metrics.TaskWait(label)
+			}
 			if campaign.IsFailure(err) {
 				log.Warn("task failed; it will be retried", zap.String("type", t.Type()), zap.Error(err))
 			}

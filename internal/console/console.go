@@ -73,7 +73,7 @@ func New(o Options) (*Console, error) {
 
 // ServeHTTP sends the API's paths to the API and the rest to the console.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" {
+	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
 		c.api.ServeHTTP(w, r)
 		return
 	}
