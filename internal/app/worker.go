@@ -31,6 +31,9 @@ type Worker struct {
 	// janitor cancels campaigns whose upload stopped arriving and that
 	// nobody could cancel (every replica runs one; a lock takes turns).
 	janitor *campaign.UploadJanitor
+	// retention expires finished campaigns after CAMPAIGN_RETENTION and
+	// logs their completion (every replica runs one; a lock takes turns).
+	retention *campaign.RetentionKeeper
 
 	stopSync context.CancelFunc
 	syncDone sync.WaitGroup
@@ -45,6 +48,16 @@ type WorkerOption func(*workerOptions)
 
 type workerOptions struct {
 	janitorEvery, uploadStall time.Duration
+	retentionEvery            time.Duration
+	retentionGrace            time.Duration
+}
+
+// WithRetentionPass sets how often the retention keeper looks and how long
+// after a campaign ended its keys start to expire (defaults:
+// campaign.DefaultRetentionEvery, campaign.DefaultRetentionGrace; a
+// negative grace: none).
+func WithRetentionPass(every, grace time.Duration) WorkerOption {
+	return func(o *workerOptions) { o.retentionEvery, o.retentionGrace = every, grace }
 }
 
 // WithUploadJanitor sets how often the upload janitor looks and how long an
@@ -72,6 +85,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		log:       log,
 		recurring: recurring.NewScheduler(svc.Recurring, svc.Queue, log.Named("recurring")),
 		janitor:   campaign.NewUploadJanitor(svc.Store, o.janitorEvery, o.uploadStall, log.Named("janitor")),
+		retention: campaign.NewRetentionKeeper(svc.Store, cfg.CampaignRetention, o.retentionEvery, o.retentionGrace, log.Named("lifecycle")),
 	}
 }
 
@@ -152,6 +166,11 @@ func (w *Worker) Start() error {
 	go func() {
 		defer w.syncDone.Done()
 		w.janitor.Run(ctx)
+	}()
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.retention.Run(ctx)
 	}()
 	if err := w.server.Start(w.mux); err != nil {
 		cancel()
