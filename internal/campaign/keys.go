@@ -10,7 +10,7 @@ import (
 // buckets together, also on Redis Cluster.
 //
 //	wac:campaigns               ZSET  campaign id → created at (unix ms)
-//	wac:campaigns:active        SET   campaigns not yet seen ended (pruned when read)
+//	wac:campaigns:active        SET   campaigns not yet seen ended (the retention pass moves ended ones to :ended)
 //	wac:campaigns:uploading     SET   campaigns whose creating import has not ended cleanly (the janitor's list)
 //	wac:campaigns:ended         SET   campaigns seen ended whose keys do not expire yet (the retention pass's list)
 //	wac:campaigns:retained      ZSET  ended campaign id → when its keys expire (unix ms): pruned from the indexes then
