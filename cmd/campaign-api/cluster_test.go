@@ -75,14 +75,23 @@ func TestProductOnRedisCluster(t *testing.T) {
 	assertNoCrossSlot(t, cluster)
 }
 
-// clusterSequence enrols one contact in a one-step sequence.
+// clusterSequence creates a one-step sequence (with an Idempotency-Key,
+// replayed once) and enrols one contact in it.
 func (h *harness) clusterSequence() string {
 	h.t.Helper()
-	res := h.call(http.MethodPost, "/v1/sequences", `{"name":"Welcome","accounts":["+14155550103"],"steps":[{"name":"hi","template":"Welcome {{.name}}","delay":"0s"}]}`)
+	create := func() apiResponse {
+		req := h.request(http.MethodPost, "/v1/sequences", strings.NewReader(`{"name":"Welcome","accounts":["+14155550103"],"steps":[{"name":"hi","template":"Welcome {{.name}}","delay":"0s"}]}`), "application/json")
+		req.Header.Set("Idempotency-Key", "welcome-sequence")
+		return h.do(req)
+	}
+	res := create()
 	if res.Code != http.StatusCreated {
 		h.t.Fatalf("create a sequence: %d %s", res.Code, res.Raw)
 	}
 	id := idOf(h.t, res)
+	if again := create(); again.Code != http.StatusCreated || idOf(h.t, again) != id {
+		h.t.Fatalf("the same Idempotency-Key again: %d %s; want the first answer replayed", again.Code, again.Raw)
+	}
 	if res := h.call(http.MethodPost, "/v1/sequences/"+id+"/enrollments", `{"phone":"+13125550199","fields":{"name":"Ann"}}`); res.Code != http.StatusCreated {
 		h.t.Fatalf("enrol: %d %s", res.Code, res.Raw)
 	}
