@@ -117,6 +117,7 @@ func (s *server) created(w http.ResponseWriter, r *http.Request, c *campaign.Cam
 	if err := s.accounts.Remember(r.Context(), c.Accounts...); err != nil {
 		s.log.Warn("remember sender accounts", zap.Error(err))
 	}
+	s.lifecycle(r, eventCreated, c, "")
 	writeOK(w, http.StatusCreated, c)
 }
 

@@ -70,6 +70,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	// Unconfirmed sends are looked up at once, and resent a second later
 	// when the sandbox never got them.
 	cfg.ReconcileAfter, cfg.ReconcileMaxAge = 200*time.Millisecond, time.Second
+	cfg.APIRateLimit = app.RateLimit{} // tests poll faster than a client should (observe_test.go tests the limit)
 	for _, o := range opts {
 		o(&sbCfg, &cfg)
 	}

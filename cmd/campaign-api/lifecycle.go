@@ -52,6 +52,7 @@ func (s *server) pauseCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
+	s.lifecycle(r, eventPaused, &campaign.Campaign{ID: r.PathValue("id"), Status: campaign.StatusPaused}, body.Reason)
 	s.getCampaign(w, r)
 }
 
@@ -62,6 +63,7 @@ func (s *server) resumeCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
+	s.lifecycle(r, eventResumed, c, "")
 	writeOK(w, http.StatusOK, c)
 }
 
@@ -86,6 +88,7 @@ func (s *server) cancelCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
+	s.lifecycle(r, eventCancelled, &campaign.Campaign{ID: r.PathValue("id"), Status: campaign.StatusCancelled}, reason)
 	s.getCampaign(w, r)
 }
 

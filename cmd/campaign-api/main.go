@@ -90,7 +90,7 @@ func run(withWorker bool, devData string) error {
 
 	srv := newServer(cfg, rdb.Client, log)
 	defer srv.Close()
-	ui, err := console.New(console.Options{API: srv.routes(), Redis: rdb.Client, Log: log})
+	ui, err := console.New(console.Options{API: srv.routes(), Redis: rdb.Client, Log: log, Monitor: app.QueueMonitor(cfg, rdb.Client)})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type server struct {
 	polls          campaign.PollSchedule
 	eventsEvery    time.Duration // how often an events stream looks for changes
 	idem           *idempotency.Middleware
+	limiter        *keyLimiter  // API_RATE_LIMIT, per API key
+	metrics        http.Handler // GET /metrics
 	log            *zap.Logger
 }
 
@@ -72,6 +74,12 @@ func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *serv
 		log:            log.Named("api"),
 	}
 	srv.idem = idempotency.New(rdb, 0, writeIdempotencyError, srv.log)
+	srv.limiter = newKeyLimiter(cfg.APIRateLimit)
+	var err error
+	if srv.metrics, err = app.APIMetricsHandler(cfg, rdb, svc); err != nil {
+		srv.log.Error("metrics are not served", zap.Error(err)) // a programming error: two collectors clash
+		srv.metrics = http.NotFoundHandler()
+	}
 	return srv
 }
 
@@ -161,7 +169,10 @@ func (s *server) routes() http.Handler {
 		}
 		mux.HandleFunc(rt.pattern, h)
 	}
-	return s.withJSONFallbacks(mux)
+	// Prometheus's, not the v1 API's: outside the table and the OpenAPI
+	// document, and without a key (a scraper has none).
+	mux.Handle("GET /metrics", s.metrics)
+	return s.observed(s.withJSONFallbacks(mux))
 }
 
 // withJSONFallbacks answers unknown paths and wrong methods in the API's
@@ -204,10 +215,14 @@ func (s *server) auth(next http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing_credentials", "send the API key as Authorization: Bearer <key>", nil)
 			return
 		}
-		key, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || !s.validKey(strings.TrimSpace(key)) {
+		key, ok := idempotency.BearerToken(h)
+		if !ok || !s.validKey(key) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="v1", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "invalid_token", "the API key is not valid", nil)
+			return
+		}
+		if wait := s.limiter.wait(keyID(key), time.Now()); wait > 0 {
+			s.tooManyRequests(w, wait)
 			return
 		}
 		next(w, r)

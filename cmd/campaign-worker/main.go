@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/wacampaign/wacampaign/internal/app"
+	"github.com/wacampaign/wacampaign/internal/metrics"
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
 
@@ -64,6 +65,14 @@ func run() error {
 			return err
 		}
 		defer stopDebug()
+	}
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := metrics.Serve(cfg.MetricsAddr, log)
+		if err != nil {
+			worker.Shutdown()
+			return err
+		}
+		defer stopMetrics()
 	}
 	<-ctx.Done()
 	log.Info("signal received; finishing running sends")

@@ -54,6 +54,12 @@ type Config struct {
 	ShutdownTimeout    time.Duration
 	DebugAddr          string
 	RedisPipeline      string // on, off, auto
+	RedisMode          string // standalone, sentinel, cluster; "": what REDIS_URL's form says
+	MetricsAddr        string
+	ScaleCooldown      time.Duration
+	CampaignRetention  time.Duration
+	APIRateLimit       RateLimit
+	Monitor            string // MonitorReadOnly, MonitorReadWrite, MonitorOff
 }
 
 // Var documents one environment variable. README's configuration table is
@@ -239,7 +245,58 @@ var Vars = []Var{
 		func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"SHUTDOWN_TIMEOUT", "25s", "how long a stopping worker lets running sends finish",
 		durationVar(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, time.Second)},
+	{"REDIS_MODE", "", "standalone, sentinel or cluster: checked against the form of REDIS_URL (a process whose URL says otherwise refuses to start); unset: what the URL's form says",
+		func(c *Config, v string) error {
+			switch v {
+			case RedisStandalone, RedisSentinel, RedisCluster:
+				c.RedisMode = v
+				return nil
+			}
+			return fmt.Errorf("%q is not standalone, sentinel or cluster", v)
+		}},
+	{"METRICS_ADDR", "", "where a worker serves Prometheus metrics at /metrics (like 0.0.0.0:9090); unset: nowhere. The API serves its own at /metrics on ADDR",
+		func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
+	{"SCALE_COOLDOWN", "5m", "the window of the API's wacampaign_tasks_due_within_cooldown: tasks due now or within it (the chart gives it KEDA's cooldownPeriod, so a worker stays while anything is due that soon)",
+		durationVar(func(c *Config) *time.Duration { return &c.ScaleCooldown }, 0)},
+	{"CAMPAIGN_RETENTION", "90d", "how long a completed or cancelled campaign's data (recipients, histories, report) is kept after it ended, like 90d or 36h; at least 1h",
+		func(c *Config, v string) error {
+			d, err := parseDays(v)
+			if err != nil || d < time.Hour {
+				return fmt.Errorf("%q is not a duration of at least 1h (like 90d, 36h)", v)
+			}
+			c.CampaignRetention = d
+			return nil
+		}},
+	{"API_RATE_LIMIT", "20/s burst 40", "requests each API key may make to the v1 API, per API process: <n>/s, /m or /h, and optionally burst <m> (default twice n); off: no limit. Over it: 429 with Retry-After",
+		func(c *Config, v string) error {
+			l, err := ParseRateLimit(v)
+			c.APIRateLimit = l
+			return err
+		}},
+	{"MONITOR", MonitorReadOnly, "the queue monitor (asynqmon) at /monitor, behind the console's sign-in: read-only, read-write (it may delete, run and archive tasks) or off",
+		func(c *Config, v string) error {
+			switch v {
+			case MonitorReadOnly, MonitorReadWrite, MonitorOff:
+				c.Monitor = v
+				return nil
+			}
+			return fmt.Errorf("%q is not read-only, read-write or off", v)
+		}},
 }
+
+// REDIS_MODE values.
+const (
+	RedisStandalone = "standalone"
+	RedisSentinel   = "sentinel"
+	RedisCluster    = "cluster"
+)
+
+// MONITOR values.
+const (
+	MonitorReadOnly  = "read-only"
+	MonitorReadWrite = "read-write"
+	MonitorOff       = "off"
+)
 
 // MaxProviderTimeout keeps ClaimLease under asynq's recovery of a dead
 // worker's task (its 30s lease plus a 30s margin).
@@ -275,6 +332,18 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// parseDays is time.ParseDuration that also reads whole days ("90d").
+func parseDays(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("%q is not a number of days", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 func splitList(v string) []string {

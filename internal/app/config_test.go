@@ -31,6 +31,11 @@ func TestDefaultsAreTheDesignTable(t *testing.T) {
 		{"PROVIDER", c.Provider, ""},
 		{"GATEWAY_TYPING_MAX", c.GatewayTypingMax, 30 * time.Second},
 		{"SANDBOX_AS", c.SandboxAs, "timelines"},
+		{"SCALE_COOLDOWN", c.ScaleCooldown, 5 * time.Minute},
+		{"CAMPAIGN_RETENTION", c.CampaignRetention, 90 * 24 * time.Hour},
+		{"API_RATE_LIMIT", c.APIRateLimit, RateLimit{PerSecond: 20, Burst: 40}},
+		{"MONITOR", c.Monitor, MonitorReadOnly},
+		{"REDIS_MODE", c.RedisMode, ""},
 	}
 	for _, w := range want {
 		if !equal(w.got, w.want) {
@@ -99,6 +104,11 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"API_CALLS_PER_SECOND": "0",
 		"MAX_UPLOAD_BYTES":     "lots",
 		"LOG_LEVEL":            "loud",
+		"CAMPAIGN_RETENTION":   "10m",
+		"API_RATE_LIMIT":       "fast",
+		"REDIS_MODE":           "ring",
+		"MONITOR":              "on",
+		"SCALE_COOLDOWN":       "soon",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
@@ -130,6 +140,47 @@ func TestHelmValuesSetEveryVariable(t *testing.T) {
 	for _, v := range Vars {
 		if !strings.Contains(string(values), v.Name) {
 			t.Errorf("deploy/helm/wacampaign/values.yaml does not mention %s", v.Name)
+		}
+	}
+}
+
+func TestRateLimitForms(t *testing.T) {
+	for in, want := range map[string]RateLimit{
+		"20/s burst 40": {PerSecond: 20, Burst: 40},
+		"20/s":          {PerSecond: 20, Burst: 40},
+		"120/m":         {PerSecond: 2, Burst: 4},
+		"off":           {},
+	} {
+		got, err := ParseRateLimit(in)
+		if err != nil || got != want {
+			t.Errorf("%q: %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"20", "20/d", "-1/s", "20/s burst", "20/s burst 0", "20/s flood 3"} {
+		if _, err := ParseRateLimit(in); err == nil {
+			t.Errorf("%q: accepted", in)
+		}
+	}
+}
+
+func TestRedisModeMustMatchTheURL(t *testing.T) {
+	for _, tc := range []struct {
+		mode, url string
+		ok        bool
+	}{
+		{"", "redis://h:6379?addr=h2:6379", true},
+		{RedisCluster, "redis://h:6379?addr=h2:6379&addr=h3:6379", true},
+		{RedisCluster, "redis://h:6379/0", false},
+		{RedisSentinel, "redis://s:26379?master_name=m&addr=s2:26379", true},
+		{RedisSentinel, "redis-sentinel://s1:26379,s2:26379?master=m", true},
+		{RedisStandalone, "redis://h:6379?addr=h2:6379", false},
+	} {
+		err := checkRedisMode(tc.mode, tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("REDIS_MODE=%q REDIS_URL=%q: %v, want ok=%v", tc.mode, tc.url, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "REDIS_MODE") {
+			t.Errorf("error %q does not name REDIS_MODE", err)
 		}
 	}
 }

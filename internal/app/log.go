@@ -1,6 +1,9 @@
 package app
 
 import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -21,4 +24,19 @@ func NewLogger(level, format string) (*zap.Logger, error) {
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
 	cfg.Sampling = nil // every line of a send matters when something goes wrong
 	return cfg.Build()
+}
+
+// RedisLogsTo sends go-redis's own log lines (a pool dial that failed, a
+// Sentinel failover, a cluster's slots reloaded) to log as warnings, in the
+// process's format, instead of the standard library's logger on stderr.
+// go-redis has one logger for the whole process.
+func RedisLogsTo(log *zap.Logger) {
+	redis.SetLogger(redisLogger{log.Named("go-redis").Sugar()})
+}
+
+// redisLogger is go-redis's logging interface over zap.
+type redisLogger struct{ s *zap.SugaredLogger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.s.Warnf(format, v...)
 }

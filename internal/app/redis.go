@@ -47,8 +47,12 @@ const (
 // connection is for.
 func OpenRedis(ctx context.Context, cfg Config, process string, log *zap.Logger) (*Redis, error) {
 	cfg.RedisPipeline = pipelineFor(cfg.RedisPipeline, process)
+	RedisLogsTo(log)
 	if cfg.RedisURL == "" {
 		return openEmbedded(cfg, log)
+	}
+	if err := checkRedisMode(cfg.RedisMode, cfg.RedisURL); err != nil {
+		return nil, err
 	}
 	client, err := clientForURL(cfg.RedisURL, poolSize(cfg))
 	if err != nil {
@@ -121,6 +125,40 @@ func clientForURL(raw string, pool int) (redis.UniversalClient, error) {
 		return nil, err
 	}
 	return withPoolSize(opt, pool).MakeRedisClient().(redis.UniversalClient), nil
+}
+
+// urlMode is the topology a REDIS_URL's form names (see clientForURL).
+func urlMode(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return RedisStandalone // clientForURL says what is wrong with it
+	}
+	q := u.Query()
+	switch {
+	case u.Scheme == "redis-sentinel" || q.Has("master_name"):
+		return RedisSentinel
+	case (u.Scheme == "redis" || u.Scheme == "rediss") && q.Has("addr"):
+		return RedisCluster
+	}
+	return RedisStandalone
+}
+
+// checkRedisMode refuses a REDIS_MODE that the URL's form contradicts: a
+// cluster named with a lone server's URL would run on one node of it and
+// fail on every key another node owns.
+func checkRedisMode(mode, raw string) error {
+	if mode == "" {
+		return nil
+	}
+	if got := urlMode(raw); got != mode {
+		forms := map[string]string{
+			RedisStandalone: "redis://host:6379/0",
+			RedisSentinel:   "redis://sentinel-0:26379?master_name=mymaster&addr=sentinel-1:26379",
+			RedisCluster:    "redis://node-0:6379?addr=node-1:6379&addr=node-2:6379",
+		}
+		return fmt.Errorf("REDIS_MODE is %s but REDIS_URL has the form of %s; a %s URL looks like %s", mode, got, mode, forms[mode])
+	}
+	return nil
 }
 
 // pipelineFor resolves REDIS_PIPELINE=auto: on for the API, whose import

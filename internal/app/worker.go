@@ -11,6 +11,7 @@ import (
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
+	"github.com/wacampaign/wacampaign/internal/metrics"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -30,6 +31,9 @@ type Worker struct {
 	// janitor cancels campaigns whose upload stopped arriving and that
 	// nobody could cancel (every replica runs one; a lock takes turns).
 	janitor *campaign.UploadJanitor
+	// retention expires finished campaigns after CAMPAIGN_RETENTION and
+	// logs their completion (every replica runs one; a lock takes turns).
+	retention *campaign.RetentionKeeper
 
 	stopSync context.CancelFunc
 	syncDone sync.WaitGroup
@@ -44,6 +48,16 @@ type WorkerOption func(*workerOptions)
 
 type workerOptions struct {
 	janitorEvery, uploadStall time.Duration
+	retentionEvery            time.Duration
+	retentionGrace            time.Duration
+}
+
+// WithRetentionPass sets how often the retention keeper looks and how long
+// after a campaign ended its keys start to expire (defaults:
+// campaign.DefaultRetentionEvery, campaign.DefaultRetentionGrace; a
+// negative grace: none).
+func WithRetentionPass(every, grace time.Duration) WorkerOption {
+	return func(o *workerOptions) { o.retentionEvery, o.retentionGrace = every, grace }
 }
 
 // WithUploadJanitor sets how often the upload janitor looks and how long an
@@ -71,6 +85,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		log:       log,
 		recurring: recurring.NewScheduler(svc.Recurring, svc.Queue, log.Named("recurring")),
 		janitor:   campaign.NewUploadJanitor(svc.Store, o.janitorEvery, o.uploadStall, log.Named("janitor")),
+		retention: campaign.NewRetentionKeeper(svc.Store, cfg.CampaignRetention, o.retentionEvery, o.retentionGrace, log.Named("lifecycle")),
 	}
 }
 
@@ -123,6 +138,9 @@ func newTaskServer(cfg Config, rdb *Redis, log *zap.Logger) *asynq.Server {
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		Logger:                   asynqLogger{log.Named("asynq").Sugar()},
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			if label := campaign.WaitLabel(err.Error()); label != "" {
+				metrics.TaskWait(label)
+			}
 			if campaign.IsFailure(err) {
 				log.Warn("task failed; it will be retried", zap.String("type", t.Type()), zap.Error(err))
 			}
@@ -148,6 +166,11 @@ func (w *Worker) Start() error {
 	go func() {
 		defer w.syncDone.Done()
 		w.janitor.Run(ctx)
+	}()
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.retention.Run(ctx)
 	}()
 	if err := w.server.Start(w.mux); err != nil {
 		cancel()

@@ -51,7 +51,7 @@ func (h *ControlHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	h.log.Info("campaign started", zap.String("campaign", c.ID), zap.Int64("round", round), zap.Int64("recipients", n))
+	LogLifecycle(h.log, "started", c, zap.Int64("round", round), zap.Int64("enqueued", n))
 	return nil
 }
 

@@ -10,8 +10,11 @@ import (
 // buckets together, also on Redis Cluster.
 //
 //	wac:campaigns               ZSET  campaign id → created at (unix ms)
-//	wac:campaigns:active        SET   campaigns not yet seen ended (pruned when read)
+//	wac:campaigns:active        SET   campaigns not yet seen ended (the retention pass moves ended ones to :ended)
 //	wac:campaigns:uploading     SET   campaigns whose creating import has not ended cleanly (the janitor's list)
+//	wac:campaigns:ended         SET   campaigns seen ended whose keys do not expire yet (the retention pass's list)
+//	wac:campaigns:retained      ZSET  ended campaign id → when its keys expire (unix ms): pruned from the indexes then
+//	wac:retention:lock          STRING held by the worker making a pass of the retention keeper
 //	wac:janitor:uploads         STRING held by the worker making a pass of the upload janitor
 //	wac:c:{id}                  HASH  metadata and counters (see field names below)
 //	wac:c:{id}:rows:<bucket>    HASH  seq → the recipient's CSV values, written at import, never changed
@@ -34,6 +37,9 @@ const (
 	activeIndex     = KeyPrefix + "campaigns:active" // SET: campaigns not known to have ended
 	uploadingIndex  = KeyPrefix + "campaigns:uploading"
 	janitorLock     = KeyPrefix + "janitor:uploads" // the worker making this pass of the upload janitor
+	endedIndex      = KeyPrefix + "campaigns:ended"
+	retainedIndex   = KeyPrefix + "campaigns:retained"
+	retentionLock   = KeyPrefix + "retention:lock"
 	bucketSize      = 1024
 	fieldSeparator  = "\x1f" // ASCII unit separator between a row's values
 	maxFieldsLength = 64 << 10
@@ -58,6 +64,16 @@ func historyKey(id string, seq int64) string {
 func retryListKey(id string) string { return campaignKey(id) + ":retry" }
 
 func rejectedKey(id string) string { return campaignKey(id) + ":rejected" }
+
+// campaignKeys are every key of a campaign of total recipients (one hash
+// tag: one slot, also on Redis Cluster). Keys that do not exist are in it.
+func campaignKeys(id string, total int64) []string {
+	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id)}
+	for first := int64(0); first < total; first += bucketSize {
+		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
+	}
+	return keys
+}
 
 // Fields of the campaign hash.
 const (

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -65,4 +67,43 @@ func wholeSecondAfter(t time.Time) time.Time {
 		return t
 	}
 	return t.Truncate(time.Second).Add(time.Second)
+}
+
+// waitText finds a WaitError's text in an error's text ("waiting 2s:
+// pacing"), also inside an error that wraps it, as asynq keeps it.
+var waitText = regexp.MustCompile(`waiting [0-9][0-9.hmsuµn]*: (.*)`)
+
+// waitLabels map the start of a WaitError's reason to a label of a small
+// fixed set, for metrics and the queue monitor.
+var waitLabels = []struct{ prefix, label string }{
+	{"pacing", "pacing"},
+	{ReasonWaitingForQuota, "quota"},
+	{"the credit ledger has not read the quota yet", "quota"},
+	{ReasonWaitingForAccount, "account"},
+	{"sender account refused", "account"},
+	{"outside the send window", "window"},
+	{"waiting for API calls", "api_calls"},
+	{"reconciliation waits for the API-call budget", "api_calls"},
+	{"status poll budget", "poll_budget"},
+	{"provider refused status polls", "poll_budget"},
+	{"provider rate limit", "rate_limit"},
+	{"the upload is still arriving", "upload"},
+	{"another attempt holds the recipient", "claim"},
+}
+
+// WaitLabel names the kind of wait an error's text is (a WaitError's, as
+// asynq keeps a retried task's last error): pacing, quota, account,
+// window, api_calls, poll_budget, rate_limit, upload, claim or other; ""
+// when the text is not a wait (a failure being retried).
+func WaitLabel(text string) string {
+	m := waitText.FindStringSubmatch(text)
+	if m == nil {
+		return ""
+	}
+	for _, w := range waitLabels {
+		if strings.HasPrefix(m[1], w.prefix) {
+			return w.label
+		}
+	}
+	return "other"
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/metrics"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -477,6 +478,9 @@ func (h *SendHandler) sendOnTime(ctx context.Context, account string, msg sender
 		},
 	})
 	receipt, err := h.provider.Send(ctx, msg)
+	if late := time.Duration(wroteAfter.Load()); late > 0 {
+		metrics.PacingLateness(late)
+	}
 	if late := time.Duration(wroteAfter.Load()); late > lateSendSlack {
 		wentOutAgo := time.Since(slotAt) - late
 		if perr := h.pacer.WentOutLate(context.WithoutCancel(ctx), account, wentOutAgo); perr != nil {

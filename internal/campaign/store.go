@@ -176,7 +176,7 @@ func (s *Store) List(ctx context.Context, limit int, after string) ([]*Campaign,
 }
 
 // Active returns the campaigns that have not ended (running, scheduled,
-// paused), and prunes the ended ones from the index.
+// paused).
 func (s *Store) Active(ctx context.Context) ([]*Campaign, error) {
 	ids, err := s.rdb.SMembers(ctx, activeIndex).Result()
 	if err != nil {
@@ -192,18 +192,13 @@ func (s *Store) Active(ctx context.Context) ([]*Campaign, error) {
 		return nil, fmt.Errorf("list active campaigns: %w", err)
 	}
 	var out []*Campaign
-	var ended []any
 	for i, id := range ids {
 		h := cmds[i].Val()
 		st := Status(h[fStatus])
 		if len(h) == 0 || st == StatusCompleted || st == StatusCancelled {
-			ended = append(ended, id)
-			continue
+			continue // the retention pass takes it off the index (retention.go)
 		}
 		out = append(out, campaignFromHash(id, h))
-	}
-	if len(ended) > 0 {
-		_ = s.rdb.SRem(ctx, activeIndex, ended...).Err() // pruning can wait for the next read
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out, nil

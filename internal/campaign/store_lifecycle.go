@@ -159,6 +159,9 @@ func (s *Store) requeueFailed(ctx context.Context, id string, now time.Time) (in
 		if _, err := s.transition(ctx, id, transition{action: "retry the failed recipients of", from: []Status{StatusCompleted}, to: StatusRunning}, now); err != nil {
 			return 0, err
 		}
+		if err := s.keepCampaign(ctx, id); err != nil { // it may have had its retention set
+			return 0, err
+		}
 	}
 	var n int64
 	for first := int64(0); first < c.Counts.Total; first += bucketSize {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wacampaign/wacampaign/internal/metrics"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
@@ -184,6 +186,9 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 			out.leaseEnds = *t
 		}
 	}
+	if out.outcome == claimUnconfirmed {
+		metrics.Outcome(string(StateUnconfirmed))
+	}
 	if out.outcome == claimUnconfirmed && len(res) > 3 {
 		if t := ParseUnixMilli(res[2]); t != nil {
 			out.dispatched = *t
@@ -232,6 +237,9 @@ func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
+	}
+	if n == 1 {
+		metrics.Outcome(string(p.Record.State))
 	}
 	return n == 1, nil
 }

@@ -52,15 +52,13 @@ func (s *Store) delete(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("read campaign %s: %w", id, err)
 	}
-	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id)}
-	for first := int64(0); first < total; first += bucketSize {
-		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
-	}
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, keys...) // one hash tag: one slot, also on Redis Cluster
+		p.Del(ctx, campaignKeys(id, total)...) // one hash tag: one slot, also on Redis Cluster
 		p.ZRem(ctx, campaignsIndex, id)
 		p.SRem(ctx, activeIndex, id)
 		p.SRem(ctx, uploadingIndex, id)
+		p.SRem(ctx, endedIndex, id)
+		p.ZRem(ctx, retainedIndex, id)
 		return nil
 	})
 	if err != nil {

@@ -25,6 +25,9 @@ type Options struct {
 	// ListEvery is how often the campaigns list looks for changes while a
 	// browser watches it; 0: two seconds.
 	ListEvery time.Duration
+	// Monitor is the queue monitor, served at /monitor to signed-in
+	// browsers only; nil: none.
+	Monitor http.Handler
 }
 
 // Console serves the web console, and hands /v1/ and /healthz to the API,
@@ -68,17 +71,30 @@ func New(o Options) (*Console, error) {
 		listEvery: o.ListEvery,
 	}
 	c.mux = c.routes(static)
+	if o.Monitor != nil {
+		// Not a console page (asynqmon's own app, its API under
+		// /monitor/api), but behind the same sign-in.
+		guarded := c.signedInOnly(o.Monitor)
+		c.mux.Handle("/monitor", guarded)
+		c.mux.Handle("/monitor/", guarded)
+	}
 	return c, nil
 }
 
 // ServeHTTP sends the API's paths to the API and the rest to the console.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" {
+	if strings.HasPrefix(r.URL.Path, "/v1/") || r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
 		c.api.ServeHTTP(w, r)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	csp := "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	if r.URL.Path == "/monitor" || strings.HasPrefix(r.URL.Path, "/monitor/") {
+		// asynqmon's page configures itself in inline scripts and styles
+		// its components inline; nothing else is loosened.
+		csp = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	}
+	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
@@ -157,6 +173,29 @@ func (c *Console) signedIn(rt route) http.Handler {
 			return
 		}
 		rt.handler(w, r, s)
+	})
+}
+
+// signedInOnly lets through requests of a browser with a live session
+// (what is not the console's own, like the queue monitor); others are sent
+// to sign in, or get 401 when they are not a page.
+func (c *Console) signedInOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := c.currentSession(r)
+		if err != nil {
+			c.log.Error("read a console session", zap.Error(err))
+			http.Error(w, "the session store (Redis) does not answer", http.StatusServiceUnavailable)
+			return
+		}
+		if s == nil {
+			if r.Method != http.MethodGet || strings.HasPrefix(r.URL.Path, "/monitor/api/") {
+				http.Error(w, "sign in to the console first", http.StatusUnauthorized)
+				return
+			}
+			c.signedOut(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

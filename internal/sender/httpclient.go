@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/wacampaign/wacampaign/internal/metrics"
 )
 
 const (
@@ -176,7 +178,10 @@ type apiClient struct {
 // built, so that nothing but the write itself follows the hook.
 func (c *apiClient) do(ctx context.Context, req request) (answer, *Error) {
 	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
+		waitStart := time.Now()
+		err := c.limiter.Wait(ctx)
+		metrics.APICallWait(time.Since(waitStart))
+		if err != nil {
 			return answer{}, c.seal(limiterError(req.op, err))
 		}
 	}
@@ -210,23 +215,26 @@ func (c *apiClient) do(ctx context.Context, req request) (answer, *Error) {
 	}
 	hreq = hreq.WithContext(httptrace.WithClientTrace(ctx, trace))
 
+	start := time.Now()
 	resp, err := c.httpClient.Do(hreq)
 	if err != nil {
-		return answer{}, c.seal(transportError(req, err, written.Load()))
+		metrics.ProviderRequest(req.op, 0, time.Since(start))
+		return answer{}, c.seal(counted(transportError(req, err, written.Load())))
 	}
 	data, readErr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	resp.Body.Close()
 	arrived := time.Now()
+	metrics.ProviderRequest(req.op, resp.StatusCode, arrived.Sub(start))
 
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if readErr != nil {
-			return answer{}, c.seal(unfinishedAnswer(req, resp.StatusCode, readErr))
+			return answer{}, c.seal(counted(unfinishedAnswer(req, resp.StatusCode, readErr)))
 		}
 		return answer{status: resp.StatusCode, header: resp.Header, body: data, at: arrived}, nil
 	}
 
 	// Even a partly read error answer says what the provider decided.
-	e := c.classify(req, resp.StatusCode, resp.Header, data, arrived)
+	e := counted(c.classify(req, resp.StatusCode, resp.Header, data, arrived))
 	if readErr != nil && e.Err == nil {
 		e.Err = readErr
 	}
@@ -237,6 +245,13 @@ func (c *apiClient) do(ctx context.Context, req request) (answer, *Error) {
 		c.httpClient.CloseIdleConnections()
 	}
 	return answer{}, c.seal(e)
+}
+
+// counted counts an error the provider's answer (or its absence) made, by
+// kind: 401s, 429s and unconfirmed sends are what an operator watches.
+func counted(e *Error) *Error {
+	metrics.ProviderError(e.Op, e.Kind.String())
+	return e
 }
 
 // unfinishedAnswer is the error of a 2xx answer whose body broke off: a send
