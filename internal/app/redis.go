@@ -112,12 +112,14 @@ func clientForURL(raw string, pool int) (redis.UniversalClient, error) {
 				return nil, fmt.Errorf("a Sentinel URL (master_name=…): %w", err)
 			}
 			opt.PoolSize = pool
+			opt.DisableIdentity = true // see noIdentity
 			return redis.NewFailoverClient(opt), nil
 		}
 		opt, err := redis.ParseClusterURL(raw)
 		if err != nil {
 			return nil, fmt.Errorf("a Cluster URL (addr=…): %w", err)
 		}
+		opt.DisableIdentity = true // see noIdentity
 		return redis.NewClusterClient(opt), nil // a pool per node, sized by go-redis
 	}
 	opt, err := asynq.ParseRedisURI(raw)
@@ -126,6 +128,12 @@ func clientForURL(raw string, pool int) (redis.UniversalClient, error) {
 	}
 	return withPoolSize(opt, pool).MakeRedisClient().(redis.UniversalClient), nil
 }
+
+// noIdentity: go-redis announces itself on every new connection with
+// CLIENT SETINFO, which Redis before 7.2 (Debian 12 ships 7.0) answers with
+// an error that go-redis ignores but the server counts in INFO errorstats
+// (errorstat_ERR), where an operator would read it as a fault. The clients
+// built here skip it.
 
 // urlMode is the topology a REDIS_URL's form names (see clientForURL).
 func urlMode(raw string) string {
