@@ -39,6 +39,10 @@ type Draft struct {
 	// creating it is still being read, and may yet bring fields that change
 	// it or break off (upload.go).
 	Hold bool
+
+	// AsDraft imports and checks the contacts but queues nothing: the
+	// campaign is a draft until Service.Start (drafts.go).
+	AsDraft bool
 }
 
 // Importer turns an upload into a campaign: it streams the CSV, normalises
@@ -192,7 +196,7 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 // finish records that every row is in. A held campaign stays held (and
 // listed for the janitor) until Release; any other is done with its upload.
 func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
-	if r.c.SendAt != nil {
+	if r.c.SendAt != nil && r.c.Status != StatusDraft {
 		// A scheduled campaign's recipients wait in Redis; one durable task
 		// starts them at send_at, planned from the accounts' timelines as
 		// they are then.
@@ -222,9 +226,9 @@ func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
 }
 
 // enqueue plans and enqueues a stored batch (not for a scheduled campaign:
-// its start task does that at send_at).
+// its start task does that at send_at; not for a draft: Start does).
 func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
-	if r.c.SendAt != nil {
+	if r.c.SendAt != nil || r.c.Status == StatusDraft {
 		return nil
 	}
 	latest, err := r.im.queue.enqueueBatch(ctx, sendBatch{campaign: r.c.ID, accounts: r.c.Accounts, seqs: seqs, parallel: r.im.parallel})
@@ -261,7 +265,7 @@ func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
 					item.duplicate = true
 				} else {
 					seen[key] = struct{}{}
-					item.row = &pendingRow{seq: seq, values: values}
+					item.row = &pendingRow{seq: seq, values: values, row: rowNum}
 					seq++
 				}
 			}
