@@ -231,47 +231,63 @@ type lane struct {
 
 // lanes are the campaign's usable sender accounts (the provider's default
 // one when it names none); when none is usable, the wait says why and
-// until when the first comes back.
+// until when the first comes back, and the lanes are those that will.
 func (f *Forecaster) lanes(ctx context.Context, o *outlook, c *Campaign) ([]lane, *Wait, error) {
 	phones := c.Accounts
 	if len(phones) == 0 {
 		phones = []string{""}
 	}
-	var out []lane
+	var now, later []lane // usable now; disconnected, tried again later
 	var why []string
 	var back *time.Time
 	for _, phone := range phones {
 		a, known := o.accounts[phone]
+		var retry time.Time
 		switch {
 		case known && a.Status == quota.AccountPaused:
 			why = append(why, "sender account "+phone+" is paused")
 			continue
 		case known && a.Status == quota.AccountDisconnected && a.Since != nil && o.now.Before(a.Since.Add(quota.DisconnectRecheck)):
-			retry := a.Since.Add(quota.DisconnectRecheck)
+			retry = a.Since.Add(quota.DisconnectRecheck)
 			why = append(why, "sender account "+phone+" is disconnected ("+a.Reason+"); it is tried again "+retry.Format(reasonTime))
 			if back == nil || retry.Before(*back) {
 				back = &retry
 			}
+		}
+		l, err := f.lane(ctx, phone)
+		if err != nil {
+			return nil, nil, err
+		}
+		if retry.IsZero() {
+			now = append(now, l)
 			continue
 		}
-		interval, err := f.d.Pacer.Interval(ctx, phone)
-		if err != nil {
-			return nil, nil, err
+		if retry.After(l.tail) {
+			l.tail = retry
 		}
-		tail, err := f.d.Pacer.PlanTail(ctx, phone)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, lane{interval: interval, tail: tail})
+		later = append(later, l)
 	}
-	if len(out) > 0 {
-		return out, nil, nil
+	if len(now) > 0 {
+		return now, nil, nil
 	}
 	reason := "waiting for a sender account: " + strings.Join(why, "; ")
 	if back == nil {
 		reason += "; nothing is sent until one is resumed"
 	}
-	return nil, &Wait{Cause: WaitAccounts, Reason: reason, Until: back, Recipients: c.Counts.Queued}, nil
+	return later, &Wait{Cause: WaitAccounts, Reason: reason, Until: back, Recipients: c.Counts.Queued}, nil
+}
+
+// lane reads an account's pace: its interval and the last send booked.
+func (f *Forecaster) lane(ctx context.Context, phone string) (lane, error) {
+	interval, err := f.d.Pacer.Interval(ctx, phone)
+	if err != nil {
+		return lane{}, err
+	}
+	tail, err := f.d.Pacer.PlanTail(ctx, phone)
+	if err != nil {
+		return lane{}, err
+	}
+	return lane{interval: interval, tail: tail}, nil
 }
 
 // pace is when a campaign's pending recipients go out on its lanes: the
