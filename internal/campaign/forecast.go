@@ -210,11 +210,13 @@ func (f *Forecaster) quotaWait(o *outlook, c *Campaign) *Wait {
 	if c.Credits.Shortfall == nil || *c.Credits.Shortfall == 0 {
 		return nil
 	}
-	perMessage := int64(1)
-	if c.Counts.Total > 0 {
-		perMessage = max(1, (c.Credits.Estimated+c.Counts.Total-1)/c.Counts.Total)
+	// The recipients the available credits cover, at the campaign's
+	// average cost a message; the rest are held.
+	covered := *c.Credits.Available
+	if c.Credits.Estimated > 0 {
+		covered = *c.Credits.Available * c.Counts.Total / c.Credits.Estimated
 	}
-	held := min(c.Counts.Queued, (*c.Credits.Shortfall+perMessage-1)/perMessage)
+	held := max(0, c.Counts.Queued-covered)
 	reason := fmt.Sprintf("waiting for quota: the queued recipients need %s credits and %s are available; %s recipients wait until credits are added",
 		thousands(c.Credits.Needed), thousands(*c.Credits.Available), thousands(held))
 	if f.d.QuotaSyncEvery > 0 {
