@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -183,6 +184,11 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 		failure = enqueueErr
 	case readErr != nil:
 		failure = readErr
+	}
+	if cause := context.Cause(ctx); errors.Is(failure, context.Canceled) && cause != nil {
+		// A stage that only saw the run cancelled: the cause is the stage
+		// that failed first (a Redis failure is a 503, not a 500).
+		failure = cause
 	}
 	if failure != nil {
 		return nil, r.abort(failure)
