@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -597,6 +598,26 @@ func (j *journey) phoneWidth(t *testing.T) {
 		t.Errorf("at 390 px the campaign page is %v px wide: it scrolls sideways", eval[int](b, `document.documentElement.scrollWidth`))
 	}
 	b.screenshot("campaign-phone")
+
+	// A draft's page, with its preview and a long message, too.
+	req := j.p.request(t, "POST", "/v1/campaigns")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = io.NopCloser(strings.NewReader(`{"name":"Phone-width draft","draft":true,"template":"Hello {{.name}}, ` + strings.Repeat("this is a long message that must wrap ", 8) +
+		`","contacts":[{"phone":"+12025550143","name":"Ana"},{"phone":"12345","name":"Bad"}]}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		Data struct{ ID string } `json:"data"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	b.open("/campaigns/" + created.Data.ID)
+	b.mustSee("Phone-width draft", "4 Preview")
+	if wide := eval[bool](b, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
+		t.Errorf("at 390 px the draft's page is %v px wide: it scrolls sideways", eval[int](b, `document.documentElement.scrollWidth`))
+	}
 }
 
 func (j *journey) signedOut(t *testing.T) {
