@@ -93,6 +93,9 @@ func (s *Service) SendTest(ctx context.Context, r TestRequest, now time.Time) (*
 // phone, and the message it makes.
 func (s *Service) testMessage(ctx context.Context, c *Campaign, phone string) ([]string, string, error) {
 	values, err := s.store.row(ctx, c.ID, 0)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", FieldError("id", "the campaign has no recipient yet: a test sends the first one's message")
+	}
 	if err != nil {
 		return nil, "", err
 	}

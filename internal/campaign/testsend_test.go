@@ -68,6 +68,18 @@ func TestSendTestReachesTheProviderOnce(t *testing.T) {
 	if _, err := f.service.SendTest(ctx, TestRequest{Campaign: "nope", Phone: "+14155550199"}, time.Now()); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a test of no campaign: %v", err)
 	}
+	// A campaign that keeps taking recipients (a sequence step) and has
+	// none yet has no message to test.
+	open := &Campaign{ID: "step1", Name: "Welcome", Status: StatusRunning, CreatedAt: time.Now(), Template: "Hi", Columns: []string{"phone"}}
+	if err := f.store.CreateOpen(ctx, open, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.service.SendTest(ctx, TestRequest{Campaign: "step1", Phone: "+14155550199"}, time.Now()); !errors.As(err, &input) || !strings.Contains(err.Error(), "no recipient yet") {
+		t.Errorf("a test of a campaign without recipients: %v; want an InputError saying so", err)
+	}
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Errorf("the refused tests sent %d messages more", n-1)
+	}
 }
 
 func hasStates(h []HistoryEntry, want ...State) bool {
