@@ -155,6 +155,18 @@ func (f *Forecaster) annotate(ctx context.Context, o *outlook, c *Campaign) erro
 	if w := f.quotaWait(o, c); w != nil {
 		c.Waiting = append(c.Waiting, *w)
 	}
+	if len(lanes) == 0 {
+		return nil // nothing can go: the accounts' wait says why
+	}
+	c.ETA = sendingTimes(c, lanes, split, start, planned, o.now)
+	return nil
+}
+
+// sendingTimes adds the waits for the accounts' pace and the send window
+// to c and answers its ETA: after every wait with an end, at the pace of
+// its lanes, within the window in each zone; nil while a wait has none.
+func sendingTimes(c *Campaign, lanes []lane, split []zoneShare, start time.Time, planned *time.Time, now time.Time) *time.Time {
+	pending := c.Counts.Queued
 	begin, known := start, true
 	for _, w := range c.Waiting {
 		if w.Until == nil {
@@ -163,16 +175,13 @@ func (f *Forecaster) annotate(ctx context.Context, o *outlook, c *Campaign) erro
 			begin = *w.Until
 		}
 	}
-	if len(lanes) == 0 {
-		return nil // nothing can go: the accounts' wait says why
-	}
-	pace := paceOf(lanes, pending, begin, planned, c.Status == StatusRunning && begin.Equal(o.now))
+	pace := paceOf(lanes, pending, begin, planned, c.Status == StatusRunning && begin.Equal(now))
 	if pace.first.After(begin.Add(max(pace.step, time.Second))) {
 		c.Waiting = append(c.Waiting, Wait{Cause: WaitPacing, Until: ptr(pace.first), Recipients: pending,
 			Reason: fmt.Sprintf("waiting for the sender accounts' pace: their sends are booked until %s (one message every %s per account)",
 				pace.first.Format(reasonTime), pace.step)})
 	}
-	if w := windowWait(c, split, o.now); w != nil {
+	if w := windowWait(c, split, now); w != nil {
 		c.Waiting = append(c.Waiting, *w)
 	}
 	if !known {
@@ -185,8 +194,7 @@ func (f *Forecaster) annotate(ctx context.Context, o *outlook, c *Campaign) erro
 			eta = end
 		}
 	}
-	c.ETA = &eta
-	return nil
+	return &eta
 }
 
 // reasonTime is how times read in reasons: the API's times are UTC.
