@@ -43,7 +43,10 @@ type campaignQuotaRow struct {
 	Queued        int64           `json:"queued"`
 	CreditsNeeded int64           `json:"credits_needed"`
 	CreditsSpent  int64           `json:"credits_spent"`
-	ETA           *time.Time      `json:"eta,omitempty"`
+	// ETA and Waiting are the campaign's forecast: absent while a wait has
+	// no end anyone can name (credits to be added).
+	ETA     *time.Time      `json:"eta,omitempty"`
+	Waiting []campaign.Wait `json:"waiting,omitempty"`
 }
 
 func (s *server) getQuota(w http.ResponseWriter, r *http.Request) {
@@ -73,12 +76,16 @@ func (s *server) getQuota(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	if err := s.forecast.Annotate(r.Context(), active...); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	v.Campaigns = make([]campaignQuotaRow, 0, len(active))
 	for _, c := range active {
 		v.Needed += c.Credits.Needed
 		v.Campaigns = append(v.Campaigns, campaignQuotaRow{
 			ID: c.ID, Name: c.Name, Status: c.Status, Reason: c.Reason, Queued: c.Counts.Queued,
-			CreditsNeeded: c.Credits.Needed, CreditsSpent: c.Credits.Spent, ETA: c.ETA,
+			CreditsNeeded: c.Credits.Needed, CreditsSpent: c.Credits.Spent, ETA: c.ETA, Waiting: c.Waiting,
 		})
 	}
 	v.Shortfall = max(0, v.Needed-v.Credits.Available)

@@ -33,6 +33,7 @@ var createFields = map[string]int64{
 	"window_days":   64,
 	"window_hours":  64,
 	"window_zone":   64,
+	"draft":         16,
 }
 
 // createCampaign takes a multipart form: contacts (the CSV) and the fields
@@ -118,7 +119,7 @@ func (s *server) created(w http.ResponseWriter, r *http.Request, c *campaign.Cam
 		s.log.Warn("remember sender accounts", zap.Error(err))
 	}
 	s.lifecycle(r, eventCreated, c, "")
-	writeOK(w, http.StatusCreated, c)
+	s.writeCampaign(w, r, http.StatusCreated, c)
 }
 
 // draft validates the form's fields (all but contacts) into a campaign draft.
@@ -132,6 +133,13 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 		if a = strings.TrimSpace(a); a != "" {
 			d.Accounts = append(d.Accounts, a)
 		}
+	}
+	if v := strings.TrimSpace(form["draft"]); v != "" {
+		asDraft, err := strconv.ParseBool(v)
+		if err != nil {
+			return d, fieldProblem("draft", fmt.Sprintf("draft %q is not true or false", v))
+		}
+		d.AsDraft = asDraft
 	}
 	if v := strings.TrimSpace(form["send_at"]); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
@@ -252,6 +260,10 @@ func (s *server) listCampaigns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	if err := s.forecast.Annotate(r.Context(), list...); err != nil {
 		s.internalError(w, r, err)
 		return
 	}

@@ -36,7 +36,17 @@ func (s *server) getCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
-	writeOK(w, http.StatusOK, c)
+	s.writeCampaign(w, r, http.StatusOK, c)
+}
+
+// writeCampaign answers a campaign with its forecast: its ETA, what it
+// waits for and until when, its credits against the ledger.
+func (s *server) writeCampaign(w http.ResponseWriter, r *http.Request, status int, c *campaign.Campaign) {
+	if err := s.forecast.Annotate(r.Context(), c); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeOK(w, status, c)
 }
 
 // pauseCampaign: POST /v1/campaigns/{id}/pause {"reason"?}. No recipient is
@@ -64,7 +74,7 @@ func (s *server) resumeCampaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.lifecycle(r, eventResumed, c, "")
-	writeOK(w, http.StatusOK, c)
+	s.writeCampaign(w, r, http.StatusOK, c)
 }
 
 // cancelCampaign: POST /v1/campaigns/{id}/cancel {"reason"?}. Every
@@ -127,5 +137,5 @@ func (s *server) rescheduleCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
-	writeOK(w, http.StatusOK, c)
+	s.writeCampaign(w, r, http.StatusOK, c)
 }

@@ -153,14 +153,17 @@ func (s *server) tooManyRequests(w http.ResponseWriter, wait time.Duration) {
 }
 
 // Lifecycle events of a campaign, each logged once where it happens:
-// created, resumed, paused and cancelled here; started (a scheduled
-// campaign's time came) by the worker's control handler; completed and
-// deleted (its retention ended) by the worker's retention pass.
+// created, started (a draft), resumed, paused, cancelled and deleted (by
+// a user) here; started (a scheduled campaign's time came) by the worker's
+// control handler; completed and deleted (its retention ended) by the
+// worker's retention pass.
 const (
 	eventCreated   = "created"
+	eventStarted   = "started"
 	eventPaused    = "paused"
 	eventResumed   = "resumed"
 	eventCancelled = "cancelled"
+	eventDeleted   = "deleted"
 )
 
 // lifecycle logs a lifecycle event of campaign c, with who asked (the key

@@ -393,6 +393,13 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"ErrorEnvelope":   errorEnvelope{},
 		"SequenceRequest": sequenceRequest{},
 		"Recurring":       recurring.Definition{},
+		"Wait":            campaign.Wait{},
+		"QueueSplit":      campaign.QueueSplit{},
+		"Preview":         campaign.Preview{},
+		"RowCounts":       campaign.RowCounts{},
+		"PreviewMessage":  campaign.PreviewMessage{},
+		"PreviewWarning":  campaign.PreviewWarning{},
+		"TestSend":        campaign.TestSend{},
 	} {
 		p := reflect.New(reflect.TypeOf(v))
 		fill(p.Elem(), 0)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"go.uber.org/zap"
 )
 
 // report streams GET /v1/campaigns/{id}/report.csv: one row per recipient in
@@ -110,6 +111,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	idle := 0
 	for {
 		c.Rejected = nil // the stream is about progress; GET the campaign for them
+		if err := s.forecast.Annotate(r.Context(), c); err != nil && r.Context().Err() == nil {
+			s.log.Warn("forecast of a followed campaign", zap.String("campaign", c.ID), zap.Error(err))
+		}
 		data, _ := json.Marshal(c)
 		if string(data) != string(last) {
 			fmt.Fprintf(w, "event: campaign\ndata: %s\n\n", data)

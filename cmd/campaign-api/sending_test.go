@@ -72,14 +72,23 @@ func TestCreditsAreNeverOverspent(t *testing.T) {
 			CreditsNeeded int64      `json:"credits_needed"`
 			Reason        string     `json:"reason"`
 			ETA           *time.Time `json:"eta"`
+			Waiting       []struct {
+				Cause      string `json:"cause"`
+				Recipients int64  `json:"recipients"`
+			} `json:"waiting"`
 		} `json:"campaigns"`
 	}
 	if err := json.Unmarshal(q.Data, &qv); err != nil {
 		t.Fatal(err)
 	}
 	if qv.Credits.Available != 0 || len(qv.Campaigns) != 1 || qv.Campaigns[0].ID != c.ID || qv.Campaigns[0].CreditsNeeded == 0 ||
-		qv.Shortfall != qv.Needed || qv.Campaigns[0].Reason != campaign.ReasonWaitingForQuota || qv.Campaigns[0].ETA == nil {
+		qv.Shortfall != qv.Needed || qv.Campaigns[0].Reason != campaign.ReasonWaitingForQuota {
 		t.Errorf("GET /v1/quota while waiting: %s", q.Raw)
+	}
+	// Waiting for credits nobody has bought: no ETA (it used to say "now",
+	// and moved on every read), and the wait with how many it holds.
+	if row := qv.Campaigns[0]; row.ETA != nil || len(row.Waiting) != 1 || row.Waiting[0].Cause != campaign.WaitQuota || row.Waiting[0].Recipients != waiting.Counts.Queued {
+		t.Errorf("the waiting campaign's forecast in GET /v1/quota: %s; want no ETA and a quota wait for its %d queued recipients", q.Raw, waiting.Counts.Queued)
 	}
 
 	h.sandbox.SetCredits(1000)

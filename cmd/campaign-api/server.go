@@ -18,6 +18,7 @@ import (
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 	"github.com/wacampaign/wacampaign/internal/idempotency"
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
@@ -35,6 +36,8 @@ type server struct {
 	accounts       *quota.Accounts
 	ledger         *quota.CreditLedger
 	importer       *campaign.Importer
+	forecast       *campaign.Forecaster // ETAs, waits and credits against the ledger, on every campaign answered
+	previews       *campaign.Previewer
 	rdb            redis.UniversalClient
 	apiKeys        [][32]byte // SHA-256 of each key: compared in constant time
 	maxUploadBytes int64
@@ -73,6 +76,9 @@ func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *serv
 		eventsEvery:    time.Second,
 		log:            log.Named("api"),
 	}
+	srv.forecast = campaign.NewForecaster(campaign.ForecastDeps{Store: svc.Store, Pacer: svc.Pacer, Accounts: svc.Accounts,
+		Ledger: svc.Ledger, Caps: providerCapabilities(cfg), QuotaSyncEvery: cfg.QuotaSyncInterval})
+	srv.previews = campaign.NewPreviewer(svc.Store, providerCapabilities(cfg), srv.forecast)
 	srv.idem = idempotency.New(rdb, 0, writeIdempotencyError, srv.log)
 	srv.limiter = newKeyLimiter(cfg.APIRateLimit)
 	var err error
@@ -81,6 +87,17 @@ func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *serv
 		srv.metrics = http.NotFoundHandler()
 	}
 	return srv
+}
+
+// providerCapabilities are those of the provider the workers send through,
+// as the configuration names it: the API process has no client of its own,
+// yet a preview must know the provider's length limit and credits.
+func providerCapabilities(cfg app.Config) sender.Capabilities {
+	kind, _ := cfg.ProviderKind() // checked when the process started
+	if kind == app.ProviderGateway || (kind == app.ProviderSandbox && cfg.SandboxAs == app.ProviderGateway) {
+		return sender.GatewayCapabilities()
+	}
+	return sender.TimelinesCapabilities()
 }
 
 // idempotent wraps a handler behind auth with the Idempotency-Key
@@ -124,6 +141,12 @@ func (s *server) table() []route {
 		{"POST /v1/campaigns", s.createCampaign, false},
 		{"GET /v1/campaigns", s.listCampaigns, false},
 		{"GET /v1/campaigns/{id}", s.getCampaign, false},
+		{"PATCH /v1/campaigns/{id}", s.patchCampaign, false},
+		{"DELETE /v1/campaigns/{id}", s.deleteCampaign, false},
+		{"GET /v1/campaigns/{id}/preview", s.previewCampaign, false},
+		{"POST /v1/campaigns/{id}/test", s.testCampaign, false},
+		{"GET /v1/campaigns/{id}/test", s.listTests, false},
+		{"POST /v1/campaigns/{id}/start", s.startCampaign, false},
 		{"GET /v1/campaigns/{id}/recipients", s.listRecipients, false},
 		{"POST /v1/campaigns/{id}/pause", s.pauseCampaign, false},
 		{"POST /v1/campaigns/{id}/resume", s.resumeCampaign, false},

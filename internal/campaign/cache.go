@@ -25,6 +25,7 @@ type sendSpec struct {
 	phoneIdx int
 	fileIdx  int // the per-recipient file_uid column, or -1
 	window   *Window
+	testOf   string // a test send's campaign: its {{.campaign.id}}
 	loadedAt time.Time
 }
 
@@ -35,6 +36,9 @@ func (s *sendSpec) message(values []string, campaignID, account string) (sender.
 		if i < len(values) {
 			row[col] = values[i]
 		}
+	}
+	if s.testOf != "" {
+		campaignID = s.testOf // a test shows what the campaign itself sends
 	}
 	text, err := s.template.Render(row, templating.Campaign{ID: campaignID, Name: s.name})
 	if err != nil {
@@ -129,6 +133,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	s.phoneIdx = max(0, indexOf(s.columns, h[fPhoneColumn]))
 	s.fileIdx = indexOf(s.columns, fileColumn)
 	s.window = DecodeWindow(h[fWindow])
+	s.testOf = h[fTestOf]
 	c.mu.Lock()
 	if c.specs == nil || len(c.specs) >= specCacheSize {
 		c.specs = make(map[string]*sendSpec) // crude, but a worker rarely juggles a thousand campaigns

@@ -97,6 +97,11 @@ type Credits struct {
 	Estimated int64 `json:"estimated"` // for every recipient
 	Spent     int64 `json:"spent"`     // charged by the provider so far
 	Needed    int64 `json:"needed"`    // still to spend on the queued recipients (estimated)
+	// Available is what the credit ledger holds now, and Shortfall how much
+	// of Needed it does not cover (forecast.go); both absent when the
+	// provider meters no credits or its quota has not been read yet.
+	Available *int64 `json:"available,omitempty"`
+	Shortfall *int64 `json:"shortfall,omitempty"`
 }
 
 // Campaign is a campaign as the API shows it.
@@ -129,11 +134,20 @@ type Campaign struct {
 	RejectedCount int64         `json:"rejected_count"` // rows not imported
 	Rejected      []RejectedRow `json:"rejected"`       // the first MaxRejectedListed of them
 	Credits       Credits       `json:"credits"`
-	// ETA is when the last queued recipient is planned to go out, from its
-	// account's pacing; absent when nothing is queued.
+	// ETA is when the last queued recipient is expected to go out, from its
+	// accounts' pacing and backlog, the send window and what the campaign
+	// waits for (forecast.go); absent when nothing is queued, or when a wait
+	// has no end anyone can name (credits to be added, a paused account).
 	ETA      *time.Time `json:"eta,omitempty"`
 	Funnel   Funnel     `json:"funnel"`
 	Tracking Tracking   `json:"tracking"`
+	// Waiting says, for each thing the queued recipients wait for, why and
+	// until when; Queue splits them into those due now and those waiting
+	// for their send window.
+	Waiting []Wait      `json:"waiting,omitempty"`
+	Queue   *QueueSplit `json:"queue,omitempty"`
+	// TestOf names the campaign a test send (POST …/test) belongs to.
+	TestOf string `json:"test_of,omitempty"`
 }
 
 // Funnel is how far the campaign's messages got, with rates.

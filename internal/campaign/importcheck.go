@@ -60,6 +60,9 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 	if len(problems) > 0 {
 		return nil, &InputError{Msg: problems[0].Msg, Problems: problems}
 	}
+	if d.AsDraft {
+		status = StatusDraft // send_at is kept: Start schedules it then
+	}
 	id := d.ID
 	if id == "" {
 		id = NewID(now)

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -39,6 +40,10 @@ type Draft struct {
 	// creating it is still being read, and may yet bring fields that change
 	// it or break off (upload.go).
 	Hold bool
+
+	// AsDraft imports and checks the contacts but queues nothing: the
+	// campaign is a draft until Service.Start (drafts.go).
+	AsDraft bool
 }
 
 // Importer turns an upload into a campaign: it streams the CSV, normalises
@@ -180,6 +185,11 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 	case readErr != nil:
 		failure = readErr
 	}
+	if cause := context.Cause(ctx); errors.Is(failure, context.Canceled) && cause != nil {
+		// A stage that only saw the run cancelled: the cause is the stage
+		// that failed first (a Redis failure is a 503, not a 500).
+		failure = cause
+	}
 	if failure != nil {
 		return nil, r.abort(failure)
 	}
@@ -192,7 +202,7 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 // finish records that every row is in. A held campaign stays held (and
 // listed for the janitor) until Release; any other is done with its upload.
 func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
-	if r.c.SendAt != nil {
+	if r.c.SendAt != nil && r.c.Status != StatusDraft {
 		// A scheduled campaign's recipients wait in Redis; one durable task
 		// starts them at send_at, planned from the accounts' timelines as
 		// they are then.
@@ -222,9 +232,9 @@ func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
 }
 
 // enqueue plans and enqueues a stored batch (not for a scheduled campaign:
-// its start task does that at send_at).
+// its start task does that at send_at; not for a draft: Start does).
 func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
-	if r.c.SendAt != nil {
+	if r.c.SendAt != nil || r.c.Status == StatusDraft {
 		return nil
 	}
 	latest, err := r.im.queue.enqueueBatch(ctx, sendBatch{campaign: r.c.ID, accounts: r.c.Accounts, seqs: seqs, parallel: r.im.parallel})
@@ -261,7 +271,7 @@ func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
 					item.duplicate = true
 				} else {
 					seen[key] = struct{}{}
-					item.row = &pendingRow{seq: seq, values: values}
+					item.row = &pendingRow{seq: seq, values: values, row: rowNum}
 					seq++
 				}
 			}

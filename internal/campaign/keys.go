@@ -22,6 +22,8 @@ import (
 //	wac:c:{id}:h:<bucket>       HASH  seq → history: what happened to the recipient, oldest first
 //	wac:c:{id}:rejected         LIST  the first MaxRejectedListed rejected rows (JSON)
 //	wac:c:{id}:retry            LIST  recipients requeued by retry-failed, not yet enqueued
+//	wac:c:{id}:rownums          HASH  seq → the row it came from, for the first previewRows recipients
+//	wac:c:{id}:tests            LIST  ids of the campaign's test sends, oldest first (testsend.go)
 //	wac:uid:<bucket>            HASH  message uid → "<campaign>/<seq>" (uidIndexBuckets buckets by hash of the uid)
 //	wac:unknown:<phone>         SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
 //
@@ -65,10 +67,22 @@ func retryListKey(id string) string { return campaignKey(id) + ":retry" }
 
 func rejectedKey(id string) string { return campaignKey(id) + ":rejected" }
 
-// campaignKeys are every key of a campaign of total recipients (one hash
-// tag: one slot, also on Redis Cluster). Keys that do not exist are in it.
+// rowNumbersKey keeps where the first recipients came from in the file, so
+// that a preview can name the row of each message it shows.
+func rowNumbersKey(id string) string { return campaignKey(id) + ":rownums" }
+
+// testsKey lists the campaign's test sends: each a campaign of its own, of
+// one recipient, named by testSendID.
+func testsKey(id string) string { return campaignKey(id) + ":tests" }
+
+// testSendID names a campaign's nth test send (from 1). The campaign id
+// stays a prefix, so its hash tag differs: a test send is a campaign.
+func testSendID(id string, n int64) string { return id + ".t" + strconv.FormatInt(n, 10) }
+
+// campaignKeys are every key of one campaign of total recipients: all share
+// its hash tag, so one script may delete them, also on Redis Cluster.
 func campaignKeys(id string, total int64) []string {
-	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id)}
+	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id), rowNumbersKey(id), testsKey(id)}
 	for first := int64(0); first < total; first += bucketSize {
 		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
 	}
@@ -107,6 +121,8 @@ const (
 	fRejected     = "rejected"
 	fCreditsSpent = "credits_spent"
 	fTotal        = "total"
+	fTestOf       = "test_of"    // on a test send: the campaign it tests
+	fTestsMade    = "tests_made" // test sends made of the campaign so far
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a

@@ -403,3 +403,44 @@ hist(ck, hk, seq, 'P', at, 'Sent')
 maybe_complete(ck, now)
 return 1
 `)
+
+// Scripts of drafts: edits while a campaign is a draft, and deletion.
+
+// editDraftScript writes fields of a campaign hash only while the campaign
+// is a draft, so an edit racing a start cannot change a campaign that has
+// begun sending. KEYS: campaign. ARGV: field, value, field, value...
+// Answers "draft" when written, else the status it found ("" when gone).
+var editDraftScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return '' end
+if st ~= 'draft' then return st end
+if #ARGV > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end
+return st
+`)
+
+// deleteScript deletes every key of a campaign when its status allows it.
+// KEYS: the campaign hash, then every other key of the campaign
+// (campaignKeys). ARGV: the statuses that allow it (comma separated,
+// wrapped in commas; "" any), the total the keys were listed for.
+// Answers {"deleted"}, {"gone"}, {"status", status}, or {"changed"} when
+// the campaign gained recipients since the keys were listed.
+var deleteScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'status', 'total')
+if not v[1] then return {'gone'} end
+if ARGV[1] ~= '' and not string.find(ARGV[1], ',' .. v[1] .. ',', 1, true) then return {'status', v[1]} end
+if (v[2] or '0') ~= ARGV[2] then return {'changed'} end
+for i = 1, #KEYS, 500 do
+  redis.call('DEL', unpack(KEYS, i, math.min(i + 499, #KEYS)))
+end
+return {'deleted'}
+`)
+
+// newTestScript numbers a campaign's next test send and lists it. KEYS:
+// campaign, its tests list. ARGV: the campaign id. Answers the test send's
+// number, or 0 when the campaign is gone.
+var newTestScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'tests_made', 1)
+redis.call('RPUSH', KEYS[2], ARGV[1] .. '.t' .. n)
+return n
+`)

@@ -89,6 +89,9 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 		fields[fSequence] = c.SequenceID
 		fields[fStep] = c.SequenceStep
 	}
+	if c.TestOf != "" {
+		fields[fTestOf] = c.TestOf
+	}
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -176,7 +179,9 @@ func (s *Store) List(ctx context.Context, limit int, after string) ([]*Campaign,
 }
 
 // Active returns the campaigns that have not ended (running, scheduled,
-// paused).
+// paused). Ended ones are skipped (the retention pass takes them off the
+// index); drafts stay listed but are not returned: they need nothing until
+// they start.
 func (s *Store) Active(ctx context.Context) ([]*Campaign, error) {
 	ids, err := s.rdb.SMembers(ctx, activeIndex).Result()
 	if err != nil {
@@ -198,7 +203,9 @@ func (s *Store) Active(ctx context.Context) ([]*Campaign, error) {
 		if len(h) == 0 || st == StatusCompleted || st == StatusCancelled {
 			continue // the retention pass takes it off the index (retention.go)
 		}
-		out = append(out, campaignFromHash(id, h))
+		if st != StatusDraft {
+			out = append(out, campaignFromHash(id, h))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out, nil
@@ -258,15 +265,12 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		c.Tracking.Polling = "slowed"
 		c.Tracking.Reason = "status polls wait for the API-call budget: " + h[fPollBasis]
 	}
-	if c.Counts.Queued > 0 {
-		if end := ParseUnixMilli(h[fPlanEnd]); end != nil {
-			eta := *end
-			if now := time.Now().UTC(); eta.Before(now) {
-				eta = now // overdue: waiting for quota or an account
-			}
-			c.ETA = &eta
-		}
+	if end := ParseUnixMilli(h[fPlanEnd]); end != nil && c.Counts.Queued > 0 && end.After(time.Now()) {
+		// As planned; an overdue plan says nothing about when (the
+		// forecast, forecast.go, tells what it waits for).
+		c.ETA = end
 	}
+	c.TestOf = h[fTestOf]
 	return c
 }
 
@@ -286,7 +290,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

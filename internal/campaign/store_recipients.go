@@ -47,6 +47,7 @@ func decodeRow(s string) []string { return strings.Split(s, fieldSeparator) }
 type pendingRow struct {
 	seq    int64
 	values []string
+	row    int // where it came from (RejectedRow.Row), kept for a preview of the first ones
 }
 
 // addRows writes a batch of imported recipients and counts them queued, in
@@ -65,6 +66,17 @@ func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, dupli
 		}
 		for _, k := range order {
 			p.HSet(ctx, k, byBucket[k]...)
+		}
+		if len(rows) > 0 && rows[0].seq < previewRows {
+			var nums []any
+			for _, r := range rows {
+				if r.seq < previewRows && r.row > 0 {
+					nums = append(nums, strconv.FormatInt(r.seq, 10), r.row)
+				}
+			}
+			if len(nums) > 0 {
+				p.HSet(ctx, rowNumbersKey(id), nums...)
+			}
 		}
 		ck := campaignKey(id)
 		p.HSet(ctx, ck, fProgressAt, UnixMilli(now))

@@ -6,7 +6,6 @@ package campaign
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -43,27 +42,6 @@ func (s *Store) endUpload(ctx context.Context, id string, now time.Time) error {
 	}
 	// Best effort: the janitor drops entries whose upload has ended.
 	_ = s.rdb.SRem(ctx, uploadingIndex, id).Err()
-	return nil
-}
-
-// delete removes a campaign and everything its import wrote.
-func (s *Store) delete(ctx context.Context, id string) error {
-	total, err := s.rdb.HGet(ctx, campaignKey(id), fTotal).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("read campaign %s: %w", id, err)
-	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, campaignKeys(id, total)...) // one hash tag: one slot, also on Redis Cluster
-		p.ZRem(ctx, campaignsIndex, id)
-		p.SRem(ctx, activeIndex, id)
-		p.SRem(ctx, uploadingIndex, id)
-		p.SRem(ctx, endedIndex, id)
-		p.ZRem(ctx, retainedIndex, id)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("delete campaign %s: %w", id, err)
-	}
 	return nil
 }
 

@@ -109,7 +109,7 @@ func (im *Importer) cancelUpload(id, reason string) error {
 // contacts that is not valid), and, held, it sent nothing. Tasks already
 // queued find the campaign gone and do nothing.
 func (im *Importer) DiscardUpload(ctx context.Context, id string) error {
-	return storeFailed(ctx, im.store.delete(ctx, id))
+	return storeFailed(ctx, im.store.deleteCampaign(ctx, id, nil))
 }
 
 // Release lets a held campaign send, once the request creating it has been
@@ -149,8 +149,16 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 			return nil, storeFailed(ctx, err)
 		}
 	}
-	if !slices.Equal(c.Accounts, want.Accounts) || !late.SendAt.IsZero() {
-		if err := im.replan(ctx, c.ID, sendAt, now); err != nil {
+	switch {
+	case c.Status == StatusDraft:
+		// Nothing is queued: the fields are all there is to change.
+	case final.AsDraft:
+		// draft=true came after the contacts: what was queued is outdated.
+		if err := im.replan(ctx, c.ID, nil, now, true); err != nil {
+			return nil, err
+		}
+	case !slices.Equal(c.Accounts, want.Accounts) || !late.SendAt.IsZero():
+		if err := im.replan(ctx, c.ID, sendAt, now, false); err != nil {
 			return nil, err
 		}
 	}
@@ -214,10 +222,14 @@ func EncodeWindow(w *Window) string {
 }
 
 // replan moves a held campaign to a new round that starts at sendAt (nil:
-// now), by a start task, as Resume does.
-func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, now time.Time) error {
+// now), by a start task, as Resume does; or, asDraft, to a draft, whose
+// tasks of the old round find themselves outdated.
+func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, now time.Time, asDraft bool) error {
 	to, startAt := StatusRunning, now
-	if sendAt != nil {
+	switch {
+	case asDraft:
+		to = StatusDraft
+	case sendAt != nil:
 		// Scheduled even when its time has come: the start task starts it.
 		to, startAt = StatusScheduled, *sendAt
 	}
@@ -227,7 +239,7 @@ func (im *Importer) replan(ctx context.Context, id string, sendAt *time.Time, no
 	if errors.As(err, &te) || errors.Is(err, ErrNotFound) {
 		return err
 	}
-	if err != nil {
+	if err != nil || asDraft {
 		return storeFailed(ctx, err)
 	}
 	return storeFailed(ctx, im.queue.enqueueStart(ctx, id, startAt, moved.version))

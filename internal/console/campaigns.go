@@ -18,6 +18,26 @@ type campaignView struct {
 	Problem *APIError // the API's refusal of the last action, shown by its field
 }
 
+// WaitLine is the first thing the campaign waits for, with its end, for the
+// list ("" when nothing waits).
+func (v campaignView) WaitLine() string {
+	for _, w := range v.Waiting {
+		if w.Cause != campaign.WaitSchedule {
+			return w.Reason
+		}
+	}
+	return ""
+}
+
+// IsDraft says whether nothing of the campaign is queued yet.
+func (v campaignView) IsDraft() bool { return v.Status == campaign.StatusDraft }
+
+// CanDelete says whether the campaign and its data may be deleted: nothing
+// of it can be sending.
+func (v campaignView) CanDelete() bool {
+	return v.Status == campaign.StatusDraft || v.Status == campaign.StatusCompleted || v.Status == campaign.StatusCancelled
+}
+
 // Settled is how many recipients' attempts are over.
 func (v campaignView) Settled() int64 { return v.Counts.Settled() }
 
@@ -35,8 +55,8 @@ func (v campaignView) CanResume() bool     { return v.Status == campaign.StatusP
 func (v campaignView) CanReschedule() bool { return v.Status == campaign.StatusScheduled }
 func (v campaignView) CanCancel() bool {
 	switch v.Status {
-	case campaign.StatusDraft, campaign.StatusScheduled, campaign.StatusRunning, campaign.StatusPaused:
-		return true
+	case campaign.StatusScheduled, campaign.StatusRunning, campaign.StatusPaused:
+		return true // a draft is deleted instead: nothing of it was queued
 	}
 	return false
 }
@@ -66,6 +86,13 @@ func listPath(after string) string {
 	return p
 }
 
+// listNotices are what the list says after an action that leaves a
+// campaign's page behind.
+var listNotices = map[string]string{
+	"deleted": "The campaign and everything of it are deleted.",
+	"kept":    "The draft is kept. Nothing is sent until you start it from its page.",
+}
+
 func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	after := r.URL.Query().Get("after")
 	var list campaignList
@@ -82,14 +109,16 @@ func (c *Console) campaignsPage(w http.ResponseWriter, r *http.Request, s *sessi
 		v.Live = v.Live || cv.Live()
 		v.Campaigns = append(v.Campaigns, cv)
 	}
-	c.render(w, http.StatusOK, "campaigns", page{Title: "Campaigns", Section: "campaigns", SignedIn: true, CSRF: s.csrfToken(), Data: v})
+	c.render(w, http.StatusOK, "campaigns", page{Title: "Campaigns", Section: "campaigns", SignedIn: true, CSRF: s.csrfToken(),
+		Notice: listNotices[r.URL.Query().Get("done")], Data: v})
 }
 
 // campaignPageView is the campaign page: the campaign and a page of its
-// recipients.
+// recipients; for a draft, its preview, its test sends and the edit form.
 type campaignPageView struct {
 	campaignView
 	Recipients recipientsView
+	Draft      *draftView
 }
 
 // Head is the campaign alone, for the partials that live updates render too.
@@ -103,15 +132,20 @@ var notices = map[string]string{
 	"retry-failed": "The failed recipients are queued again.",
 	"reschedule":   "The start time is changed.",
 	"created":      "Campaign created. Its progress updates here as the messages go out.",
+	"draft":        "Nothing is sent yet. Check the preview below, then start the campaign, schedule it, keep it as a draft, or send yourself a test.",
+	"start":        "Campaign started. Its progress updates here as the messages go out.",
+	"schedule":     "Campaign scheduled. It starts at the time below.",
+	"edit":         "Saved. The preview below shows the messages as they are now.",
+	"test":         "The test is on its way to your phone; its progress is below.",
 }
 
 func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request, s *session) {
-	c.showCampaign(w, r, s, http.StatusOK, page{Notice: notices[r.URL.Query().Get("done")]})
+	c.showCampaign(w, r, s, http.StatusOK, page{Notice: notices[r.URL.Query().Get("done")]}, nil)
 }
 
 // showCampaign renders the campaign page; p carries a notice, or the error
-// of the action just tried.
-func (c *Console) showCampaign(w http.ResponseWriter, r *http.Request, s *session, status int, p page) {
+// of the action just tried; edit, a draft's edit form as it was sent.
+func (c *Console) showCampaign(w http.ResponseWriter, r *http.Request, s *session, status int, p page, edit map[string]string) {
 	id := r.PathValue("id")
 	var cp campaign.Campaign
 	if err := c.call(r.Context(), apiRequest{method: http.MethodGet, path: "/v1/campaigns/" + url.PathEscape(id), key: s.apiKey}, &cp); err != nil {
@@ -130,7 +164,14 @@ func (c *Console) showCampaign(w http.ResponseWriter, r *http.Request, s *sessio
 	if p.Title == "" {
 		p.Title = "Campaign " + cp.ID
 	}
-	p.Data = campaignPageView{campaignView: campaignView{Campaign: cp, CSRF: p.CSRF, Problem: p.Error}, Recipients: recipients}
+	v := campaignPageView{campaignView: campaignView{Campaign: cp, CSRF: p.CSRF, Problem: p.Error}, Recipients: recipients}
+	if cp.Status == campaign.StatusDraft {
+		if v.Draft, err = c.loadDraft(r, s, &cp, edit); err != nil {
+			c.apiFailure(w, r, s, err)
+			return
+		}
+	}
+	p.Data = v
 	c.render(w, status, "campaign", p)
 }
 
@@ -148,10 +189,13 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request, s *sess
 	case "reschedule":
 		at, problem := localTime(r.PostFormValue("send_at"), r.PostFormValue("tz"), "send_at")
 		if problem != nil {
-			c.showCampaign(w, r, s, problem.Status, page{Error: problem})
+			c.showCampaign(w, r, s, problem.Status, page{Error: problem}, nil)
 			return
 		}
 		body["send_at"] = at
+	case "start", "test", "edit", "delete":
+		c.draftAction(w, r, s, action)
+		return
 	default:
 		c.notFound(w, r)
 		return
@@ -160,7 +204,7 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request, s *sess
 	err := c.callJSON(r.Context(), http.MethodPost, path, s.apiKey, body, nil)
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
-		c.showCampaign(w, r, s, apiErr.Status, page{Error: apiErr})
+		c.showCampaign(w, r, s, apiErr.Status, page{Error: apiErr}, nil)
 		return
 	}
 	if err != nil {

@@ -260,9 +260,9 @@ func TestNewCampaignRelaysTheUploadAndShowsErrorsBesideFields(t *testing.T) {
 	f := newFixture(t)
 	b := f.browser()
 	_, token := b.signIn(goodKey)
-	fields := [][2]string{{"csrf", token}, {"idempotency_key", "form-1"}, {"tz", "Europe/Madrid"},
+	fields := [][2]string{{"csrf", token}, {"idempotency_key", "form-1"}, {"tz", "Europe/Madrid"}, {"draft", "true"},
 		{"template_name", ""}, {"template", "Hi {{.nope}}"}, {"name", "Spring"}, {"accounts", ""}, {"send_at", "2026-12-01T09:00"}}
-	body, ctype := multipartBody(fields, "spring.csv", "name,phone\nAna,+12025550143\n", 3)
+	body, ctype := multipartBody(fields, "spring.csv", "name,phone\nAna,+12025550143\n", 4)
 	req, _ := http.NewRequest("POST", f.srv.URL+"/campaigns/new", body)
 	req.Header.Set("Content-Type", ctype)
 	res := b.do(req)
@@ -275,8 +275,8 @@ func TestNewCampaignRelaysTheUploadAndShowsErrorsBesideFields(t *testing.T) {
 	if got.Auth != "Bearer "+goodKey || got.IdempotencyKey != "form-1" || got.FileName != "spring.csv" {
 		t.Errorf("the upload reached the API as %+v", got)
 	}
-	if strings.Join(got.PartOrder, ",") != "contacts,template,name,send_at" {
-		t.Errorf("the API got the parts %v: want the file and the filled fields, in the form's order, without csrf, tz or empty fields", got.PartOrder)
+	if strings.Join(got.PartOrder, ",") != "draft,contacts,template,name,send_at" {
+		t.Errorf("the API got the parts %v: want draft first (a draft queues nothing), the file and the filled fields, in the form's order, without csrf, tz or empty fields", got.PartOrder)
 	}
 	if got.Parts["contacts"] != "name,phone\nAna,+12025550143\n" || got.Parts["send_at"] != "2026-12-01T09:00:00+01:00" {
 		t.Errorf("contacts %q, send_at %q: want the file as sent and the local time in the browser's zone", got.Parts["contacts"], got.Parts["send_at"])
@@ -293,12 +293,12 @@ func TestNewCampaignRelaysTheUploadAndShowsErrorsBesideFields(t *testing.T) {
 	}
 
 	// A shipped template wins over the text box, which is then not sent.
-	fields[3], fields[4], fields[1] = [2]string{"template_name", "welcome"}, [2]string{"template", "left over"}, [2]string{"idempotency_key", "form-2"}
-	body, ctype = multipartBody(fields, "spring.csv", "name,phone\nAna,+12025550143\n", 3)
+	fields[4], fields[5], fields[1] = [2]string{"template_name", "welcome"}, [2]string{"template", "left over"}, [2]string{"idempotency_key", "form-2"}
+	body, ctype = multipartBody(fields, "spring.csv", "name,phone\nAna,+12025550143\n", 4)
 	req, _ = http.NewRequest("POST", f.srv.URL+"/campaigns/new", body)
 	req.Header.Set("Content-Type", ctype)
 	res = b.do(req)
-	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/campaigns/c2?done=created" {
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/campaigns/c2?done=draft" {
 		t.Fatalf("a good upload: %d to %q", res.StatusCode, res.Header.Get("Location"))
 	}
 	if last := f.api.calls("POST", "/v1/campaigns")[1]; last.Parts["template_name"] != "welcome" || last.Parts["template"] != "" {
@@ -373,5 +373,69 @@ func TestSafeNextStaysOnTheConsole(t *testing.T) {
 		if got := safeNext(next); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
 		}
+	}
+}
+
+// TestDraftPageShowsThePreviewAndRelaysItsActions: a draft's page shows the
+// API's preview (the rows as read, the rejected row, the message with its
+// gap, credits short) and its test sends; its forms become PATCH, start
+// (now, or at a local time in the browser's zone), test and DELETE calls,
+// and a refused edit comes back beside the message, keeping what was typed.
+func TestDraftPageShowsThePreviewAndRelaysItsActions(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, token := b.signIn(goodKey)
+	res := b.get("/campaigns/d1")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("the draft's page: %d", res.StatusCode)
+	}
+	for _, want := range []string{"4</span> Preview", `data-rows="read">7<`, `data-rows="rejected">1<`, "12345",
+		"Hi Dana, our sale is on in !", "row 5 has no city", "1 of them has a warning", "5 credits needed, 3 available", "2 short",
+		"2 recipients wait until credits are added", "5</span> Start", "Start now", "Send a test", "+14155550199", "Delete the draft",
+		`<details class="edit" open>`} {
+		if !strings.Contains(res.Body, want) {
+			t.Errorf("the draft's page does not show %q", want)
+		}
+	}
+
+	res = b.post("/campaigns/d1/edit", url.Values{"csrf": {token}, "template": {"Hi {{.first_name}}"}, "name": {"Spring launch"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, `>Hi {{.first_name}}</textarea>`) || !strings.Contains(res.Body, `first_name&#34;, which the contacts lack`) {
+		t.Errorf("a refused edit: %d; the page should keep the typed message and say why beside it", res.StatusCode)
+	}
+	res = b.post("/campaigns/d1/edit", url.Values{"csrf": {token}, "template": {"Hi {{.name}}, our sale is on in {{.city}}!"},
+		"name": {"Spring"}, "accounts": {"+14155550100, +14155550101"}, "window_hours": {"09:00-18:00"}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/campaigns/d1?done=edit" {
+		t.Fatalf("an edit: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	patch := f.api.calls("PATCH", "/v1/campaigns/d1")
+	var body map[string]any
+	if err := json.Unmarshal([]byte(patch[len(patch)-1].Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if _, sent := body["template"]; sent || body["name"] != "Spring" || len(body["accounts"].([]any)) != 2 || body["window"].(map[string]any)["hours"] != "09:00-18:00" {
+		t.Errorf("the PATCH sent %v; want the unchanged template left out, the accounts as a list, the window as an object", body)
+	}
+
+	res = b.post("/campaigns/d1/start", url.Values{"csrf": {token}, "when": {"later"}, "send_at": {"2030-01-15T09:30"}, "tz": {"Europe/Madrid"}})
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/campaigns/d1?done=schedule" {
+		t.Errorf("scheduling: %d to %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if starts := f.api.calls("POST", "/v1/campaigns/d1/start"); len(starts) != 1 || !strings.Contains(starts[0].Body, `"send_at":"2030-01-15T09:30:00+01:00"`) {
+		t.Errorf("the start the API got: %+v", starts)
+	}
+	res = b.post("/campaigns/d1/start", url.Values{"csrf": {token}, "when": {"now"}})
+	if res.Header.Get("Location") != "/campaigns/d1?done=start" || !strings.Contains(f.api.calls("PATCH", "/v1/campaigns/d1")[2].Body, `"send_at":null`) {
+		t.Errorf("starting now: to %q; want the draft's start time dropped first", res.Header.Get("Location"))
+	}
+	res = b.post("/campaigns/d1/test", url.Values{"csrf": {token}, "phone": {"+1 415 555 0199"}})
+	if tests := f.api.calls("POST", "/v1/campaigns/d1/test"); res.Header.Get("Location") != "/campaigns/d1?done=test#tests" || len(tests) != 1 || !strings.Contains(tests[0].Body, "+1 415 555 0199") {
+		t.Errorf("a test: to %q, the API got %+v", res.Header.Get("Location"), tests)
+	}
+	res = b.post("/campaigns/d1/delete", url.Values{"csrf": {token}})
+	if res.Header.Get("Location") != "/campaigns?done=deleted" || len(f.api.calls("DELETE", "/v1/campaigns/d1")) != 1 {
+		t.Errorf("delete: to %q", res.Header.Get("Location"))
+	}
+	if res := b.post("/campaigns/d1/delete", url.Values{}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("a delete without its CSRF token: %d, want 403", res.StatusCode)
 	}
 }

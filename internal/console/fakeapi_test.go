@@ -99,6 +99,8 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenReques
 		apiOK(w, http.StatusCreated, fakeCampaign("c2", "running"))
 	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1/events":
 		f.events(w)
+	case strings.HasPrefix(r.URL.Path, "/v1/campaigns/d1"):
+		f.draft(w, r, seen)
 	default:
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	}
@@ -156,4 +158,52 @@ func multipartBody(fields [][2]string, fileName, fileBody string, fileAt int) (i
 	}
 	_ = mw.Close()
 	return strings.NewReader(b.String()), mw.FormDataContentType()
+}
+
+// draft answers the endpoints of d1, a draft of the example file with
+// Dana's empty city.
+func (f *fakeAPI) draft(w http.ResponseWriter, r *http.Request, seen seenRequest) {
+	d1 := fakeCampaign("d1", "draft")
+	d1["template"], d1["columns"] = "Hi {{.name}}, our sale is on in {{.city}}!", []string{"name", "phone", "city"}
+	switch r.Method + " " + r.URL.Path {
+	case "GET /v1/campaigns/d1":
+		apiOK(w, http.StatusOK, d1)
+	case "GET /v1/campaigns/d1/preview":
+		apiOK(w, http.StatusOK, map[string]any{
+			"campaign_id": "d1", "status": "draft", "max_length": 2000, "warned": 1,
+			"rows":     map[string]int{"read": 7, "valid": 5, "duplicates": 1, "rejected": 1},
+			"rejected": []any{map[string]any{"row": 7, "msg": `column "phone": phone "12345" is not a valid number`}},
+			"messages": []any{
+				map[string]any{"row": 2, "seq": 0, "phone": "+12025550143", "text": "Hi Ana, our sale is on in Washington!", "length": 37, "credits": 1, "warnings": []any{}},
+				map[string]any{"row": 5, "seq": 3, "phone": "+12025550198", "text": "Hi Dana, our sale is on in !", "length": 28, "credits": 1,
+					"warnings": []any{map[string]any{"code": "empty_field", "field": "city", "msg": "row 5 has no city, which leaves a gap in the message"}}},
+			},
+			"credits": map[string]any{"estimated": 5, "spent": 0, "needed": 5, "available": 3, "shortfall": 2},
+			"waiting": []any{map[string]any{"cause": "quota", "reason": "waiting for quota: 2 recipients wait until credits are added", "recipients": 2}},
+		})
+	case "GET /v1/campaigns/d1/test":
+		apiOK(w, http.StatusOK, map[string]any{"tests": []any{map[string]any{"id": "d1.t1", "campaign_id": "d1", "phone": "+14155550199",
+			"text": "Hi Ana", "created_at": "2026-11-30T09:00:00Z", "state": "sent", "history": []any{}}}})
+	case "GET /v1/campaigns/d1/recipients":
+		apiOK(w, http.StatusOK, map[string]any{"recipients": []any{}, "next_cursor": nil})
+	case "PATCH /v1/campaigns/d1":
+		if strings.Contains(seen.Body, "first_name") {
+			apiError(w, http.StatusBadRequest, "validation_error", `the template uses the column "first_name", which the contacts lack`,
+				[]apiProblem{{Fields: []string{"template"}, Msg: `the template uses the column "first_name", which the contacts lack`}})
+			return
+		}
+		apiOK(w, http.StatusOK, d1)
+	case "POST /v1/campaigns/d1/start":
+		d1["status"] = "running"
+		if strings.Contains(seen.Body, "send_at") {
+			d1["status"] = "scheduled"
+		}
+		apiOK(w, http.StatusOK, d1)
+	case "POST /v1/campaigns/d1/test":
+		apiOK(w, http.StatusCreated, map[string]any{"id": "d1.t2", "state": "queued"})
+	case "DELETE /v1/campaigns/d1":
+		apiOK(w, http.StatusOK, map[string]any{"id": "d1", "deleted": true})
+	default:
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
 )
 
 // TestConsoleInBrowser is a marketer's afternoon with the console, in
@@ -29,11 +32,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		run  func(*testing.T)
 	}{
 		{"sign in with a wrong key, then the right one", j.signIn},
-		{"create a campaign from the example CSV", j.createFromExample},
+		{"preview a draft of the example CSV: its rejected row, its duplicate, the gap of an empty city", j.createFromExample},
+		{"send a test of the draft to a phone", j.sendTest},
+		{"fix the template after the warning, then start", j.fixAndStart},
 		{"watch it reach completed without reloading", j.watchLive},
 		{"open a recipient's history", j.openHistory},
 		{"download the report", j.downloadReport},
 		{"schedule in the viewer's zone, move the start, cancel after confirming", j.scheduleAndCancel},
+		{"a campaign outside its send window says why and until when", j.waitsForWindow},
 		{"pause and resume a running campaign", j.pauseAndResume},
 		{"create a sequence and enrol a contact", j.sequence},
 		{"pause an account", j.pauseAccount},
@@ -81,10 +87,25 @@ func (j *journey) signIn(t *testing.T) {
 	b.screenshot("campaigns-empty")
 }
 
+// testPhone is the marketer's own phone, where tests go.
+const testPhone = "+14155550199"
+
+// toRecipients are the messages the provider received whose text contains
+// marker, but for tests to the marketer's own phone.
+func (j *journey) toRecipients(marker string) []sandbox.Message {
+	var out []sandbox.Message
+	for _, m := range j.p.received(marker) {
+		if m.Recipient != testPhone {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (j *journey) createFromExample(t *testing.T) {
 	b := j.b
 	b.follow(`.empty a.button.primary`)
-	b.mustSee("1 Contacts", "2 Message", "3 Options", "4 Check", "5 Start")
+	b.mustSee("1 Contacts", "2 Message", "3 Options", "4 Preview", "5 Start")
 	example, err := filepath.Abs("../../examples/contacts.csv")
 	if err != nil {
 		t.Fatal(err)
@@ -109,21 +130,100 @@ func (j *journey) createFromExample(t *testing.T) {
 	if got := b.text("[data-detected]"); !strings.Contains(got, "phone column: phone") || !strings.Contains(got, "fields: name, city") {
 		t.Errorf("the page reads the file's header as %q", got)
 	}
-	// The message is typed around the field buttons the header gave.
-	b.do(chromedp.SendKeys(chromedp.ID("template"), "Hi "),
-		chromedp.Click(chromedp.CSS(`[data-chips] button[aria-label="Insert the field name into the message"]`)),
-		chromedp.SendKeys(chromedp.ID("template"), `, our spring sale is on in {{default "your town" .city}}! (spring-example)`),
+	// The README's sample message, typed around the field buttons the
+	// header gave: Dana, who has no city, would get "our sale is on in !".
+	b.do(chromedp.SendKeys(chromedp.ID("template"), `Hi {{default "there" (firstName .name)}}, our sale is on in `),
+		chromedp.Click(chromedp.CSS(`[data-chips] button[aria-label="Insert the field city into the message"]`)),
+		chromedp.SendKeys(chromedp.ID("template"), `! (spring-example)`),
 		chromedp.SendKeys(chromedp.ID("name"), "Spring launch"))
 	b.waitUntil(5*time.Second, `document.querySelector('[data-check-list]').innerText.includes('Every column the message uses is in the file')`)
 	b.everyControlLabelled()
 	b.screenshot("new-campaign")
 	b.follow(`button[type="submit"].big`)
 	u, err := url.Parse(b.location())
-	if err != nil || !strings.HasPrefix(u.Path, "/campaigns/") || u.Query().Get("done") != "created" {
-		t.Fatalf("after starting, the browser is at %s, want the new campaign's page", b.location())
+	if err != nil || !strings.HasPrefix(u.Path, "/campaigns/") || u.Query().Get("done") != "draft" {
+		t.Fatalf("after the preview button, the browser is at %s, want the draft's page", b.location())
 	}
 	j.firstID = strings.TrimPrefix(u.Path, "/campaigns/")
-	b.mustSee("Campaign created", "Spring launch")
+	b.mustSee("Nothing is sent yet", "Spring launch", "4 Preview", "5 Start")
+	if got := b.text("#live-head [data-status], .page-head [data-status]"); got != "draft" {
+		t.Errorf("the new campaign's status reads %q, want draft", got)
+	}
+	rows := eval[string](b, `[...document.querySelectorAll('[data-rows]')].map(e => e.dataset.rows + '=' + e.innerText).join(' ')`)
+	if rows != "read=7 valid=5 duplicates=1 rejected=1" {
+		t.Errorf("the preview reads the file as %q; want 7 rows read, 5 recipients, 1 duplicate, 1 rejected", rows)
+	}
+	if got := b.text("table.rejected-rows"); !strings.Contains(got, "7") || !strings.Contains(got, "12345") {
+		t.Errorf("the rejected rows say %q, want row 7 with its phone 12345", got)
+	}
+	if n := eval[int](b, `document.querySelectorAll('ol.samples > li').length`); n != 5 {
+		t.Errorf("the preview shows %d messages, want 5", n)
+	}
+	warned := b.text("li.sample.warned")
+	if !strings.Contains(warned, "Row 5") || !strings.Contains(warned, "Hi Dana, our sale is on in ! (spring-example)") || !strings.Contains(warned, "row 5 has no city") {
+		t.Errorf("the warned message reads %q; want Dana's, with the gap of her empty city named", warned)
+	}
+	if got := b.text("[data-credits]"); !strings.Contains(got, "5 credits needed") {
+		t.Errorf("the credits read %q", got)
+	}
+	if got := b.text("[data-eta]"); !strings.Contains(got, "the last message goes out about") {
+		t.Errorf("the ETA reads %q", got)
+	}
+	if n := len(j.p.Sandbox.Messages()); n != 0 {
+		t.Fatalf("a draft sent %d messages", n)
+	}
+	b.everyControlLabelled()
+	b.screenshot("draft")
+}
+
+func (j *journey) sendTest(t *testing.T) {
+	b := j.b
+	b.do(chromedp.SendKeys(chromedp.ID("test-phone"), "+1 415 555 0199"))
+	b.follow(`.test-form button[type="submit"]`)
+	b.mustSee("The test is on its way")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(j.p.received("spring-example")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := j.p.received("spring-example")
+	if len(got) != 1 || got[0].Recipient != testPhone || got[0].Text != "Hi Ana, our sale is on in Washington! (spring-example)" {
+		t.Fatalf("the provider got %+v; want the first recipient's message, once, to %s", got, testPhone)
+	}
+	for i := 0; i < 50 && !strings.Contains(b.text("table.tests"), "sent"); i++ {
+		time.Sleep(200 * time.Millisecond)
+		b.open("/campaigns/" + j.firstID)
+	}
+	if row := b.text("table.tests"); !strings.Contains(row, testPhone) || !strings.Contains(row, "sent") {
+		t.Errorf("the test sends read %q; want %s, sent", row, testPhone)
+	}
+	var c struct {
+		Status string
+		Counts struct{ Queued, Sent int64 }
+	}
+	j.p.api(t, "GET", "/v1/campaigns/"+j.firstID, &c)
+	if c.Status != "draft" || c.Counts.Queued != 5 || c.Counts.Sent != 0 {
+		t.Errorf("after its test the campaign is %s %+v; want a draft with its 5 recipients queued", c.Status, c.Counts)
+	}
+}
+
+func (j *journey) fixAndStart(t *testing.T) {
+	b := j.b
+	// The edit form is open: the preview has a warning.
+	if !eval[bool](b, `document.querySelector('details.edit').open`) {
+		t.Fatal("the message's edit form is closed though the preview warns")
+	}
+	b.do(chromedp.Clear(chromedp.ID("edit-template")),
+		chromedp.SendKeys(chromedp.ID("edit-template"), `Hi {{default "there" (firstName .name)}}, our sale is on in {{default "your town" .city}}! (spring-example)`))
+	b.follow(`form[data-edit-draft] button[type="submit"]`)
+	b.mustSee("Saved. The preview below shows the messages as they are now.", "No warnings in these messages")
+	if got := eval[string](b, `[...document.querySelectorAll('ol.samples > li')][3].innerText`); !strings.Contains(got, "Hi Dana, our sale is on in your town! (spring-example)") {
+		t.Errorf("Dana's message after the fix reads %q", got)
+	}
+	b.follow(`button[data-start]`)
+	if u, _ := url.Parse(b.location()); u.Query().Get("done") != "start" {
+		t.Fatalf("after Start now the browser is at %s", b.location())
+	}
+	b.mustSee("Campaign started", "Spring launch")
 }
 
 func (j *journey) watchLive(t *testing.T) {
@@ -145,7 +245,7 @@ func (j *journey) watchLive(t *testing.T) {
 		t.Errorf("the rejected rows say %q, want row 7 with its phone 12345", got)
 	}
 	settled := eval[int](b, `['sent','delivered','read'].reduce((n, s) => n + Number(document.querySelector('[data-count="'+s+'"]').innerText.replace(/,/g, '')), 0)`)
-	if got := len(j.p.received("spring-example")); settled != 5 || got != 5 {
+	if got := len(j.toRecipients("spring-example")); settled != 5 || got != 5 {
 		t.Errorf("the page counts %d sent, delivered or read; the provider received %d; want 5 and 5", settled, got)
 	}
 	// Times are shown in the viewer's zone, named.
@@ -159,7 +259,7 @@ func (j *journey) watchLive(t *testing.T) {
 
 func (j *journey) openHistory(t *testing.T) {
 	b := j.b
-	first := j.p.received("spring-example")[0]
+	first := j.toRecipients("spring-example")[0]
 	b.open("/campaigns/" + j.firstID + "?q=" + url.QueryEscape(first.Recipient) + "#recipients")
 	b.do(chromedp.Click(chromedp.CSS("details.recipient > summary")))
 	b.waitUntil(5*time.Second, `document.querySelector('details.recipient').open`)
@@ -183,7 +283,7 @@ func (j *journey) downloadReport(t *testing.T) {
 		t.Fatalf("the report has %d rows, header %v; want the header and 5 recipients", len(rows), rows[0])
 	}
 	sent := map[string]bool{}
-	for _, m := range j.p.received("spring-example") {
+	for _, m := range j.toRecipients("spring-example") {
 		sent[m.Recipient] = true
 	}
 	for _, r := range rows[1:] {
@@ -208,7 +308,12 @@ func (j *journey) scheduleAndCancel(t *testing.T) {
 		t.Errorf("the start time's hint reads %q, want it to name %s", got, viewerZone)
 	}
 	b.follow(`button[type="submit"].big`)
-	b.mustSee("Campaign created")
+	b.mustSee("Nothing is sent yet")
+	if got := b.text("button[data-start]"); !strings.Contains(got, "Schedule for") {
+		t.Errorf("the draft with a start time offers %q, want to schedule it for that time", got)
+	}
+	b.follow(`button[data-start]`)
+	b.mustSee("Campaign scheduled")
 	id := strings.TrimPrefix(strings.Split(b.location(), "?")[0], j.p.URL+"/campaigns/")
 	var c struct {
 		Status string    `json:"status"`
@@ -243,6 +348,78 @@ func (j *journey) scheduleAndCancel(t *testing.T) {
 	if n := len(j.p.received("welcome aboard")); n != 0 {
 		t.Errorf("the cancelled campaign sent %d messages", n)
 	}
+
+	// Deleting asks first too; afterwards nothing of it is left.
+	b.do(chromedp.Click(chromedp.CSS(`#live-head summary.button.danger`)))
+	b.follow(`form[action$="/delete"] button`)
+	b.mustSee("The campaign and everything of it are deleted")
+	res, err := http.DefaultClient.Do(j.p.request(t, "GET", "/v1/campaigns/"+id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("GET of the deleted campaign answers %d, want 404", res.StatusCode)
+	}
+}
+
+func (j *journey) waitsForWindow(t *testing.T) {
+	b := j.b
+	// Two recipients in Chicago and a window that opens two hours from now
+	// there: both wait, and the page says until when.
+	chicago, _ := time.LoadLocation("America/Chicago")
+	now := time.Now().In(chicago)
+	start := (now.Hour() + 2) % 24
+	hours := fmt.Sprintf("%02d:00-%02d:00", start, start+1)
+	if start == 23 {
+		hours = "23:00-23:59"
+	}
+	opens := time.Date(now.Year(), now.Month(), now.Day(), start, 0, 0, 0, chicago)
+	if !opens.After(now) {
+		opens = opens.AddDate(0, 0, 1)
+	}
+	b.open("/campaigns/new")
+	csvText, _ := json.Marshal("name,phone\nAna,+13125550101\nBo,+13125550102\n")
+	eval[bool](b, `(() => {
+		const files = new DataTransfer();
+		files.items.add(new File([`+string(csvText)+`], "chicago.csv", {type: "text/csv"}));
+		document.getElementById('contacts').files = files.files;
+		return true;
+	})()`)
+	b.do(chromedp.SendKeys(chromedp.ID("template"), "Good morning {{.name}} (window-example)"),
+		chromedp.SendKeys(chromedp.ID("name"), "Morning in Chicago"),
+		chromedp.SendKeys(chromedp.ID("window_hours"), hours))
+	b.follow(`button[type="submit"].big`)
+	b.follow(`button[data-start]`)
+	id := strings.TrimPrefix(strings.Split(b.location(), "?")[0], j.p.URL+"/campaigns/")
+	b.waitUntil(10*time.Second, `!!document.querySelector('[data-wait="window"]')`)
+	wait := b.text(`[data-wait="window"]`)
+	if !strings.Contains(wait, "outside the send window until "+opens.Format("Mon 15:04")+" in the recipients' local time") || !strings.Contains(wait, "until") {
+		t.Errorf("the campaign's wait reads %q; want the window and its opening, %s in Chicago", wait, opens.Format("Mon 15:04"))
+	}
+	if got := b.text("[data-queue]"); !strings.Contains(got, "0 may go out now and 2 wait for their send window") {
+		t.Errorf("the queued recipients read %q", got)
+	}
+	var c struct {
+		ETA     *time.Time `json:"eta"`
+		Waiting []struct {
+			Cause string     `json:"cause"`
+			Until *time.Time `json:"until"`
+		} `json:"waiting"`
+	}
+	j.p.api(t, "GET", "/v1/campaigns/"+id, &c)
+	if c.ETA == nil || !c.ETA.After(opens) || len(c.Waiting) != 1 || c.Waiting[0].Until == nil || !c.Waiting[0].Until.Equal(opens) {
+		t.Errorf("the API's ETA %v and waits %+v; want the wait until %v and the ETA after it, not now", c.ETA, c.Waiting, opens)
+	}
+	b.screenshot("campaign-waiting")
+	if n := len(j.p.received("window-example")); n != 0 {
+		t.Errorf("%d messages went out of their window", n)
+	}
+	res, err := http.DefaultClient.Do(j.p.request(t, "POST", "/v1/campaigns/"+id+"/cancel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
 }
 
 // slowAccount is paced at 400 ms, so its campaign of slowRecipients runs
@@ -284,6 +461,7 @@ func (j *journey) pauseAndResume(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("name"), "Slow and steady"),
 		chromedp.SendKeys(chromedp.ID("accounts"), slowAccount))
 	b.follow(`button[type="submit"].big`)
+	b.follow(`button[data-start]`)
 	j.secondID = strings.TrimPrefix(strings.Split(b.location(), "?")[0], j.p.URL+"/campaigns/")
 
 	// The list follows it too, without a reload.
@@ -420,6 +598,26 @@ func (j *journey) phoneWidth(t *testing.T) {
 		t.Errorf("at 390 px the campaign page is %v px wide: it scrolls sideways", eval[int](b, `document.documentElement.scrollWidth`))
 	}
 	b.screenshot("campaign-phone")
+
+	// A draft's page, with its preview and a long message, too.
+	req := j.p.request(t, "POST", "/v1/campaigns")
+	req.Header.Set("Content-Type", "application/json")
+	req.Body = io.NopCloser(strings.NewReader(`{"name":"Phone-width draft","draft":true,"template":"Hello {{.name}}, ` + strings.Repeat("this is a long message that must wrap ", 8) +
+		`","contacts":[{"phone":"+12025550143","name":"Ana"},{"phone":"12345","name":"Bad"}]}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct {
+		Data struct{ ID string } `json:"data"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&created)
+	res.Body.Close()
+	b.open("/campaigns/" + created.Data.ID)
+	b.mustSee("Phone-width draft", "4 Preview")
+	if wide := eval[bool](b, `document.documentElement.scrollWidth > window.innerWidth + 1`); wide {
+		t.Errorf("at 390 px the draft's page is %v px wide: it scrolls sideways", eval[int](b, `document.documentElement.scrollWidth`))
+	}
 }
 
 func (j *journey) signedOut(t *testing.T) {

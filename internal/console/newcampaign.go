@@ -11,10 +11,10 @@ import (
 )
 
 // The new-campaign page is one form in steps: 1 contacts, 2 message,
-// 3 options, 4 check, 5 start. Step 4 checks in the browser what can be
-// checked before anything is sent (the file's columns against the
-// template's fields); it is where a preview from the API slots in
-// (newCampaignView.Preview) once the API can make one before queueing.
+// 3 options, 4 preview. The browser checks what it can at once (the file's
+// columns against the template's fields); the form then creates the
+// campaign as a draft (draft=true: imported and checked, nothing queued),
+// and the draft's page shows the API's preview and step 5 (drafts.go).
 
 // shippedTemplate is one of GET /v1/templates.
 type shippedTemplate struct {
@@ -28,13 +28,12 @@ type newCampaignView struct {
 	Form           map[string]string
 	File           string // the file sent last time: browsers cannot fill a file input again
 	IdempotencyKey string // one per form shown: a double submit creates one campaign
-	Preview        any    // the API's preview of the upload, when it has one (not yet: nil)
 }
 
 // campaignFields are the form fields the API takes, besides contacts.
 var campaignFields = map[string]bool{
 	"name": true, "template": true, "template_name": true, "accounts": true, "label": true,
-	"file_uid": true, "send_at": true, "window_days": true, "window_hours": true, "window_zone": true,
+	"file_uid": true, "send_at": true, "window_days": true, "window_hours": true, "window_zone": true, "draft": true,
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -58,9 +57,9 @@ func (c *Console) showNewCampaign(w http.ResponseWriter, r *http.Request, s *ses
 	c.render(w, status, "new_campaign", page{Title: "New campaign", Section: "new", SignedIn: true, CSRF: s.csrfToken(), Error: apiErr, Data: v})
 }
 
-// createCampaign relays the form to POST /v1/campaigns (contacts streamed
-// through), then shows the new campaign, or the form again with the API's
-// refusal beside the fields it names.
+// createCampaign relays the form to POST /v1/campaigns as a draft
+// (contacts streamed through), then shows the draft's preview, or the form
+// again with the API's refusal beside the fields it names.
 func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s *session) {
 	u, err := openUpload(r, s)
 	if errors.Is(err, errNoCSRF) {
@@ -102,7 +101,7 @@ func (c *Console) createCampaign(w http.ResponseWriter, r *http.Request, s *sess
 		c.apiFailure(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, "/campaigns/"+url.PathEscape(created.ID)+"?done=created", http.StatusSeeOther)
+	http.Redirect(w, r, "/campaigns/"+url.PathEscape(created.ID)+"?done=draft", http.StatusSeeOther)
 }
 
 // localTime reads a datetime-local value ("2026-12-01T09:00") in the

@@ -148,15 +148,21 @@ func waitHealthy(t *testing.T, base string) {
 	t.Fatalf("campaign-api at %s never answered /healthz", base)
 }
 
-// api calls the v1 API with the product's key and decodes data into out.
-func (p *product) api(t *testing.T, method, path string, out any) {
+// request is a v1 API request with the product's key.
+func (p *product) request(t *testing.T, method, path string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, p.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+p.Key)
-	res, err := http.DefaultClient.Do(req)
+	return req
+}
+
+// api calls the v1 API with the product's key and decodes data into out.
+func (p *product) api(t *testing.T, method, path string, out any) {
+	t.Helper()
+	res, err := http.DefaultClient.Do(p.request(t, method, path))
 	if err != nil {
 		t.Fatal(err)
 	}

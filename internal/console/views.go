@@ -25,6 +25,10 @@ var viewFuncs = template.FuncMap{
 	"join":     strings.Join,
 	"list":     func(v ...string) []string { return v },
 	"stepRow":  stepRow,
+	"count":    count,
+	"window":   windowFields,
+	"deref":    func(p *int64) int64 { return derefOr(p, 0) },
+	"pair":     func(a, b any) []any { return []any{a, b} },
 	"knownAccount": func(list []accountJSON, phone string) bool {
 		for _, a := range list {
 			if a.Phone == phone {
@@ -43,6 +47,11 @@ func num(v any) string {
 		n = int64(x)
 	case int64:
 		n = x
+	case *int64:
+		if x == nil {
+			return "—"
+		}
+		n = *x
 	default:
 		return fmt.Sprint(v)
 	}
@@ -60,6 +69,23 @@ func num(v any) string {
 		return "-" + b.String()
 	}
 	return b.String()
+}
+
+// count writes a number of things, with thousands separators and the
+// plural when it is not one: "1 credit", "2,500 credits".
+func count(v any, unit string) string {
+	s := num(v)
+	if s == "1" {
+		return "1 " + unit
+	}
+	return s + " " + unit + "s"
+}
+
+func derefOr(p *int64, fallback int64) int64 {
+	if p == nil {
+		return fallback
+	}
+	return *p
 }
 
 // pct is part of whole in whole percent, rounded down: 99.6% of a campaign

@@ -458,3 +458,36 @@ func BenchmarkRenderWithCampaign(b *testing.B) {
 		}
 	}
 }
+
+// TestGapsFindEmptyFieldsPrintedBare: the README's sample sent "our sale is
+// on in !" to a row with an empty city; Gaps names city there, and names
+// nothing where the template gives a fallback, skips the field, or the
+// cell has a value.
+func TestGapsFindEmptyFieldsPrintedBare(t *testing.T) {
+	for _, tc := range []struct {
+		name, template string
+		row            map[string]string
+		want           []string
+	}{
+		{"the README's sample", `Hi {{default "there" (firstName .name)}}, our sale is on in {{.city}}!`,
+			map[string]string{"name": "Dana Smith", "city": ""}, []string{"city"}},
+		{"a fallback fills it", `Hi {{default "there" (firstName .name)}}, our sale is on in {{default "your town" .city}}!`,
+			map[string]string{"name": "", "city": ""}, nil},
+		{"a condition skips it", `Hi{{if .city}} from {{.city}}{{end}}!`, map[string]string{"city": ""}, nil},
+		{"with skips it", `Hi{{with .city}} from {{.}}{{end}}!`, map[string]string{"city": ""}, nil},
+		{"filled", `In {{.city}}`, map[string]string{"city": "Madrid"}, nil},
+		{"at the end, trimmed away", `Hi {{.name}}`, map[string]string{"name": ""}, []string{"name"}},
+		{"through a function", `In {{title .city}}, {{upper .name}}.`, map[string]string{"city": "", "name": "x"}, []string{"city"}},
+		{"two gaps", `{{.a}} and {{.b}}`, map[string]string{"a": "", "b": " "}, []string{"a", "b"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmpl, err := Parse("t", tc.template)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tmpl.Gaps(tc.row, Campaign{ID: "c1", Name: "Spring"}); !slices.Equal(got, tc.want) {
+				t.Errorf("Gaps = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -244,6 +244,17 @@
     textarea.focus();
   }
 
+  // A draft's edit form: the columns, as buttons that insert them into the
+  // message (hidden without script, where they could do nothing).
+  function chipsFor(box) {
+    var target = document.getElementById(box.getAttribute('data-chips-for'));
+    if (!target) { return; }
+    box.hidden = false;
+    box.querySelectorAll('[data-insert]').forEach(function (b) {
+      b.addEventListener('click', function () { insert(target, b.getAttribute('data-insert')); });
+    });
+  }
+
   // The new-sequence form: "Add a step" copies the empty row.
   function sequenceForm(form) {
     var add = form.querySelector('[data-add-step]');
@@ -268,5 +279,6 @@
     document.querySelectorAll('[data-live]').forEach(follow);
     document.querySelectorAll('[data-new-campaign]').forEach(newCampaign);
     document.querySelectorAll('[data-sequence-form]').forEach(sequenceForm);
+    document.querySelectorAll('[data-chips-for]').forEach(chipsFor);
   });
 }());
