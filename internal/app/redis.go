@@ -119,7 +119,7 @@ func clientForURL(raw string, pool int) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("a Cluster URL (addr=…): %w", err)
 		}
-		opt.DisableIdentity = true // see noIdentity
+		opt.DisableIdentity = true              // see noIdentity
 		return redis.NewClusterClient(opt), nil // a pool per node, sized by go-redis
 	}
 	opt, err := asynq.ParseRedisURI(raw)
