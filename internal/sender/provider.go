@@ -152,9 +152,11 @@ type MessageFinder interface {
 }
 
 // SentQuery asks for the messages sent to Phone from AccountPhone ("" any account) at or
-// after After.
+// after After; or, with ChatID, those sent in that one chat (a group's, say,
+// which has no phone).
 type SentQuery struct {
 	Phone        string // the recipient, E.164
+	ChatID       int64  // the chat to look in instead of the chats with Phone; 0: none
 	AccountPhone string // the sending WhatsApp account, E.164; "" any
 	After        time.Time
 }
