@@ -91,9 +91,11 @@ type RejectedRow struct {
 	Msg string `json:"msg"`
 }
 
-// Credits is what a campaign costs in provider credits: 1 a message, 2 for
-// text with an attachment.
+// Credits is what a campaign costs in provider credits (TimelinesAI: 1 a
+// message, 2 for text with an attachment). A provider that meters no
+// credits (a gateway) costs none: Metered is false and the figures 0.
 type Credits struct {
+	Metered   bool  `json:"metered"`
 	Estimated int64 `json:"estimated"` // for every recipient
 	Spent     int64 `json:"spent"`     // charged by the provider so far
 	Needed    int64 `json:"needed"`    // still to spend on the queued recipients (estimated)
@@ -117,7 +119,15 @@ type Campaign struct {
 	Window       *Window    `json:"window,omitempty"` // send window in each recipient's local time
 	FileUID      string     `json:"file_uid,omitempty"`
 	Columns      []string   `json:"columns"`      // template field names, in CSV order
-	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164
+	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164 ("": none)
+	// KeyColumns are the columns a recipient is addressed by (address.go):
+	// a row's key is the first of them that is filled.
+	KeyColumns []string `json:"key_columns"`
+	// TypingSimulation and PresenceSimulation are the gateway's typing
+	// indicator and presence around each message; absent for a provider
+	// without them.
+	TypingSimulation   *bool `json:"typing_simulation,omitempty"`
+	PresenceSimulation *bool `json:"presence_simulation,omitempty"`
 
 	// SequenceID and SequenceStep name the onboarding sequence step this
 	// campaign is (steps are campaigns that keep taking recipients).
@@ -183,7 +193,9 @@ const MaxRejectedListed = 1000
 // Recipient is one recipient as the API shows it.
 type Recipient struct {
 	Seq        int64             `json:"seq"`
-	Phone      string            `json:"phone"`
+	Phone      string            `json:"phone"` // the phone of a recipient addressed by phone ("" otherwise)
+	Key        string            `json:"key"`   // what it is addressed by: a phone, a JID or a chat id
+	Kind       Kind              `json:"kind"`  // phone, jid or chat_id
 	Fields     map[string]string `json:"fields"`
 	State      State             `json:"state"`
 	Reason     string            `json:"reason,omitempty"`

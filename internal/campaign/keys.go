@@ -81,6 +81,10 @@ const (
 	fSequence     = "sequence"
 	fStep         = "step"
 	fPhoneColumn  = "phone_column"
+	fKeyColumns   = "key_columns" // JSON list: the columns recipients are addressed by (absent: the phone column)
+	fUnmetered    = "unmetered"   // "1": the provider meters no credits (a gateway)
+	fTyping       = "typing"      // "1"/"0": typing simulation (absent: the provider has none)
+	fPresence     = "presence"    // "1"/"0": presence simulation
 	fEstimated    = "credits_estimated"
 	fPlanEnd      = "plan_end"    // the latest due time planned for a recipient (unix ms): the ETA
 	fRound        = "round"       // tasks of an earlier round are outdated (see sendTaskID)
