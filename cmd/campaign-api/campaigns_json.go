@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/wacampaign/wacampaign/internal/campaign"
@@ -18,7 +19,8 @@ import (
 //
 //	{"name":"…","template":"Hi {{.name}}","accounts":["+1…"],"send_at":"…",
 //	 "label":"…","file_uid":"…","window":{"days":"mon-fri","hours":"09:00-18:00","zone":"…"},
-//	 "contacts":[{"phone":"+1…","name":"Ann"}, …]}
+//	 "typing_simulation":true,"presence_simulation":true,
+//	 "contacts":[{"phone":"+1…","name":"Ann"},{"jid":"…@g.us","name":"Team"}, …]}
 //
 // Keys may come in any order (creation.go). The contacts array is read one
 // object at a time, never held whole: it is imported as it arrives when the
@@ -86,6 +88,12 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 			return err
 		}
 		return c.setField(key, strings.Join(v, ","))
+	case "typing_simulation", "presence_simulation":
+		var v bool
+		if err := decodeField(dec, &v, key, key+" is true or false"); err != nil {
+			return err
+		}
+		return c.setField(key, strconv.FormatBool(v))
 	case "window":
 		var v struct{ Days, Hours, Zone string }
 		if err := decodeField(dec, &v, key, `window is {"days":"mon-fri","hours":"09:00-18:00","zone":"Europe/Madrid"}`); err != nil {
@@ -94,7 +102,7 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 		return errors.Join(c.setField("window_days", v.Days), c.setField("window_hours", v.Hours), c.setField("window_zone", v.Zone))
 	}
 	return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", key),
-		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, file_uid, label, name, send_at, template, template_name, window"}}}
+		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, window"}}}
 }
 
 // decodeField decodes a field's value: a value of the wrong type is the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -79,6 +80,19 @@ func (c Config) TypingAllowance() time.Duration {
 		return c.GatewayTypingMax
 	}
 	return 0
+}
+
+// Capabilities are what the configured provider can do, known without
+// opening it: the API, which never sends, refuses at creation what the
+// provider cannot do and shows credits as its workers will spend them.
+// TimelinesAI's when no provider is configured (the process refuses to
+// start then anyway).
+func (c Config) Capabilities() sender.Capabilities {
+	kind, _ := c.ProviderKind()
+	if kind == ProviderGateway || kind == ProviderSandbox && c.SandboxAs == ProviderGateway {
+		return sender.GatewayCapabilities()
+	}
+	return sender.TimelinesCapabilities()
 }
 
 // parseGatewayAccounts reads GATEWAY_ACCOUNTS:
@@ -175,6 +189,11 @@ func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, 
 		DefaultRegion: cfg.DefaultRegion,
 		StateFile:     cfg.SandboxStateFile,
 	}
+	if cfg.WebhookSecret != "" {
+		// The sandbox posts its webhooks to this process's own receiver,
+		// so that `make run` exercises the webhook path end to end.
+		sbCfg.WebhookURL = ownWebhookURL(cfg.Addr, cfg.WebhookSecret)
+	}
 	if cfg.SandboxAs == ProviderGateway {
 		sbCfg.Mode = sandbox.ModeGateway
 		// Typing well within what the client allows, so that it never
@@ -220,6 +239,19 @@ func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, 
 		zap.String("plays", plays), zap.String("sandbox", sandboxURL), zap.String("sent_messages", sandboxURL+"/_sandbox/messages"),
 		zap.String("state_file", cfg.SandboxStateFile))
 	return p, nil
+}
+
+// ownWebhookURL is the API's webhook receiver at addr (a wildcard host is
+// reached on loopback).
+func ownWebhookURL(addr, secret string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/v1/webhooks/timelines/" + url.PathEscape(secret)
 }
 
 func randomToken() string {

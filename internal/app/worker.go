@@ -44,6 +44,7 @@ type WorkerOption func(*workerOptions)
 
 type workerOptions struct {
 	janitorEvery, uploadStall time.Duration
+	apiCallsWait              time.Duration
 }
 
 // WithUploadJanitor sets how often the upload janitor looks and how long an
@@ -51,6 +52,12 @@ type workerOptions struct {
 // campaign.DefaultJanitorEvery, campaign.DefaultUploadStall).
 func WithUploadJanitor(every, stallAfter time.Duration) WorkerOption {
 	return func(o *workerOptions) { o.janitorEvery, o.uploadStall = every, stallAfter }
+}
+
+// WithAPICallsWait sets how long a send waits when the workspace's API
+// calls are spent before it looks again (default five minutes).
+func WithAPICallsWait(d time.Duration) WorkerOption {
+	return func(o *workerOptions) { o.apiCallsWait = d }
 }
 
 // NewWorker assembles a worker on rdb sending through the provider.
@@ -65,7 +72,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 	syncer := quota.NewQuotaSyncer(rdb.Client, p.Provider, svc.Ledger, cfg.QuotaSyncInterval, log.Named("quota"))
 	return &Worker{
 		server:    newTaskServer(cfg, rdb, log),
-		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, log),
+		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, o, log),
 		syncer:    syncer,
 		queue:     svc.Queue,
 		log:       log,
@@ -75,7 +82,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 }
 
 // taskHandlers routes every task type to its handler.
-func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provider, syncer *quota.QuotaSyncer, log *zap.Logger) *asynq.ServeMux {
+func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provider, syncer *quota.QuotaSyncer, o workerOptions, log *zap.Logger) *asynq.ServeMux {
 	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
 	budget := quota.NewPollBudget(rdb.Client, fixedBudget, svc.Store.QueuedSends)
 	reconcile := campaign.ReconcilePolicy{After: cfg.ReconcileAfter, MaxAge: cfg.ReconcileMaxAge, Resend: cfg.UnconfirmedPolicy != "hold"}
@@ -94,6 +101,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 		Reconcile:  reconcile,
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
+		APICallsWait:     o.apiCallsWait,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(campaign.TypeSend, send)

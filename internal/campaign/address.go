@@ -238,3 +238,70 @@ func (d *dedupe) seen(k recipientKey) bool {
 	d.others[s] = struct{}{}
 	return dup
 }
+
+// Address is one recipient as an app names it (a sequence's enrolment): a
+// phone, a JID or a chat id. As in a contacts file, the first of them that
+// is given is its key.
+type Address struct {
+	Phone  string
+	JID    string
+	ChatID string
+}
+
+// ReadAddress reads a's key as an import reads a row's, for a provider
+// with caps: its kind and normalised value. An *InputError names the field
+// when none is given, the provider cannot address that kind, or the value
+// is not valid.
+func ReadAddress(a Address, caps sender.Capabilities, region string) (Kind, string, error) {
+	for _, k := range []struct {
+		kind Kind
+		raw  string
+	}{{KindPhone, a.Phone}, {KindJID, a.JID}, {KindChatID, a.ChatID}} {
+		if strings.TrimSpace(k.raw) == "" {
+			continue
+		}
+		if !addressable(caps, k.kind) {
+			return "", "", FieldError(string(k.kind), fmt.Sprintf("%s cannot address recipients by %s; give a %s", caps.Name, k.kind, addressableKinds(caps)))
+		}
+		norm, err := normalizeKey(k.kind, k.raw, region)
+		if err != nil {
+			return "", "", FieldError(string(k.kind), err.Error())
+		}
+		return k.kind, norm, nil
+	}
+	return "", "", FieldError("phone", "give the recipient's "+addressableKinds(caps))
+}
+
+// normalizeKey normalises a key of kind.
+func normalizeKey(kind Kind, raw, region string) (string, error) {
+	switch kind {
+	case KindPhone:
+		return NormalizePhone(raw, region)
+	case KindJID:
+		return NormalizeJID(raw)
+	}
+	return NormalizeChatID(raw)
+}
+
+// KeyColumnsFor are the key columns of a campaign that takes recipients
+// one at a time (a sequence step) for a provider with caps: one column per
+// kind it can address, named as the kind.
+func KeyColumnsFor(caps sender.Capabilities) []string {
+	var cols []string
+	for _, k := range keyKinds {
+		if addressable(caps, k) {
+			cols = append(cols, string(k))
+		}
+	}
+	return cols
+}
+
+// SimulationFlags are the typing and presence simulation a campaign of a
+// provider with caps sends with: what was asked, on by default; none for a
+// provider without simulation.
+func SimulationFlags(caps sender.Capabilities, typing, presence *bool) (*bool, *bool) {
+	if !caps.TypingSimulation {
+		return nil, nil
+	}
+	return orOn(typing), orOn(presence)
+}

@@ -95,11 +95,15 @@ type RejectedRow struct {
 // message, 2 for text with an attachment). A provider that meters no
 // credits (a gateway) costs none: Metered is false and the figures 0.
 type Credits struct {
-	Metered   bool  `json:"metered"`
-	Estimated int64 `json:"estimated"` // for every recipient
-	Spent     int64 `json:"spent"`     // charged by the provider so far
-	Needed    int64 `json:"needed"`    // still to spend on the queued recipients (estimated)
+	Metered   bool   `json:"metered"`
+	Status    string `json:"status,omitempty"` // "not metered" when Metered is false
+	Estimated int64  `json:"estimated"`        // for every recipient
+	Spent     int64  `json:"spent"`            // charged by the provider so far
+	Needed    int64  `json:"needed"`           // still to spend on the queued recipients (estimated)
 }
+
+// CreditsNotMetered is Credits.Status for a provider that meters none.
+const CreditsNotMetered = "not metered"
 
 // Campaign is a campaign as the API shows it.
 type Campaign struct {

@@ -76,9 +76,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		Window:       d.Window,
 		Credits:      Credits{Metered: im.caps.MeteredCredits},
 	}
-	if im.caps.TypingSimulation {
-		c.TypingSimulation, c.PresenceSimulation = orOn(d.TypingSimulation), orOn(d.PresenceSimulation)
-	}
+	c.TypingSimulation, c.PresenceSimulation = SimulationFlags(im.caps, d.TypingSimulation, d.PresenceSimulation)
 	return c, nil
 }
 

@@ -431,16 +431,7 @@ func (r *importRun) rowKey(values []string) (recipientKey, string) {
 		if values[k.index] == "" {
 			continue
 		}
-		var norm string
-		var err error
-		switch k.kind {
-		case KindPhone:
-			norm, err = NormalizePhone(values[k.index], r.im.region)
-		case KindJID:
-			norm, err = NormalizeJID(values[k.index])
-		default:
-			norm, err = NormalizeChatID(values[k.index])
-		}
+		norm, err := normalizeKey(k.kind, values[k.index], r.im.region)
 		if err != nil {
 			return recipientKey{}, fmt.Sprintf("column %q: %v", r.lay.header[k.index], err)
 		}

@@ -82,7 +82,7 @@ const (
 	fStep         = "step"
 	fPhoneColumn  = "phone_column"
 	fKeyColumns   = "key_columns" // JSON list: the columns recipients are addressed by (absent: the phone column)
-	fUnmetered    = "unmetered"   // "1": the provider meters no credits (a gateway)
+	fUnmetered    = "unmetered"   // "1": the provider meters no credits (a gateway): credits "not metered"
 	fTyping       = "typing"      // "1"/"0": typing simulation (absent: the provider has none)
 	fPresence     = "presence"    // "1"/"0": presence simulation
 	fEstimated    = "credits_estimated"

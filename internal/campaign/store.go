@@ -299,6 +299,9 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 	c.KeyColumns = storedKeyColumns(h)
 	c.TypingSimulation, c.PresenceSimulation = parseFlag(h[fTyping]), parseFlag(h[fPresence])
 	c.Credits.Metered = h[fUnmetered] != "1"
+	if !c.Credits.Metered {
+		c.Credits.Status = CreditsNotMetered
+	}
 	c.Credits.Spent = n(fCreditsSpent)
 	c.Credits.Estimated = n(fEstimated)
 	if c.Counts.Total > 0 {

@@ -34,6 +34,8 @@ const (
 	rfLabel        = "label"
 	rfFileUID      = "file_uid"
 	rfWindow       = "window"
+	rfTyping       = "typing"   // "1"/"0": the runs' typing simulation (absent: the provider has none)
+	rfPresence     = "presence" // "1"/"0": their presence simulation
 	rfColumns      = "columns"
 	rfPhoneColumn  = "phone_column"
 	rfRows         = "contacts_rows"

@@ -137,6 +137,11 @@ func (v *validDraft) fields(now time.Time) map[string]any {
 	if c.Window != nil {
 		fields[rfWindow] = campaign.EncodeWindow(c.Window)
 	}
+	for field, v := range map[string]*bool{rfTyping: c.TypingSimulation, rfPresence: c.PresenceSimulation} {
+		if v != nil {
+			fields[field] = strconv.FormatBool(*v)
+		}
+	}
 	return fields
 }
 
