@@ -21,9 +21,11 @@ import (
 //	wac:c:{id}:retry            LIST  recipients requeued by retry-failed, not yet enqueued
 //	wac:uid:<bucket>            HASH  message uid → "<campaign>/<seq>" (uidIndexBuckets buckets by hash of the uid)
 //	wac:unknown:<phone>         SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
+//	wac:sentev:<phone>          LIST  recent message:sent:new events that matched no recipient (JSON; ten minutes)
 //
-// The last two lead the provider's message:sent:new webhooks back to
-// recipients (webhook.go); they are kept only while a webhook secret is set.
+// The last three lead the provider's message:sent:new webhooks back to
+// recipients (store_webhooks.go); they are kept only while a webhook secret
+// is set.
 //
 // Recipients are numbered 0, 1, 2... in upload order (after duplicates are
 // dropped) and grouped bucketSize to a hash, which keeps the number of keys
@@ -108,3 +110,5 @@ func uidIndexKey(uid string) string {
 }
 
 func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
+
+func recentEventsKey(phone string) string { return KeyPrefix + "sentev:" + phone }

@@ -374,13 +374,24 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 }
 
 // indexUnconfirmed lets a later message:sent:new webhook settle an
-// unconfirmed send before reconciliation does.
+// unconfirmed send before reconciliation does; an earlier one (the
+// provider reported the message while our request was timing out)
+// settles it now.
 func (h *SendHandler) indexUnconfirmed(ctx context.Context, run *attemptRun, phone string) {
 	if !h.indexed || phone == "" {
 		return
 	}
-	if err := h.store.indexUnconfirmed(context.WithoutCancel(ctx), phone, run.Campaign, run.Seq); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if err := h.store.indexUnconfirmed(ctx, phone, run.Campaign, run.Seq); err != nil {
 		run.log.Error("index an unconfirmed send for webhooks", zap.Error(err))
+	}
+	ev, ok, err := h.store.ResolveFromRecentEvents(ctx, phone, run.Campaign, run.Seq)
+	if err != nil {
+		run.log.Error("look for the provider's report of an unconfirmed send", zap.Error(err))
+	}
+	if ok {
+		run.log.Info("the provider had reported the unconfirmed send: sent", zap.String("message_uid", ev.MessageUID))
+		h.track(ctx, run, ev.At)
 	}
 }
 

@@ -20,7 +20,12 @@ import (
 // it did send, often before reconciliation looks.
 
 const (
-	unknownIndexTTL = 24 * time.Hour
+	// recentEventsFor is how long an event that matched nobody is kept for
+	// a send whose answer is still on its way: the provider may report a
+	// message before our request to send it has timed out.
+	recentEventsFor  = 10 * time.Minute
+	recentEventsKept = 20 // per phone
+	unknownIndexTTL  = 24 * time.Hour
 	// unknownMatchWindow bounds how long after an unknown attempt a sent
 	// event may resolve it: the provider queues messages, but not for hours.
 	unknownMatchWindow = 2 * time.Hour
@@ -90,6 +95,13 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 	if ev.Origin != "Public API" || ev.Recipient == "" {
 		return "", 0, false, nil // sent from the phone, or by another integration
 	}
+	// Kept before the unconfirmed sends are read, as a send that becomes
+	// unconfirmed is indexed before it reads what is kept: whichever
+	// comes second sees the other.
+	kept, err := s.rememberSentEvent(ctx, ev)
+	if err != nil {
+		return "", 0, false, err
+	}
 	refs, err := s.rdb.SMembers(ctx, unknownIndexKey(ev.Recipient)).Result()
 	if err != nil {
 		return "", 0, false, fmt.Errorf("look up unconfirmed sends: %w", err)
@@ -99,17 +111,92 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 		if !ok {
 			continue
 		}
-		n, err := resolveUnconfirmedScript.Run(ctx, s.rdb,
-			[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
-			seq, ev.MessageUID, ev.At.UnixMilli(), UnixMilli(time.Now()), ev.Account, unknownMatchWindow.Milliseconds(),
-		).Int()
-		if err != nil {
-			return "", 0, false, fmt.Errorf("resolve an unconfirmed send: %w", err)
+		resolved, err := s.resolveUnconfirmed(ctx, id, seq, ev)
+		if resolved {
+			_ = s.rdb.LRem(ctx, recentEventsKey(ev.Recipient), 1, kept).Err()
 		}
-		if n == 1 {
-			_ = s.rdb.SRem(ctx, unknownIndexKey(ev.Recipient), ref).Err()
-			return id, seq, true, s.indexMessage(ctx, ev.MessageUID, id, seq)
+		if err != nil || resolved {
+			return id, seq, resolved, err
 		}
 	}
 	return "", 0, false, nil
+}
+
+// resolveUnconfirmed makes recipient seq, unconfirmed (or unknown), sent
+// with ev's message, if ev fits it (resolveUnconfirmedScript).
+func (s *Store) resolveUnconfirmed(ctx context.Context, id string, seq int64, ev SentEvent) (bool, error) {
+	n, err := resolveUnconfirmedScript.Run(ctx, s.rdb,
+		[]string{campaignKey(id), stateKey(id, seq), historyKey(id, seq)},
+		seq, ev.MessageUID, ev.At.UnixMilli(), UnixMilli(time.Now()), ev.Account, unknownMatchWindow.Milliseconds(),
+	).Int()
+	if err != nil {
+		return false, fmt.Errorf("resolve an unconfirmed send: %w", err)
+	}
+	if n != 1 {
+		return false, nil
+	}
+	_ = s.rdb.SRem(ctx, unknownIndexKey(ev.Recipient), recipientRef(id, seq)).Err()
+	return true, s.indexMessage(ctx, ev.MessageUID, id, seq)
+}
+
+// recentEvent is a sent event kept by rememberSentEvent.
+type recentEvent struct {
+	UID     string `json:"u"`
+	Account string `json:"a"`
+	At      string `json:"t"` // unix ms
+}
+
+// rememberSentEvent keeps an API send's event that no sent recipient has
+// for a while: the send it reports may be one whose answer has not come
+// back yet, which becomes unconfirmed after the event (the provider sent
+// it while our request was timing out) and finds it here
+// (ResolveFromRecentEvents).
+// It answers the item kept.
+func (s *Store) rememberSentEvent(ctx context.Context, ev SentEvent) (string, error) {
+	key := recentEventsKey(ev.Recipient)
+	item := EncodeRecord(recentEvent{UID: ev.MessageUID, Account: ev.Account, At: UnixMilli(ev.At)})
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, key, item)
+		p.LTrim(ctx, key, 0, recentEventsKept-1)
+		p.Expire(ctx, key, recentEventsFor)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("keep a sent event: %w", err)
+	}
+	return item, nil
+}
+
+// ResolveFromRecentEvents looks among the recent sent events to phone that
+// matched nobody for one that resolves recipient seq, whose send has just
+// become unconfirmed. It answers the event that did (ok), whose message the
+// recipient now has. An event whose message a recipient has meanwhile
+// (its send's answer came after its event) is not taken.
+func (s *Store) ResolveFromRecentEvents(ctx context.Context, phone, id string, seq int64) (ev SentEvent, ok bool, err error) {
+	items, err := s.rdb.LRange(ctx, recentEventsKey(phone), 0, -1).Result()
+	if err != nil {
+		return SentEvent{}, false, fmt.Errorf("read recent sent events: %w", err)
+	}
+	for _, item := range items {
+		r, err := DecodeRecord[recentEvent](item)
+		if err != nil {
+			continue
+		}
+		if taken, err := s.rdb.HExists(ctx, uidIndexKey(r.UID), r.UID).Result(); err != nil || taken {
+			continue
+		}
+		ev := SentEvent{MessageUID: r.UID, Recipient: phone, Account: r.Account, Origin: "Public API"}
+		if at := ParseUnixMilli(r.At); at != nil {
+			ev.At = *at
+		}
+		resolved, err := s.resolveUnconfirmed(ctx, id, seq, ev)
+		if err != nil {
+			return SentEvent{}, false, err
+		}
+		if resolved {
+			_ = s.rdb.LRem(ctx, recentEventsKey(phone), 1, item).Err()
+			return ev, true, nil
+		}
+	}
+	return SentEvent{}, false, nil
 }
