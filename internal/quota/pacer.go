@@ -183,11 +183,22 @@ func (p *Pacer) TakeHeld(ctx context.Context, account string, hold time.Duration
 	if err != nil || len(res) != 2 {
 		return 0, nil, fmt.Errorf("quota: take send slot of account %q: %v %w", account, res, err)
 	}
-	if res[0] > 0 {
-		return time.Duration(res[0])*time.Millisecond + p.randomJitter(), nil, nil
+	if wait := time.Duration(res[0]) * time.Millisecond; wait > 0 {
+		if wait > interval {
+			// Held by a send still waiting for its answer, which may come
+			// any moment: look again soon, not when the hold would lapse.
+			wait = min(wait, max(interval, heldRecheck))
+		}
+		return wait + p.randomJitter(), nil, nil
 	}
 	return 0, &Hold{pacer: p, account: account, until: res[1], interval: interval}, nil
 }
+
+// heldRecheck is how soon TakeHeld tells a send to look again at an
+// account held by another send (a slot further than an interval away can
+// only be a hold): often enough to follow the answer closely, seldom
+// enough not to spin while a gateway types for seconds.
+const heldRecheck = 250 * time.Millisecond
 
 // Hold is an account's slot held by a send until its answer (TakeHeld).
 type Hold struct {
