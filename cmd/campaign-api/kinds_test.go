@@ -352,9 +352,9 @@ func TestSequenceEnrolsByKind(t *testing.T) {
 		t.Errorf("key columns %v", seq.KeyColumns)
 	}
 	for body, want := range map[string]string{
-		`{"phone":"+12025550101","fields":{"name":"Ann"}}`:            "+12025550101",
+		`{"phone":"+12025550101","fields":{"name":"Ann"}}`:           "+12025550101",
 		`{"jid":"120363025551234567@g.us","fields":{"name":"Team"}}`: "120363025551234567@g.us",
-		`{"chat_id":42,"fields":{"name":"Chat"}}`:                     "42",
+		`{"chat_id":42,"fields":{"name":"Chat"}}`:                    "42",
 	} {
 		res := h.call(http.MethodPost, "/v1/sequences/"+seq.ID+"/enrollments", body)
 		var e struct{ Key, Kind string }

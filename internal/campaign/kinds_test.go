@@ -86,7 +86,7 @@ func TestImportAddressesRecipientsByTheirKeyColumn(t *testing.T) {
 		",120363025551234567@G.US,,Team",
 		",,42,Chat",
 		", 1 202 555 0102@s.whatsapp.net ,,Bob",
-		"+12025550102,,,Bob again", // Bob's JID came first: the same person
+		"+12025550102,,,Bob again",           // Bob's JID came first: the same person
 		",14155550100@s.whatsapp.net,7,Both", // the JID is the key; the chat id a field
 		",120363025551234567@g.us,,Team again",
 		",,42,Chat again",
