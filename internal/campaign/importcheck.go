@@ -182,6 +182,72 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 	return summary, nil
 }
 
+// newRun prepares the import of src into c (nil: a check that stores
+// nothing), with the key columns the provider can address. Contacts whose
+// every key column is of a kind it cannot address, or that carry their own
+// attachments to a provider without them, are an *InputError.
+func (im *Importer) newRun(c *Campaign, src rowSource) (*importRun, error) {
+	lay := src.columnsOf()
+	run := &importRun{im: im, c: c, src: src, lay: lay, dedupe: newDedupe()}
+	for _, k := range lay.keys {
+		if addressable(im.caps, k.kind) {
+			run.keys = append(run.keys, k)
+		} else {
+			run.refused = append(run.refused, k)
+		}
+	}
+	if len(run.keys) == 0 {
+		return nil, FieldError("contacts", fmt.Sprintf("%s cannot address recipients by %s (column %q); give a %s column",
+			im.caps.Name, run.refused[0].kind, lay.header[run.refused[0].index], addressableKinds(im.caps)))
+	}
+	if lay.file >= 0 && !im.caps.Attachments {
+		return nil, FieldError("contacts", fmt.Sprintf("the contacts have a file_uid column, and %s cannot send file_uid (attachments)", im.caps.Name))
+	}
+	return run, nil
+}
+
+// addressableKinds lists the kinds caps can address, for a person.
+func addressableKinds(caps sender.Capabilities) string {
+	var kinds []string
+	for _, k := range keyKinds {
+		if addressable(caps, k) {
+			kinds = append(kinds, string(k))
+		}
+	}
+	return strings.Join(kinds, " or ")
+}
+
+// rowKey finds the row's key, its first key column that is filled, and
+// normalises it in place. A row whose only key is of a kind the provider
+// cannot address is rejected saying so.
+func (r *importRun) rowKey(values []string) (recipientKey, string) {
+	for _, k := range r.keys {
+		if values[k.index] == "" {
+			continue
+		}
+		norm, err := normalizeKey(k.kind, values[k.index], r.im.region)
+		if err != nil {
+			return recipientKey{}, fmt.Sprintf("column %q: %v", r.lay.header[k.index], err)
+		}
+		values[k.index] = norm
+		return recipientKey{k.kind, norm}, ""
+	}
+	for _, k := range r.refused {
+		if values[k.index] != "" {
+			return recipientKey{}, fmt.Sprintf("column %q: %s cannot address recipients by %s", r.lay.header[k.index], r.im.caps.Name, k.kind)
+		}
+	}
+	if len(r.lay.keys) == 1 {
+		k := r.keys[0]
+		return recipientKey{}, fmt.Sprintf("column %q: %s is empty", r.lay.header[k.index], k.kind)
+	}
+	names := make([]string, len(r.lay.keys))
+	for i, k := range r.lay.keys {
+		names[i] = r.lay.header[k.index]
+	}
+	return recipientKey{}, "the row has no recipient: " + strings.Join(names, ", ") + " are all empty"
+}
+
 // NormalizeAccounts reads sender accounts as E.164, without repeats.
 func NormalizeAccounts(raw []string, region string) ([]string, []Problem) {
 	out := []string{}

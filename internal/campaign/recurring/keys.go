@@ -38,6 +38,7 @@ const (
 	rfPresence     = "presence" // "1"/"0": their presence simulation
 	rfColumns      = "columns"
 	rfPhoneColumn  = "phone_column"
+	rfKeyColumns   = "key_columns" // JSON list; absent: the phone column
 	rfRows         = "contacts_rows"
 	rfBytes        = "contacts_bytes"
 	rfCreatedAt    = "created_at" // unix ms
