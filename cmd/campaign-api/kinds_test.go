@@ -295,28 +295,58 @@ func TestSandboxWebhookSettlesAnUnconfirmedSend(t *testing.T) {
 	h.sandbox.SetWebhookURL(h.api.URL + "/v1/webhooks/timelines/" + secret)
 	h.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Drop: true, Times: 1})
 	h.startWorkers(1)
-	c := h.createCampaign(form{fields: [][2]string{{"template", "Hi"}, {"accounts", account}}, contacts: csvLines("phone", "+12025550101")})
+	c := h.createCampaign(form{fields: [][2]string{{"template", "Hi"}, {"accounts", account}}, contacts: csvLines("phone", "+12025550101", "+12025550102")})
 	done := h.waitCampaign(c.ID, time.Minute, "completed", func(c campaign.Campaign) bool { return c.Status == campaign.StatusCompleted })
 	msgs := h.sandbox.Messages()
-	if done.Counts.Sent != 1 || len(msgs) != 1 {
-		t.Fatalf("counts %+v, the sandbox got %d messages; want one, sent", done.Counts, len(msgs))
+	if done.Counts.Sent != 2 || len(msgs) != 2 {
+		t.Fatalf("counts %+v, the sandbox got %d messages; want two, sent", done.Counts, len(msgs))
 	}
-	r := h.recipients(c.ID, "")[0]
-	if r.MessageUID != msgs[0].UID {
-		t.Errorf("recipient uid %q, the sandbox's %q", r.MessageUID, msgs[0].UID)
+	uidTo := map[string]string{}
+	for _, m := range msgs {
+		uidTo[m.Recipient] = m.UID
 	}
-	unconfirmed := false
-	for _, e := range r.History {
-		unconfirmed = unconfirmed || e.State == campaign.StateUnconfirmed
+	var lost, answered *campaign.Recipient // the send whose answer was lost, the other
+	for _, r := range h.recipients(c.ID, "") {
+		if r.MessageUID != uidTo[r.Phone] {
+			t.Errorf("recipient %s has uid %q, the sandbox's is %q", r.Phone, r.MessageUID, uidTo[r.Phone])
+		}
+		if slices.ContainsFunc(r.History, func(e campaign.HistoryEntry) bool { return e.State == campaign.StateUnconfirmed }) {
+			lost = &r
+		} else {
+			answered = &r
+		}
 	}
-	if !unconfirmed {
-		t.Errorf("history %+v: the send was never unconfirmed, so the webhook settled nothing", r.History)
+	if lost == nil || answered == nil {
+		t.Fatalf("no send was unconfirmed, or both were: the webhook settled nothing (lost %v)", lost)
 	}
 	for _, task := range h.statusTasks() {
 		if task.Type == campaign.TypeReconcile && task.NextProcessAt.Before(time.Now().Add(30*time.Minute)) {
 			t.Errorf("a reconciliation due at %s: the webhook, not a lookup, must have settled it", task.NextProcessAt)
 		}
 	}
+	// The other was answered as usual; the sandbox's event (which may come
+	// before the answer is recorded, or after) adds the provider's Sent to
+	// its history either way.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := h.recipients(c.ID, "")[answered.Seq]
+		if hasProviderStatus(r, "Sent") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history %+v: the webhook's Sent never arrived", r.History)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func hasProviderStatus(r campaign.Recipient, word string) bool {
+	for _, e := range r.History {
+		if e.ProviderStatus == word {
+			return true
+		}
+	}
+	return false
 }
 
 // TestTimelinesRefusesSimulation: TimelinesAI has no typing or presence

@@ -365,12 +365,23 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 		return err
 	}
 	if h.indexed {
-		if err := h.store.indexMessage(context.WithoutCancel(ctx), receipt.MessageUID, run.Campaign, run.Seq); err != nil {
-			run.log.Error("index a sent message for webhooks", zap.Error(err))
-		}
+		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
 	h.track(ctx, run, h.now())
 	return nil
+}
+
+// indexSent lets the provider's message:sent:new event of a sent message
+// find its recipient, or, when the event came first, applies it now.
+func (h *SendHandler) indexSent(ctx context.Context, run *attemptRun, msg sender.Message, uid string) {
+	if err := h.store.indexMessage(ctx, uid, run.Campaign, run.Seq); err != nil {
+		run.log.Error("index a sent message for webhooks", zap.Error(err))
+	}
+	if phone := recipientPhone(msg); phone != "" {
+		if err := h.store.confirmFromRecentEvent(ctx, phone, uid, run.Campaign, run.Seq); err != nil {
+			run.log.Warn("apply the provider's early sent event", zap.Error(err))
+		}
+	}
 }
 
 // indexUnconfirmed lets a later message:sent:new webhook settle an

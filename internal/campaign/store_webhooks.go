@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -80,27 +81,23 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 	if ev.MessageUID == "" {
 		return "", 0, false, nil
 	}
-	ref, err := s.rdb.HGet(ctx, uidIndexKey(ev.MessageUID), ev.MessageUID).Result()
-	switch {
-	case err == nil:
-		id, seq, ok := parseRecipientRef(ref)
-		if !ok {
-			return "", 0, false, nil
-		}
-		_, err := s.applyStatuses(ctx, id, seq, []sender.StatusEvent{{Status: "Sent", At: ev.At}}, time.Now())
+	if id, seq, found, err := s.confirmIndexed(ctx, ev); found || err != nil {
 		return id, seq, false, err
-	case err != redis.Nil:
-		return "", 0, false, fmt.Errorf("look up message %s: %w", ev.MessageUID, err)
 	}
 	if ev.Origin != "Public API" || ev.Recipient == "" {
 		return "", 0, false, nil // sent from the phone, or by another integration
 	}
-	// Kept before the unconfirmed sends are read, as a send that becomes
-	// unconfirmed is indexed before it reads what is kept: whichever
+	// Kept before the indexes are read again, as a send indexes its message
+	// (or its unconfirmed send) before it reads what is kept: whichever
 	// comes second sees the other.
 	kept, err := s.rememberSentEvent(ctx, ev)
 	if err != nil {
 		return "", 0, false, err
+	}
+	forget := func() { _ = s.rdb.LRem(ctx, recentEventsKey(ev.Recipient), 1, kept).Err() }
+	if id, seq, found, err := s.confirmIndexed(ctx, ev); found || err != nil {
+		forget() // its send was recorded meanwhile
+		return id, seq, false, err
 	}
 	refs, err := s.rdb.SMembers(ctx, unknownIndexKey(ev.Recipient)).Result()
 	if err != nil {
@@ -113,13 +110,31 @@ func (s *Store) ConfirmSent(ctx context.Context, ev SentEvent) (campaignID strin
 		}
 		resolved, err := s.resolveUnconfirmed(ctx, id, seq, ev)
 		if resolved {
-			_ = s.rdb.LRem(ctx, recentEventsKey(ev.Recipient), 1, kept).Err()
+			forget()
 		}
 		if err != nil || resolved {
 			return id, seq, resolved, err
 		}
 	}
 	return "", 0, false, nil
+}
+
+// confirmIndexed gives the recipient whose message ev names (the uid
+// index) the provider's "Sent"; found is false when no recipient has it.
+func (s *Store) confirmIndexed(ctx context.Context, ev SentEvent) (id string, seq int64, found bool, err error) {
+	ref, err := s.rdb.HGet(ctx, uidIndexKey(ev.MessageUID), ev.MessageUID).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("look up message %s: %w", ev.MessageUID, err)
+	}
+	id, seq, ok := parseRecipientRef(ref)
+	if !ok {
+		return "", 0, true, nil
+	}
+	_, err = s.applyStatuses(ctx, id, seq, []sender.StatusEvent{{Status: "Sent", At: ev.At}}, time.Now())
+	return id, seq, true, err
 }
 
 // resolveUnconfirmed makes recipient seq, unconfirmed (or unknown), sent
@@ -165,6 +180,30 @@ func (s *Store) rememberSentEvent(ctx context.Context, ev SentEvent) (string, er
 		return "", fmt.Errorf("keep a sent event: %w", err)
 	}
 	return item, nil
+}
+
+// confirmFromRecentEvent gives a message just recorded sent the provider's
+// "Sent" of its event, when the event came first and was kept (the
+// provider reported the message before its answer was recorded).
+func (s *Store) confirmFromRecentEvent(ctx context.Context, phone, uid, id string, seq int64) error {
+	items, err := s.rdb.LRange(ctx, recentEventsKey(phone), 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("read recent sent events: %w", err)
+	}
+	for _, item := range items {
+		r, err := DecodeRecord[recentEvent](item)
+		if err != nil || r.UID != uid {
+			continue
+		}
+		_ = s.rdb.LRem(ctx, recentEventsKey(phone), 1, item).Err()
+		at := time.Now()
+		if t := ParseUnixMilli(r.At); t != nil {
+			at = *t
+		}
+		_, err = s.applyStatuses(ctx, id, seq, []sender.StatusEvent{{Status: "Sent", At: at}}, time.Now())
+		return err
+	}
+	return nil
 }
 
 // ResolveFromRecentEvents looks among the recent sent events to phone that

@@ -121,6 +121,41 @@ func TestSentEventBeforeTheLostAnswerResolvesIt(t *testing.T) {
 	}
 }
 
+// TestSentEventBeforeTheAnswerIsKeptForItsSend: the provider reports a
+// message while its answer is still on the way (the sandbox reports at
+// once, TimelinesAI when the message leaves its queue). The event finds
+// nobody yet; it is kept, and the send, once its answer is recorded, gets
+// the provider's Sent in its history.
+func TestSentEventBeforeTheAnswerIsKeptForItsSend(t *testing.T) {
+	const account = "+14155550100"
+	f := newFixture(t, sandbox.Config{Accounts: []string{account}})
+	ctx := context.Background()
+	handler := f.indexingHandler()
+	c := f.importCSV("Hi", "phone\n+12025550101\n", func(d *Draft) { d.Accounts = []string{account} })
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: 500 * time.Millisecond, Times: 1})
+	sent := make(chan error, 1)
+	go func() { sent <- handler.ProcessTask(ctx, f.task(c.ID, 0)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.sandbox.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sandbox never got the message")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	uid := f.sandbox.Messages()[0].UID
+	id, _, resolved, err := f.store.ConfirmSent(ctx, SentEvent{MessageUID: uid, Recipient: "+12025550101", Account: account, Origin: "Public API", At: time.Now()})
+	if err != nil || resolved || id != "" {
+		t.Fatalf("the event during the send: %q resolved %v, %v; want nobody yet", id, resolved, err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	r := f.recipient(c.ID, 0)
+	if r.State != StateSent || r.MessageUID != uid || !historyHasProviderStatus(r, "Sent") {
+		t.Errorf("recipient %s uid %q history %+v; want sent, with the provider's Sent from the early event", r.State, r.MessageUID, r.History)
+	}
+}
+
 // TestSentEventConfirmsASentMessage: the event of a message the send path
 // recorded adds the provider's "Sent" to its recipient's history, once
 // however often it comes.
