@@ -176,33 +176,7 @@ func OpenProvider(cfg Config, limiter sender.CallLimiter, log *zap.Logger) (*Pro
 // SANDBOX_AS, and a client of it.
 func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, error) {
 	key := randomToken()
-	sbCfg := sandbox.Config{
-		Token:         key,
-		Credits:       10_000,
-		APICalls:      200_000,
-		RateLimit:     30,
-		SendInterval:  cfg.SendInterval,
-		DeliverAfter:  3 * time.Second,
-		ReadAfter:     20 * time.Second,
-		ReadRate:      0.6,
-		FailRate:      0.03,
-		DefaultRegion: cfg.DefaultRegion,
-		StateFile:     cfg.SandboxStateFile,
-	}
-	if cfg.WebhookSecret != "" {
-		// The sandbox posts its webhooks to this process's own receiver,
-		// so that `make run` exercises the webhook path end to end.
-		sbCfg.WebhookURL = ownWebhookURL(cfg.Addr, cfg.WebhookSecret)
-	}
-	if cfg.SandboxAs == ProviderGateway {
-		sbCfg.Mode = sandbox.ModeGateway
-		// Typing well within what the client allows, so that it never
-		// times out (negative: none; zero would be the default).
-		sbCfg.TypingDelay = min(sandbox.DefaultTypingDelay, cfg.GatewayTypingMax/2)
-		if sbCfg.TypingDelay <= 0 {
-			sbCfg.TypingDelay = -1
-		}
-	}
+	sbCfg := sandboxConfig(cfg, key)
 	sb, err := sandbox.Open(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("SANDBOX_STATE_FILE: %w", err)
@@ -239,6 +213,38 @@ func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, 
 		zap.String("plays", plays), zap.String("sandbox", sandboxURL), zap.String("sent_messages", sandboxURL+"/_sandbox/messages"),
 		zap.String("state_file", cfg.SandboxStateFile))
 	return p, nil
+}
+
+// sandboxConfig is the built-in sandbox's configuration, its token key.
+func sandboxConfig(cfg Config, key string) sandbox.Config {
+	sbCfg := sandbox.Config{
+		Token:         key,
+		Credits:       10_000,
+		APICalls:      200_000,
+		RateLimit:     30,
+		SendInterval:  cfg.SendInterval,
+		DeliverAfter:  3 * time.Second,
+		ReadAfter:     20 * time.Second,
+		ReadRate:      0.6,
+		FailRate:      0.03,
+		DefaultRegion: cfg.DefaultRegion,
+		StateFile:     cfg.SandboxStateFile,
+	}
+	if cfg.WebhookSecret != "" {
+		// The sandbox posts its webhooks to this process's own receiver,
+		// so that `make run` exercises the webhook path end to end.
+		sbCfg.WebhookURL = ownWebhookURL(cfg.Addr, cfg.WebhookSecret)
+	}
+	if cfg.SandboxAs == ProviderGateway {
+		sbCfg.Mode = sandbox.ModeGateway
+		// Typing well within what the client allows, so that it never
+		// times out (negative: none; zero would be the default).
+		sbCfg.TypingDelay = min(sandbox.DefaultTypingDelay, cfg.GatewayTypingMax/2)
+		if sbCfg.TypingDelay <= 0 {
+			sbCfg.TypingDelay = -1
+		}
+	}
+	return sbCfg
 }
 
 // ownWebhookURL is the API's webhook receiver at addr (a wildcard host is

@@ -123,6 +123,16 @@ func addProviderFields(fields map[string]any, c *Campaign) {
 	}
 }
 
+// readProviderFields reads what addProviderFields wrote.
+func readProviderFields(c *Campaign, h map[string]string) {
+	c.KeyColumns = storedKeyColumns(h)
+	c.TypingSimulation, c.PresenceSimulation = parseFlag(h[fTyping]), parseFlag(h[fPresence])
+	c.Credits.Metered = h[fUnmetered] != "1"
+	if !c.Credits.Metered {
+		c.Credits.Status = CreditsNotMetered
+	}
+}
+
 // flag is a boolean as the campaign hash keeps it.
 func flag(on bool) string {
 	if on {
@@ -296,12 +306,7 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 	if c.Accounts == nil {
 		c.Accounts = []string{}
 	}
-	c.KeyColumns = storedKeyColumns(h)
-	c.TypingSimulation, c.PresenceSimulation = parseFlag(h[fTyping]), parseFlag(h[fPresence])
-	c.Credits.Metered = h[fUnmetered] != "1"
-	if !c.Credits.Metered {
-		c.Credits.Status = CreditsNotMetered
-	}
+	readProviderFields(c, h)
 	c.Credits.Spent = n(fCreditsSpent)
 	c.Credits.Estimated = n(fEstimated)
 	if c.Counts.Total > 0 {
