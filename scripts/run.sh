@@ -53,6 +53,26 @@ fi
 if [ -z "${PROVIDER:-}" ] && [ -z "${TIMELINES_API_TOKEN:-}${GATEWAY_BASE_URL:-}${GATEWAY_ACCOUNTS:-}" ]; then
   export PROVIDER=sandbox
 fi
+sandbox_line=""
+if [ "${PROVIDER:-}" = sandbox ]; then
+  # The sandbox keeps what it was sent beside the data, so the statuses of
+  # messages sent before a restart still arrive; and it posts its webhooks
+  # to this process's receiver, under a secret kept there too (never
+  # printed), so the webhook path runs end to end.
+  export SANDBOX_STATE_FILE="${SANDBOX_STATE_FILE:-$data/sandbox-state.json}"
+  secret_where="WEBHOOK_SECRET (yours)"
+  if [ -z "${WEBHOOK_SECRET:-}" ]; then
+    secretfile="$data/webhook-secret"
+    if [ ! -s "$secretfile" ]; then
+      (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secretfile")
+    fi
+    WEBHOOK_SECRET="$(cat "$secretfile")"
+    export WEBHOOK_SECRET
+    secret_where="the secret in $secretfile"
+  fi
+  sandbox_line="  Sandbox    keeps its state in $SANDBOX_STATE_FILE; posts webhooks to http://$ADDR/v1/webhooks/timelines/ with $secret_where
+"
+fi
 
 cat <<BANNER
 
@@ -61,7 +81,7 @@ cat <<BANNER
   API key    $key
   Redis      $redis_line
   Provider   ${PROVIDER:-chosen from TIMELINES_API_TOKEN / GATEWAY_*}
-  Try it:    curl -s -H 'Authorization: Bearer $key' -F template_name=welcome -F contacts=@examples/contacts.csv http://$ADDR/v1/campaigns
+${sandbox_line}  Try it:    curl -s -H 'Authorization: Bearer $key' -F template_name=welcome -F contacts=@examples/contacts.csv http://$ADDR/v1/campaigns
   Progress:  curl -s -H 'Authorization: Bearer $key' http://$ADDR/v1/campaigns
   Stop:      Ctrl-C
 

@@ -14,9 +14,12 @@ import (
 )
 
 // quotaView is GET /v1/quota: what the workspace can still spend, and what
-// the campaigns under way still need.
+// the campaigns under way still need. A provider that meters no credits (a
+// gateway) shows metered false, "not metered", and nothing needed or short.
 type quotaView struct {
 	Credits struct {
+		Metered         bool       `json:"metered"`
+		Status          string     `json:"status,omitempty"` // "not metered" when Metered is false
 		Available       int64      `json:"available"`        // what sends may reserve now
 		InFlight        int64      `json:"in_flight"`        // reserved by sends under way
 		ProviderBalance int64      `json:"provider_balance"` // remaining at the last GET /quotas
@@ -50,12 +53,17 @@ type campaignQuotaRow struct {
 }
 
 func (s *server) getQuota(w http.ResponseWriter, r *http.Request) {
+	var v quotaView
+	if !s.services.Caps.MeteredCredits {
+		s.unmeteredQuota(w, r, &v)
+		return
+	}
 	bal, err := s.ledger.Balance(r.Context())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	var v quotaView
+	v.Credits.Metered = true
 	v.Credits.Available = bal.Available
 	v.Credits.InFlight = bal.Reserved
 	v.Credits.ProviderBalance = bal.Remaining
@@ -89,6 +97,23 @@ func (s *server) getQuota(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	v.Shortfall = max(0, v.Needed-v.Credits.Available)
+	writeOK(w, http.StatusOK, v)
+}
+
+// unmeteredQuota answers GET /v1/quota for a provider that meters no
+// credits: nothing to spend, need or wait for; the campaigns with their
+// queues and ETAs.
+func (s *server) unmeteredQuota(w http.ResponseWriter, r *http.Request, v *quotaView) {
+	v.Credits.Status = campaign.CreditsNotMetered
+	active, err := s.store.Active(r.Context())
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	v.Campaigns = make([]campaignQuotaRow, 0, len(active))
+	for _, c := range active {
+		v.Campaigns = append(v.Campaigns, campaignQuotaRow{ID: c.ID, Name: c.Name, Status: c.Status, Reason: c.Reason, Queued: c.Counts.Queued, ETA: c.ETA})
+	}
 	writeOK(w, http.StatusOK, v)
 }
 

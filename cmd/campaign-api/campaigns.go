@@ -34,6 +34,9 @@ var createFields = map[string]int64{
 	"window_hours":  64,
 	"window_zone":   64,
 	"draft":         16,
+
+	"typing_simulation":   16,
+	"presence_simulation": 16,
 }
 
 // createCampaign takes a multipart form: contacts (the CSV) and the fields
@@ -159,6 +162,16 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 		}
 		d.Window = win
 	}
+	for _, f := range []struct {
+		name string
+		to   **bool
+	}{{"typing_simulation", &d.TypingSimulation}, {"presence_simulation", &d.PresenceSimulation}} {
+		v, problem := formFlag(form, f.name)
+		if problem != nil {
+			return d, problem
+		}
+		*f.to = v
+	}
 	text, name := form["template"], strings.TrimSpace(form["template_name"])
 	switch {
 	case text != "" && name != "":
@@ -179,6 +192,24 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 	}
 	d.Template = tmpl
 	return d, nil
+}
+
+// formFlag reads an on/off field (true, false, on, off, yes, no, 1, 0); nil
+// when it was not sent.
+func formFlag(form map[string]string, name string) (*bool, *campaign.InputError) {
+	v, sent := form[name]
+	if !sent {
+		return nil, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "true", "on", "yes", "1":
+		on := true
+		return &on, nil
+	case "false", "off", "no", "0":
+		off := false
+		return &off, nil
+	}
+	return nil, fieldProblem(name, fmt.Sprintf("%s %q is not true or false", name, v))
 }
 
 // readTemplate reads a template of the library by name, answering a

@@ -19,7 +19,8 @@ import (
 //
 //	{"name":"…","template":"Hi {{.name}}","accounts":["+1…"],"send_at":"…",
 //	 "label":"…","file_uid":"…","window":{"days":"mon-fri","hours":"09:00-18:00","zone":"…"},
-//	 "contacts":[{"phone":"+1…","name":"Ann"}, …]}
+//	 "typing_simulation":true,"presence_simulation":true,
+//	 "contacts":[{"phone":"+1…","name":"Ann"},{"jid":"…@g.us","name":"Team"}, …]}
 //
 // Keys may come in any order (creation.go). The contacts array is read one
 // object at a time, never held whole: it is imported as it arrives when the
@@ -87,9 +88,9 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 			return err
 		}
 		return c.setField(key, strings.Join(v, ","))
-	case "draft":
+	case "draft", "typing_simulation", "presence_simulation":
 		var v bool
-		if err := decodeField(dec, &v, key, "draft is true or false"); err != nil {
+		if err := decodeField(dec, &v, key, key+" is true or false"); err != nil {
 			return err
 		}
 		return c.setField(key, strconv.FormatBool(v))
@@ -101,7 +102,7 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 		return errors.Join(c.setField("window_days", v.Days), c.setField("window_hours", v.Hours), c.setField("window_zone", v.Zone))
 	}
 	return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", key),
-		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, draft, file_uid, label, name, send_at, template, template_name, window"}}}
+		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, draft, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, window"}}}
 }
 
 // decodeField decodes a field's value: a value of the wrong type is the

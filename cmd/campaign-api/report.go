@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 
 // report streams GET /v1/campaigns/{id}/report.csv: one row per recipient in
 // upload order, with the CSV's own columns, the final state and reason, the
-// message_uid and the times it was sent, delivered and read. It reads and
-// writes a page of recipients at a time, so a campaign of any size streams
-// in constant memory.
+// message_uid and the times it was sent, delivered and read. A campaign
+// whose recipients may be addressed by JID or chat id has key and kind
+// beside phone (which is empty for them). It reads and writes a page of
+// recipients at a time, so a campaign of any size streams in constant
+// memory.
 func (s *server) report(w http.ResponseWriter, r *http.Request) {
 	c, err := s.store.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -28,9 +31,13 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="campaign-%s.csv"`, c.ID))
 	out := csv.NewWriter(w)
 	header := []string{"phone"}
-	var others []string // the CSV's columns besides the phone
+	withKey := !slices.Equal(c.KeyColumns, []string{c.PhoneColumn})
+	if withKey {
+		header = append(header, "key", "kind")
+	}
+	var others []string // the CSV's columns besides the phone and the keys
 	for _, col := range c.Columns {
-		if col != c.PhoneColumn {
+		if col != c.PhoneColumn && !(withKey && slices.Contains(c.KeyColumns, col)) {
 			others = append(others, col)
 			header = append(header, col)
 		}
@@ -52,6 +59,9 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 		for _, rc := range page {
 			row := make([]string, 0, len(header))
 			row = append(row, rc.Phone)
+			if withKey {
+				row = append(row, cell(rc.Key), string(rc.Kind))
+			}
 			for _, col := range others {
 				row = append(row, cell(rc.Fields[col]))
 			}

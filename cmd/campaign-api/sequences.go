@@ -26,8 +26,10 @@ type sequenceRequest struct {
 		Hours string `json:"hours"`
 		Zone  string `json:"zone"`
 	} `json:"window"`
-	Fields []string `json:"fields"`
-	Steps  []struct {
+	Fields             []string `json:"fields"`
+	TypingSimulation   *bool    `json:"typing_simulation"`
+	PresenceSimulation *bool    `json:"presence_simulation"`
+	Steps              []struct {
 		Name         string `json:"name"`
 		Delay        string `json:"delay"`
 		Template     string `json:"template"`
@@ -42,7 +44,8 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	ns := sequence.Draft{Name: req.Name, Accounts: req.Accounts, Label: strings.TrimSpace(req.Label), Fields: req.Fields}
+	ns := sequence.Draft{Name: req.Name, Accounts: req.Accounts, Label: strings.TrimSpace(req.Label), Fields: req.Fields,
+		TypingSimulation: req.TypingSimulation, PresenceSimulation: req.PresenceSimulation}
 	if req.Window != nil {
 		win, err := campaign.ParseWindow(req.Window.Days, req.Window.Hours, req.Window.Zone)
 		if err != nil {
@@ -128,8 +131,9 @@ func (s *server) getSequence(w http.ResponseWriter, r *http.Request) {
 }
 
 // enroll: POST /v1/sequences/{id}/enrollments. JSON {"phone","fields"}
-// enrols one contact (201; 200 when already enrolled: enrolling is
-// idempotent per phone); a multipart form with a contacts CSV enrols each
+// ({"jid"} or {"chat_id"} instead of phone, as a contacts file's key
+// columns) enrols one contact (201; 200 when already enrolled: enrolling is
+// idempotent per contact); a multipart form with a contacts CSV enrols each
 // row.
 func (s *server) enroll(w http.ResponseWriter, r *http.Request) {
 	seq, ok := s.sequence(w, r, false)
@@ -143,12 +147,15 @@ func (s *server) enroll(w http.ResponseWriter, r *http.Request) {
 	}
 	var req struct {
 		Phone  string            `json:"phone"`
+		JID    string            `json:"jid"`
+		ChatID json.Number       `json:"chat_id"` // a number or a string of one
 		Fields map[string]string `json:"fields"`
 	}
 	if !readJSON(w, r, &req) {
 		return
 	}
-	e, created, err := s.sequences.Enroll(r.Context(), seq, req.Phone, req.Fields, time.Now())
+	to := campaign.Address{Phone: req.Phone, JID: req.JID, ChatID: req.ChatID.String()}
+	e, created, err := s.sequences.Enroll(r.Context(), seq, to, req.Fields, time.Now())
 	if err != nil {
 		s.campaignError(w, r, err)
 		return
@@ -195,14 +202,42 @@ func (s *server) enrollCSV(w http.ResponseWriter, r *http.Request, seq *sequence
 	writeOK(w, http.StatusOK, report)
 }
 
-// enrollmentPhone reads {phone} as E.164.
-func (s *server) enrollmentPhone(w http.ResponseWriter, r *http.Request) (string, bool) {
-	phone, err := campaign.NormalizePhone(r.PathValue("phone"), s.region)
-	if err != nil {
-		writeProblem(w, fieldProblem("phone", err.Error()+" (write + as %2B in a URL)"))
+// enrolledKey finds the enrolment {phone} names, which may be a phone, a
+// JID or a chat id (an enrolment is kept by its contact's key): a phone
+// and a chat id look alike when the phone has no +, so each reading is
+// tried in turn. It answers the key, or answers the request itself (400
+// for what is none of them, 404 for a contact not enrolled).
+func (s *server) enrolledKey(w http.ResponseWriter, r *http.Request, seq *sequence.Sequence) (string, bool) {
+	raw := r.PathValue("phone")
+	var keys []string
+	if strings.Contains(raw, "@") {
+		if jid, err := campaign.NormalizeJID(raw); err == nil {
+			keys = append(keys, jid)
+		}
+	} else {
+		if phone, err := campaign.NormalizePhone(raw, s.region); err == nil {
+			keys = append(keys, phone)
+		}
+		if id, err := campaign.NormalizeChatID(raw); err == nil {
+			keys = append(keys, id)
+		}
+	}
+	if len(keys) == 0 {
+		writeProblem(w, fieldProblem("phone", fmt.Sprintf("%q is not a phone, a JID or a chat id (write + as %%2B in a URL)", raw)))
 		return "", false
 	}
-	return phone, true
+	for _, key := range keys {
+		_, err := s.sequences.Enrollment(r.Context(), seq, key)
+		switch {
+		case err == nil:
+			return key, true
+		case !errors.Is(err, sequence.ErrNotFound):
+			s.internalError(w, r, err)
+			return "", false
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", keys[0]+" is not enrolled in this sequence", nil)
+	return "", false
 }
 
 func (s *server) getEnrollment(w http.ResponseWriter, r *http.Request) {
@@ -210,15 +245,11 @@ func (s *server) getEnrollment(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	phone, ok := s.enrollmentPhone(w, r)
+	key, ok := s.enrolledKey(w, r, seq)
 	if !ok {
 		return
 	}
-	e, err := s.sequences.Enrollment(r.Context(), seq, phone)
-	if errors.Is(err, sequence.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", phone+" is not enrolled in this sequence", nil)
-		return
-	}
+	e, err := s.sequences.Enrollment(r.Context(), seq, key)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -233,20 +264,16 @@ func (s *server) unenroll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	phone, ok := s.enrollmentPhone(w, r)
+	key, ok := s.enrolledKey(w, r, seq)
 	if !ok {
 		return
 	}
-	n, err := s.sequences.Unenroll(r.Context(), seq, phone, time.Now())
-	if errors.Is(err, sequence.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", phone+" is not enrolled in this sequence", nil)
-		return
-	}
+	n, err := s.sequences.Unenroll(r.Context(), seq, key, time.Now())
 	if err != nil {
 		s.internalError(w, r, err)
 		return
 	}
-	e, err := s.sequences.Enrollment(r.Context(), seq, phone)
+	e, err := s.sequences.Enrollment(r.Context(), seq, key)
 	if err != nil {
 		s.internalError(w, r, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -79,6 +80,19 @@ func (c Config) TypingAllowance() time.Duration {
 		return c.GatewayTypingMax
 	}
 	return 0
+}
+
+// Capabilities are what the configured provider can do, known without
+// opening it: the API, which never sends, refuses at creation what the
+// provider cannot do and shows credits as its workers will spend them.
+// TimelinesAI's when no provider is configured (the process refuses to
+// start then anyway).
+func (c Config) Capabilities() sender.Capabilities {
+	kind, _ := c.ProviderKind()
+	if kind == ProviderGateway || kind == ProviderSandbox && c.SandboxAs == ProviderGateway {
+		return sender.GatewayCapabilities()
+	}
+	return sender.TimelinesCapabilities()
 }
 
 // parseGatewayAccounts reads GATEWAY_ACCOUNTS:
@@ -162,28 +176,7 @@ func OpenProvider(cfg Config, limiter sender.CallLimiter, log *zap.Logger) (*Pro
 // SANDBOX_AS, and a client of it.
 func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, error) {
 	key := randomToken()
-	sbCfg := sandbox.Config{
-		Token:         key,
-		Credits:       10_000,
-		APICalls:      200_000,
-		RateLimit:     30,
-		SendInterval:  cfg.SendInterval,
-		DeliverAfter:  3 * time.Second,
-		ReadAfter:     20 * time.Second,
-		ReadRate:      0.6,
-		FailRate:      0.03,
-		DefaultRegion: cfg.DefaultRegion,
-		StateFile:     cfg.SandboxStateFile,
-	}
-	if cfg.SandboxAs == ProviderGateway {
-		sbCfg.Mode = sandbox.ModeGateway
-		// Typing well within what the client allows, so that it never
-		// times out (negative: none; zero would be the default).
-		sbCfg.TypingDelay = min(sandbox.DefaultTypingDelay, cfg.GatewayTypingMax/2)
-		if sbCfg.TypingDelay <= 0 {
-			sbCfg.TypingDelay = -1
-		}
-	}
+	sbCfg := sandboxConfig(cfg, key)
 	sb, err := sandbox.Open(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("SANDBOX_STATE_FILE: %w", err)
@@ -220,6 +213,51 @@ func openSandbox(cfg Config, opts []sender.Option, log *zap.Logger) (*Provider, 
 		zap.String("plays", plays), zap.String("sandbox", sandboxURL), zap.String("sent_messages", sandboxURL+"/_sandbox/messages"),
 		zap.String("state_file", cfg.SandboxStateFile))
 	return p, nil
+}
+
+// sandboxConfig is the built-in sandbox's configuration, its token key.
+func sandboxConfig(cfg Config, key string) sandbox.Config {
+	sbCfg := sandbox.Config{
+		Token:         key,
+		Credits:       10_000,
+		APICalls:      200_000,
+		RateLimit:     30,
+		SendInterval:  cfg.SendInterval,
+		DeliverAfter:  3 * time.Second,
+		ReadAfter:     20 * time.Second,
+		ReadRate:      0.6,
+		FailRate:      0.03,
+		DefaultRegion: cfg.DefaultRegion,
+		StateFile:     cfg.SandboxStateFile,
+	}
+	if cfg.WebhookSecret != "" {
+		// The sandbox posts its webhooks to this process's own receiver,
+		// so that `make run` exercises the webhook path end to end.
+		sbCfg.WebhookURL = ownWebhookURL(cfg.Addr, cfg.WebhookSecret)
+	}
+	if cfg.SandboxAs == ProviderGateway {
+		sbCfg.Mode = sandbox.ModeGateway
+		// Typing well within what the client allows, so that it never
+		// times out (negative: none; zero would be the default).
+		sbCfg.TypingDelay = min(sandbox.DefaultTypingDelay, cfg.GatewayTypingMax/2)
+		if sbCfg.TypingDelay <= 0 {
+			sbCfg.TypingDelay = -1
+		}
+	}
+	return sbCfg
+}
+
+// ownWebhookURL is the API's webhook receiver at addr (a wildcard host is
+// reached on loopback).
+func ownWebhookURL(addr, secret string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/v1/webhooks/timelines/" + url.PathEscape(secret)
 }
 
 func randomToken() string {

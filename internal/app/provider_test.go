@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -220,5 +221,61 @@ func TestSandboxStateFileKeepsMessagesAcrossRestarts(t *testing.T) {
 	defer second.Close()
 	if got := sandboxMessages(t, second.SandboxURL); len(got) != 1 || got[0].UID != receipt.MessageUID {
 		t.Errorf("after the restart the sandbox holds %+v, want %s", got, receipt.MessageUID)
+	}
+}
+
+// TestSandboxPostsWebhooksToTheAPIsReceiver: with WEBHOOK_SECRET set, the
+// built-in sandbox posts its webhooks to this process's receiver at ADDR
+// (a wildcard address reached on loopback), as `make run` wires it.
+func TestSandboxPostsWebhooksToTheAPIsReceiver(t *testing.T) {
+	got := make(chan string, 4)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- r.URL.Path + " " + string(body)
+	}))
+	defer api.Close()
+	_, port, _ := net.SplitHostPort(api.Listener.Addr().String())
+	c, err := Load(env(map[string]string{"PROVIDER": "sandbox", "WEBHOOK_SECRET": "s3cret-for-the-sandbox", "ADDR": "0.0.0.0:" + port}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := OpenProvider(c, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Send(context.Background(), sender.Message{Phone: "+12025550143", Text: "hello"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case post := <-got:
+		if !strings.HasPrefix(post, "/v1/webhooks/timelines/s3cret-for-the-sandbox ") || !strings.Contains(post, `"message:sent:new"`) {
+			t.Errorf("the receiver got %q", post)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sandbox posted no webhook to the API's receiver")
+	}
+}
+
+// TestConfigCapabilitiesFollowTheProvider: the API knows what the
+// configured provider can do without opening it.
+func TestConfigCapabilitiesFollowTheProvider(t *testing.T) {
+	for _, tt := range []struct {
+		env     map[string]string
+		metered bool
+	}{
+		{map[string]string{"TIMELINES_API_TOKEN": "tok"}, true},
+		{map[string]string{"GATEWAY_BASE_URL": "http://gw:7001", "GATEWAY_API_KEY": "k"}, false},
+		{map[string]string{"PROVIDER": "sandbox"}, true},
+		{map[string]string{"PROVIDER": "sandbox", "SANDBOX_AS": "gateway"}, false},
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		caps := c.Capabilities()
+		if caps.MeteredCredits != tt.metered || caps.StatusHistory != tt.metered || caps.AddressByChatID != tt.metered || caps.TypingSimulation == tt.metered {
+			t.Errorf("%v: capabilities %+v", tt.env, caps)
+		}
 	}
 }

@@ -9,12 +9,15 @@ import (
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Services are what the API and the worker share, built once here from
 // the configuration and a Redis client, so that the two cannot disagree
 // (on the poll schedule, the pacing, the region phones are read in).
 type Services struct {
+	// Caps are what the configured provider can do (Config.Capabilities).
+	Caps      sender.Capabilities
 	Queue     *asynq.Client // the asynq client every enqueue goes through
 	Pacer     *quota.Pacer
 	Accounts  *quota.Accounts
@@ -25,7 +28,7 @@ type Services struct {
 	Importer  *campaign.Importer
 	Sequences *sequence.Service
 	Recurring *recurring.Store
-	Polls     campaign.PollSchedule // STATUS_POLL_SCHEDULE and its max age
+	Polls     campaign.PollSchedule // STATUS_POLL_SCHEDULE and its max age; none for a provider without status history
 }
 
 // NewServices builds the services on rdb.
@@ -34,8 +37,10 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	pacer := quota.NewPacer(rdb, cfg.SendInterval, cfg.SendJitter)
 	store := campaign.NewStore(rdb)
 	enqueuer := campaign.NewEnqueuer(queue, pacer)
-	campaigns := campaign.NewService(store, enqueuer)
+	caps := cfg.Capabilities()
+	campaigns := campaign.NewService(store, enqueuer, caps)
 	return &Services{
+		Caps:      caps,
 		Queue:     queue,
 		Pacer:     pacer,
 		Accounts:  quota.NewAccounts(rdb),
@@ -43,10 +48,10 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 		Store:     store,
 		Enqueuer:  enqueuer,
 		Campaigns: campaigns,
-		Importer:  campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import")),
-		Sequences: sequence.NewService(rdb, store, campaigns, cfg.DefaultRegion),
+		Importer:  campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"), campaign.ForProvider(caps)),
+		Sequences: sequence.NewService(rdb, store, campaigns, cfg.DefaultRegion, sequence.ForProvider(caps)),
 		Recurring: recurring.NewStore(rdb),
-		Polls:     campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge},
+		Polls:     campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}.For(caps),
 	}
 }
 

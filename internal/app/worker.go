@@ -50,6 +50,7 @@ type workerOptions struct {
 	janitorEvery, uploadStall time.Duration
 	retentionEvery            time.Duration
 	retentionGrace            time.Duration
+	apiCallsWait              time.Duration
 }
 
 // WithRetentionPass sets how often the retention keeper looks and how long
@@ -67,6 +68,12 @@ func WithUploadJanitor(every, stallAfter time.Duration) WorkerOption {
 	return func(o *workerOptions) { o.janitorEvery, o.uploadStall = every, stallAfter }
 }
 
+// WithAPICallsWait sets how long a send waits when the workspace's API
+// calls are spent before it looks again (default five minutes).
+func WithAPICallsWait(d time.Duration) WorkerOption {
+	return func(o *workerOptions) { o.apiCallsWait = d }
+}
+
 // NewWorker assembles a worker on rdb sending through the provider.
 func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...WorkerOption) *Worker {
 	var o workerOptions
@@ -79,7 +86,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 	syncer := quota.NewQuotaSyncer(rdb.Client, p.Provider, svc.Ledger, cfg.QuotaSyncInterval, log.Named("quota"))
 	return &Worker{
 		server:    newTaskServer(cfg, rdb, log),
-		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, log),
+		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, o, log),
 		syncer:    syncer,
 		queue:     svc.Queue,
 		log:       log,
@@ -90,7 +97,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 }
 
 // taskHandlers routes every task type to its handler.
-func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provider, syncer *quota.QuotaSyncer, log *zap.Logger) *asynq.ServeMux {
+func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provider, syncer *quota.QuotaSyncer, o workerOptions, log *zap.Logger) *asynq.ServeMux {
 	fixedBudget, _ := quota.ParsePollBudget(cfg.StatusPollBudget) // validated by Load
 	budget := quota.NewPollBudget(rdb.Client, fixedBudget, svc.Store.QueuedSends)
 	reconcile := campaign.ReconcilePolicy{After: cfg.ReconcileAfter, MaxAge: cfg.ReconcileMaxAge, Resend: cfg.UnconfirmedPolicy != "hold"}
@@ -109,6 +116,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 		Reconcile:  reconcile,
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
+		APICallsWait:     o.apiCallsWait,
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(campaign.TypeSend, send)

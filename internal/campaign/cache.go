@@ -22,15 +22,31 @@ type sendSpec struct {
 	label    string
 	fileUID  string
 	columns  []string
-	phoneIdx int
-	fileIdx  int // the per-recipient file_uid column, or -1
+	keys     []keyColumn // where a row's key is (address.go)
+	fileIdx  int         // the per-recipient file_uid column, or -1
 	window   *Window
 	testOf   string // a test send's campaign: its {{.campaign.id}}
+	typing   *bool  // the simulation flags; nil for a provider without them
+	presence *bool
+	maxText  int // the provider's text limit (0: templating's)
 	loadedAt time.Time
+}
+
+// key is the recipient's address in its row.
+func (s *sendSpec) key(values []string) (recipientKey, error) {
+	k, ok := keyOf(s.keys, values)
+	if !ok {
+		return k, errors.New("the recipient's row has no phone, jid or chat_id")
+	}
+	return k, nil
 }
 
 // message renders one recipient's message from its row.
 func (s *sendSpec) message(values []string, campaignID, account string) (sender.Message, error) {
+	key, err := s.key(values)
+	if err != nil {
+		return sender.Message{}, err
+	}
 	row := make(map[string]string, len(s.columns))
 	for i, col := range s.columns {
 		if i < len(values) {
@@ -40,11 +56,13 @@ func (s *sendSpec) message(values []string, campaignID, account string) (sender.
 	if s.testOf != "" {
 		campaignID = s.testOf // a test shows what the campaign itself sends
 	}
-	text, err := s.template.Render(row, templating.Campaign{ID: campaignID, Name: s.name})
+	text, err := s.template.RenderUpTo(row, templating.Campaign{ID: campaignID, Name: s.name}, s.maxText)
 	if err != nil {
 		return sender.Message{}, err
 	}
-	msg := sender.Message{Phone: row[s.columns[s.phoneIdx]], AccountPhone: account, Text: text, FileUID: s.fileUID, Label: s.label}
+	msg := sender.Message{AccountPhone: account, Text: text, FileUID: s.fileUID, Label: s.label,
+		TypingSimulation: s.typing, PresenceSimulation: s.presence}
+	key.address(&msg)
 	if s.fileIdx >= 0 && row[s.columns[s.fileIdx]] != "" {
 		msg.FileUID = row[s.columns[s.fileIdx]]
 	}
@@ -97,6 +115,7 @@ func (c *gateCache) get(ctx context.Context, store *Store, id string, fresh bool
 // keeps memory in check.
 type specCache struct {
 	store *Store
+	caps  sender.Capabilities // the provider's: its text limit and simulation
 	mu    sync.Mutex
 	specs map[string]*sendSpec
 }
@@ -130,10 +149,15 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	}
 	_ = json.Unmarshal([]byte(h[fAccounts]), &s.accounts)
 	_ = json.Unmarshal([]byte(h[fColumns]), &s.columns)
-	s.phoneIdx = max(0, indexOf(s.columns, h[fPhoneColumn]))
+	s.keys = keyColumnsNamed(s.columns, storedKeyColumns(h))
 	s.fileIdx = indexOf(s.columns, fileColumn)
 	s.window = DecodeWindow(h[fWindow])
 	s.testOf = h[fTestOf]
+	s.maxText = c.caps.MaxTextLength
+	if c.caps.TypingSimulation {
+		// A campaign made under another provider has no flags: the default.
+		s.typing, s.presence = orOn(parseFlag(h[fTyping])), orOn(parseFlag(h[fPresence]))
+	}
 	c.mu.Lock()
 	if c.specs == nil || len(c.specs) >= specCacheSize {
 		c.specs = make(map[string]*sendSpec) // crude, but a worker rarely juggles a thousand campaigns

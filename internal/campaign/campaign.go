@@ -91,18 +91,24 @@ type RejectedRow struct {
 	Msg string `json:"msg"`
 }
 
-// Credits is what a campaign costs in provider credits: 1 a message, 2 for
-// text with an attachment.
+// Credits is what a campaign costs in provider credits (TimelinesAI: 1 a
+// message, 2 for text with an attachment). A provider that meters no
+// credits (a gateway) costs none: Metered is false and the figures 0.
 type Credits struct {
-	Estimated int64 `json:"estimated"` // for every recipient
-	Spent     int64 `json:"spent"`     // charged by the provider so far
-	Needed    int64 `json:"needed"`    // still to spend on the queued recipients (estimated)
+	Metered   bool   `json:"metered"`
+	Status    string `json:"status,omitempty"` // "not metered" when Metered is false
+	Estimated int64  `json:"estimated"`        // for every recipient
+	Spent     int64  `json:"spent"`            // charged by the provider so far
+	Needed    int64  `json:"needed"`           // still to spend on the queued recipients (estimated)
 	// Available is what the credit ledger holds now, and Shortfall how much
 	// of Needed it does not cover (forecast.go); both absent when the
 	// provider meters no credits or its quota has not been read yet.
 	Available *int64 `json:"available,omitempty"`
 	Shortfall *int64 `json:"shortfall,omitempty"`
 }
+
+// CreditsNotMetered is Credits.Status for a provider that meters none.
+const CreditsNotMetered = "not metered"
 
 // Campaign is a campaign as the API shows it.
 type Campaign struct {
@@ -122,7 +128,15 @@ type Campaign struct {
 	Window       *Window    `json:"window,omitempty"` // send window in each recipient's local time
 	FileUID      string     `json:"file_uid,omitempty"`
 	Columns      []string   `json:"columns"`      // template field names, in CSV order
-	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164
+	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164 ("": none)
+	// KeyColumns are the columns a recipient is addressed by (address.go):
+	// a row's key is the first of them that is filled.
+	KeyColumns []string `json:"key_columns"`
+	// TypingSimulation and PresenceSimulation are the gateway's typing
+	// indicator and presence around each message; absent for a provider
+	// without them.
+	TypingSimulation   *bool `json:"typing_simulation,omitempty"`
+	PresenceSimulation *bool `json:"presence_simulation,omitempty"`
 
 	// SequenceID and SequenceStep name the onboarding sequence step this
 	// campaign is (steps are campaigns that keep taking recipients).
@@ -197,7 +211,9 @@ const MaxRejectedListed = 1000
 // Recipient is one recipient as the API shows it.
 type Recipient struct {
 	Seq        int64             `json:"seq"`
-	Phone      string            `json:"phone"`
+	Phone      string            `json:"phone"` // the phone of a recipient addressed by phone ("" otherwise)
+	Key        string            `json:"key"`   // what it is addressed by: a phone, a JID or a chat id
+	Kind       Kind              `json:"kind"`  // phone, jid or chat_id
 	Fields     map[string]string `json:"fields"`
 	State      State             `json:"state"`
 	Reason     string            `json:"reason,omitempty"`

@@ -40,10 +40,27 @@ const fileColumn = "file_uid"
 
 // layout is the columns of an upload: CSV header or JSON keys.
 type layout struct {
-	header  []string // as written in the upload
-	columns []string // normalised names, the template's field names
-	phone   int      // index of the phone column
-	file    int      // index of the file_uid column (a per-recipient attachment), or -1
+	header  []string    // as written in the upload
+	columns []string    // normalised names, the template's field names
+	keys    []keyColumn // the columns a row's key may be in (address.go), at least one
+	file    int         // index of the file_uid column (a per-recipient attachment), or -1
+}
+
+// phoneIndex is the index of the phone column, or -1.
+func (l *layout) phoneIndex() int {
+	for _, k := range l.keys {
+		if k.kind == KindPhone {
+			return k.index
+		}
+	}
+	return -1
+}
+
+// noKeyColumn is the problem of contacts without a column to address
+// recipients by; found lists what they have.
+func noKeyColumn(found string) error {
+	return FieldError("contacts", "no phone column: the first row must be a header with a column named phone "+
+		"(or jid for WhatsApp IDs and groups, chat_id for TimelinesAI chats) (found: "+found+")")
 }
 
 // rowSource is an upload's contacts, row by row: a CSV file or a JSON array.
@@ -134,7 +151,7 @@ func openCSV(r io.Reader) (*csvInput, error) {
 		return nil, FieldError("contacts", "the header: "+err.Error())
 	}
 	headerLine, _ := cr.FieldPos(0)
-	in := &csvInput{reader: cr, layout: layout{phone: -1, file: -1}, headerLine: headerLine, headerEndLine: headerLine + newlines(rec)}
+	in := &csvInput{reader: cr, layout: layout{file: -1}, headerLine: headerLine, headerEndLine: headerLine + newlines(rec)}
 	in.rows = rowNumbers{row: headerLine, nextLine: in.headerEndLine + 1}
 	for i, h := range rec {
 		in.header = append(in.header, strings.TrimSpace(h))
@@ -145,11 +162,9 @@ func openCSV(r io.Reader) (*csvInput, error) {
 		in.columns = append(in.columns, name)
 	}
 	in.file = indexOf(in.columns, fileColumn)
-	in.phone = phoneColumn(in.columns)
-	if in.phone < 0 {
-		return nil, FieldError("contacts", fmt.Sprintf(
-			"no phone column: the first row must be a header with a column named phone (found: %s)",
-			strings.Join(clipAll(in.header, 10), ", ")))
+	in.keys = findKeyColumns(in.columns)
+	if len(in.keys) == 0 {
+		return nil, noKeyColumn(strings.Join(clipAll(in.header, 10), ", "))
 	}
 	return in, nil
 }
@@ -312,7 +327,9 @@ func (c *ContactsCSV) Next() (ContactRow, error) {
 			}
 		}
 		if !empty {
-			row.Phone = row.Fields[c.in.columns[c.in.phone]]
+			if i := c.in.phoneIndex(); i >= 0 {
+				row.Phone = row.Fields[c.in.columns[i]]
+			}
 			return row, nil
 		}
 	}

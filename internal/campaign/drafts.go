@@ -104,7 +104,7 @@ func (im *Importer) Edit(ctx context.Context, id string, d Draft) (*Campaign, er
 	if err != nil {
 		return nil, err
 	}
-	changes, err := lateChanges(c, early, d, want)
+	changes, err := im.lateChanges(c, early, d, want)
 	if err != nil {
 		return nil, err
 	}

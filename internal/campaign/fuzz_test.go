@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // The contact readers and the phone normaliser take whatever people upload.
@@ -20,17 +22,26 @@ import (
 var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 
 // checkRows reads every row of src the way an import does and checks that
-// each is accepted (its phone in E.164, its values storable), rejected with
+// each is accepted (its key normalised: a phone in E.164, a JID or a chat
+// id that reads back as itself; its values storable), rejected with
 // a reason, or skipped, and that row numbers only go forward. A reader that
 // may break off (JSON) passes readErrOK, which says whether its error is
 // one it may answer.
 func checkRows(t *testing.T, src rowSource, size int, readErrOK func(error) bool) {
 	t.Helper()
 	lay := src.columnsOf()
-	if lay.phone < 0 || lay.phone >= len(lay.columns) || len(lay.header) != len(lay.columns) {
-		t.Fatalf("layout %+v: the phone column must be one of the columns", lay)
+	if len(lay.keys) == 0 || len(lay.header) != len(lay.columns) {
+		t.Fatalf("layout %+v: a key column must be one of the columns", lay)
 	}
-	run := &importRun{im: &Importer{region: "US"}, lay: lay}
+	for _, k := range lay.keys {
+		if k.index < 0 || k.index >= len(lay.columns) {
+			t.Fatalf("layout %+v: key column %d is not one of the columns", lay, k.index)
+		}
+	}
+	run, err := (&Importer{region: "US", caps: sender.TimelinesCapabilities()}).newRun(nil, src)
+	if err != nil {
+		t.Fatalf("TimelinesAI refused the key columns of %+v: %v", lay, err)
+	}
 	lastRow := 0
 	for n := 0; ; n++ {
 		if n > size+1 {
@@ -53,7 +64,7 @@ func checkRows(t *testing.T, src rowSource, size int, readErrOK func(error) bool
 		if problem != "" {
 			continue // rejected by the reader, with its reason
 		}
-		values, problem := run.checkRow(rec)
+		values, key, problem := run.checkRow(rec)
 		switch {
 		case values == nil && problem == "":
 			// skipped: a row of empty cells
@@ -63,15 +74,37 @@ func checkRows(t *testing.T, src rowSource, size int, readErrOK func(error) bool
 			if len(values) != len(lay.columns) {
 				t.Fatalf("row %d: %d values for %d columns", row, len(values), len(lay.columns))
 			}
-			if !e164.MatchString(values[lay.phone]) {
-				t.Fatalf("row %d accepted with phone %q, not E.164", row, values[lay.phone])
-			}
+			checkKey(t, row, key)
 			for _, v := range values {
 				if strings.Contains(v, fieldSeparator) {
 					t.Fatalf("row %d: value %q holds the storage separator", row, v)
 				}
 			}
 		}
+	}
+}
+
+// checkKey checks that an accepted row's key is normalised: what the
+// providers take, and unchanged by a second normalisation.
+func checkKey(t *testing.T, row int, key recipientKey) {
+	t.Helper()
+	var again string
+	var err error
+	switch key.kind {
+	case KindPhone:
+		if !e164.MatchString(key.value) {
+			t.Fatalf("row %d accepted with phone %q, not E.164", row, key.value)
+		}
+		return
+	case KindJID:
+		again, err = NormalizeJID(key.value)
+	case KindChatID:
+		again, err = NormalizeChatID(key.value)
+	default:
+		t.Fatalf("row %d accepted with a key of kind %q", row, key.kind)
+	}
+	if err != nil || again != key.value {
+		t.Fatalf("row %d accepted with %s %q, which normalises to %q, %v", row, key.kind, key.value, again, err)
 	}
 }
 
@@ -87,6 +120,7 @@ func FuzzCSVContacts(f *testing.F) {
 		"",
 		"phone\n\x00\x01\x02",
 		"phone,name\n+12025550108,\x1fsep\x1f\n",
+		"phone,jid,chat_id,name\n+12025550109,,,Ann\n,120363025551234567@G.US,,Group\n,,42,Chat\n, +1 202 555 0110@s.whatsapp.net ,,Bob\n,,-3,Bad\n,a@b@c,,Bad\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -114,6 +148,7 @@ func FuzzJSONContacts(f *testing.F) {
 		`[{"phone":"+12025550101","phone":"+12025550102"}]`,
 		`[{"phone":1.2025550101E+10,"n":-0.5e3}]`,
 		`[{"Phone":"+12025550101","PHONE":"x"}]`,
+		`[{"jid":"120363025551234567@g.us","phone":""},{"jid":"14155550100@S.WHATSAPP.NET"},{"chat_id":7,"jid":""}]`,
 	} {
 		f.Add([]byte(seed))
 	}

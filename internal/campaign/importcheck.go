@@ -40,9 +40,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 	if name == "" {
 		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
 	}
-	if n := utf8.RuneCountInString(d.Label); n > sender.MaxLabelLength {
-		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; the provider accepts at most %d", n, sender.MaxLabelLength)})
-	}
+	problems = append(problems, im.providerProblems(d)...)
 	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
 	problems = append(problems, accountProblems...)
 	status := StatusRunning
@@ -67,7 +65,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 	if id == "" {
 		id = NewID(now)
 	}
-	return &Campaign{
+	c := &Campaign{
 		ID:           id,
 		Name:         name,
 		Status:       status,
@@ -79,7 +77,50 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		Label:        d.Label,
 		FileUID:      d.FileUID,
 		Window:       d.Window,
-	}, nil
+		Credits:      Credits{Metered: im.caps.MeteredCredits},
+	}
+	c.TypingSimulation, c.PresenceSimulation = SimulationFlags(im.caps, d.TypingSimulation, d.PresenceSimulation)
+	return c, nil
+}
+
+// providerProblems are what a draft asks of the provider that it cannot
+// do: a label (or one too long), an attachment, typing or presence
+// simulation. Each names its field.
+func (im *Importer) providerProblems(d Draft) []Problem {
+	return ProviderProblems(im.caps, d.Label, d.FileUID, d.TypingSimulation, d.PresenceSimulation)
+}
+
+// ProviderProblems checks what a campaign or a sequence asks of the
+// provider with caps (a label, an attachment, typing and presence
+// simulation; "" and nil ask nothing), naming each field it cannot take.
+func ProviderProblems(caps sender.Capabilities, label, fileUID string, typing, presence *bool) []Problem {
+	var problems []Problem
+	cannot := func(field, what string) {
+		problems = append(problems, Problem{Fields: []string{field}, Msg: fmt.Sprintf("%s cannot send %s", caps.Name, what)})
+	}
+	switch n := utf8.RuneCountInString(label); {
+	case label == "":
+	case !caps.Labels:
+		cannot("label", "label (chat labels)")
+	case caps.MaxLabelLength > 0 && n > caps.MaxLabelLength:
+		problems = append(problems, Problem{Fields: []string{"label"}, Msg: fmt.Sprintf("label is %d characters; %s accepts at most %d", n, caps.Name, caps.MaxLabelLength)})
+	}
+	if fileUID != "" && !caps.Attachments {
+		cannot("file_uid", "file_uid (attachments)")
+	}
+	if typing != nil && !caps.TypingSimulation {
+		cannot("typing_simulation", "typing_simulation (it has no typing simulation)")
+	}
+	if presence != nil && !caps.TypingSimulation {
+		cannot("presence_simulation", "presence_simulation (it has no presence simulation)")
+	}
+	return problems
+}
+
+// orOn is a simulation flag with its default, on.
+func orOn(v *bool) *bool {
+	on := v == nil || *v
+	return &on
 }
 
 // ContactsSummary describes a contacts file CheckContacts read whole.
@@ -87,7 +128,8 @@ type ContactsSummary struct {
 	Bytes       int64    `json:"bytes"`
 	Rows        int64    `json:"rows"` // distinct valid recipients when it was saved
 	Columns     []string `json:"columns"`
-	PhoneColumn string   `json:"phone_column"`
+	PhoneColumn string   `json:"phone_column"` // "": none
+	KeyColumns  []string `json:"key_columns"`  // what recipients are addressed by (address.go)
 }
 
 // CheckContacts reads a whole contacts file the way an import does (the same
@@ -104,7 +146,10 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 			return ContactsSummary{}, &InputError{Msg: err.Error(), Problems: []Problem{{Fields: []string{"template"}, Msg: err.Error()}}}
 		}
 	}
-	run := &importRun{im: im, src: in, lay: in.columnsOf()}
+	run, err := im.newRun(nil, in)
+	if err != nil {
+		return ContactsSummary{}, err
+	}
 	items := make(chan importItem, batchRows)
 	parsed := make(chan error, 1)
 	go func() {
@@ -130,12 +175,80 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 	if run.accepted == 0 {
 		return ContactsSummary{}, run.nothingToSend()
 	}
-	return ContactsSummary{
-		Bytes:       int64(len(contacts)),
-		Rows:        run.accepted,
-		Columns:     in.columns,
-		PhoneColumn: in.columns[in.phone],
-	}, nil
+	summary := ContactsSummary{Bytes: int64(len(contacts)), Rows: run.accepted, Columns: in.columns}
+	for _, k := range run.keys {
+		if k.kind == KindPhone {
+			summary.PhoneColumn = in.columns[k.index]
+		}
+		summary.KeyColumns = append(summary.KeyColumns, in.columns[k.index])
+	}
+	return summary, nil
+}
+
+// newRun prepares the import of src into c (nil: a check that stores
+// nothing), with the key columns the provider can address. Contacts whose
+// every key column is of a kind it cannot address, or that carry their own
+// attachments to a provider without them, are an *InputError.
+func (im *Importer) newRun(c *Campaign, src rowSource) (*importRun, error) {
+	lay := src.columnsOf()
+	run := &importRun{im: im, c: c, src: src, lay: lay, dedupe: newDedupe()}
+	for _, k := range lay.keys {
+		if addressable(im.caps, k.kind) {
+			run.keys = append(run.keys, k)
+		} else {
+			run.refused = append(run.refused, k)
+		}
+	}
+	if len(run.keys) == 0 {
+		return nil, FieldError("contacts", fmt.Sprintf("%s cannot address recipients by %s (column %q); give a %s column",
+			im.caps.Name, run.refused[0].kind, lay.header[run.refused[0].index], addressableKinds(im.caps)))
+	}
+	if lay.file >= 0 && !im.caps.Attachments {
+		return nil, FieldError("contacts", fmt.Sprintf("the contacts have a file_uid column, and %s cannot send file_uid (attachments)", im.caps.Name))
+	}
+	return run, nil
+}
+
+// addressableKinds lists the kinds caps can address, for a person.
+func addressableKinds(caps sender.Capabilities) string {
+	var kinds []string
+	for _, k := range keyKinds {
+		if addressable(caps, k) {
+			kinds = append(kinds, string(k))
+		}
+	}
+	return strings.Join(kinds, " or ")
+}
+
+// rowKey finds the row's key, its first key column that is filled, and
+// normalises it in place. A row whose only key is of a kind the provider
+// cannot address is rejected saying so.
+func (r *importRun) rowKey(values []string) (recipientKey, string) {
+	for _, k := range r.keys {
+		if values[k.index] == "" {
+			continue
+		}
+		norm, err := normalizeKey(k.kind, values[k.index], r.im.region)
+		if err != nil {
+			return recipientKey{}, fmt.Sprintf("column %q: %v", r.lay.header[k.index], err)
+		}
+		values[k.index] = norm
+		return recipientKey{k.kind, norm}, ""
+	}
+	for _, k := range r.refused {
+		if values[k.index] != "" {
+			return recipientKey{}, fmt.Sprintf("column %q: %s cannot address recipients by %s", r.lay.header[k.index], r.im.caps.Name, k.kind)
+		}
+	}
+	if len(r.lay.keys) == 1 {
+		k := r.keys[0]
+		return recipientKey{}, fmt.Sprintf("column %q: %s is empty", r.lay.header[k.index], k.kind)
+	}
+	names := make([]string, len(r.lay.keys))
+	for i, k := range r.lay.keys {
+		names[i] = r.lay.header[k.index]
+	}
+	return recipientKey{}, "the row has no recipient: " + strings.Join(names, ", ") + " are all empty"
 }
 
 // NormalizeAccounts reads sender accounts as E.164, without repeats.

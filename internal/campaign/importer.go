@@ -31,6 +31,12 @@ type Draft struct {
 	SendAt       time.Time // zero: start now
 	Window       *Window   // when recipients may get messages; nil: any time
 
+	// TypingSimulation and PresenceSimulation: the gateway's typing
+	// indicator and presence around each message (nil: on, the default).
+	// A provider without them refuses either.
+	TypingSimulation   *bool
+	PresenceSimulation *bool
+
 	// ID, when set, is the campaign's id instead of a new one: a recurring
 	// run's, derived from its definition and tick, so that a run whose
 	// import could not be recorded finds its campaign again by id.
@@ -53,15 +59,31 @@ type Importer struct {
 	store    *Store
 	queue    *Enqueuer
 	region   string
+	caps     sender.Capabilities // the provider's: what a campaign may ask for
 	log      *zap.Logger
 	now      func() time.Time
 	parallel int // enqueueing goroutines
 }
 
+// ImporterOption configures an Importer.
+type ImporterOption func(*Importer)
+
+// ForProvider makes the importer follow the capabilities of the provider
+// messages go through: it refuses what the provider cannot do (a label,
+// an attachment, a kind of recipient) and estimates its credits (none for
+// an unmetered provider). Default: TimelinesAI's.
+func ForProvider(caps sender.Capabilities) ImporterOption {
+	return func(im *Importer) { im.caps = caps }
+}
+
 // NewImporter returns an Importer; region is DEFAULT_REGION, for phones
 // written without a country code.
-func NewImporter(store *Store, queue *Enqueuer, region string, log *zap.Logger) *Importer {
-	return &Importer{store: store, queue: queue, region: region, log: log, now: time.Now, parallel: 32}
+func NewImporter(store *Store, queue *Enqueuer, region string, log *zap.Logger, opts ...ImporterOption) *Importer {
+	im := &Importer{store: store, queue: queue, region: region, caps: sender.TimelinesCapabilities(), log: log, now: time.Now, parallel: 32}
+	for _, o := range opts {
+		o(im)
+	}
+	return im
 }
 
 const (
@@ -111,19 +133,29 @@ func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource
 	if err := checkTemplate(d.Template, lay.columns); err != nil {
 		return nil, err
 	}
+	run, err := im.newRun(c, src)
+	if err != nil {
+		return nil, err
+	}
 	c.Columns = lay.columns
-	run := &importRun{im: im, c: c, src: src, lay: lay, hold: d.Hold}
+	for _, k := range run.keys {
+		c.KeyColumns = append(c.KeyColumns, lay.columns[k.index])
+	}
+	run.hold = d.Hold
 	return run.execute(ctx)
 }
 
 // importRun is one import in progress: the caller's goroutine parses rows,
 // a writer goroutine batches them into Redis, and a pool enqueues tasks.
 type importRun struct {
-	im   *Importer
-	c    *Campaign
-	src  rowSource
-	lay  *layout
-	hold bool // Draft.Hold
+	im      *Importer
+	c       *Campaign
+	src     rowSource
+	lay     *layout
+	keys    []keyColumn // the key columns the provider can address, in order
+	refused []keyColumn // those it cannot: a row keyed only there is rejected
+	dedupe  *dedupe
+	hold    bool // Draft.Hold
 
 	created        bool
 	heldRejected   []RejectedRow // rejected before the campaign existed
@@ -248,7 +280,6 @@ func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
 // error of the underlying reader (a broken upload), not row problems, which
 // only reject their row.
 func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
-	seen := make(map[uint64]struct{})
 	var seq int64
 	for {
 		rec, rowNum, problem, err := r.src.next()
@@ -261,16 +292,15 @@ func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
 		var item importItem
 		if problem == "" {
 			var values []string
-			values, problem = r.checkRow(rec)
+			var key recipientKey
+			values, key, problem = r.checkRow(rec)
 			switch {
 			case values == nil && problem == "":
 				continue // a row of empty cells, as spreadsheets leave at the end
 			case problem == "":
-				key := phoneKey(values[r.lay.phone])
-				if _, dup := seen[key]; dup {
+				if r.dedupe.seen(key) {
 					item.duplicate = true
 				} else {
-					seen[key] = struct{}{}
 					item.row = &pendingRow{seq: seq, values: values, row: rowNum}
 					seq++
 				}
@@ -311,10 +341,24 @@ func newlines(rec []string) int {
 	return count
 }
 
-// checkRow validates one CSV record and returns its cleaned values with the
-// phone in E.164, or the reason it is rejected. Both are empty for a row
-// without any content.
-func (r *importRun) checkRow(rec []string) ([]string, string) {
+// checkRow validates one CSV record and returns its cleaned values with its
+// key normalised (a phone in E.164), and the key; or the reason it is
+// rejected. Both are empty for a row without any content.
+func (r *importRun) checkRow(rec []string) ([]string, recipientKey, string) {
+	values, problem := r.cleanRow(rec)
+	if values == nil || problem != "" {
+		return nil, recipientKey{}, problem
+	}
+	key, problem := r.rowKey(values)
+	if problem != "" {
+		return nil, recipientKey{}, problem
+	}
+	return values, key, ""
+}
+
+// cleanRow checks a record's shape and size and answers its values,
+// trimmed and cleaned; nil for a row without any content.
+func (r *importRun) cleanRow(rec []string) ([]string, string) {
 	in := r.lay
 	empty := true
 	size := 0
@@ -351,11 +395,6 @@ func (r *importRun) checkRow(rec []string) ([]string, string) {
 			values[i] = CleanValue(strings.TrimSpace(rec[i]))
 		}
 	}
-	e164, err := NormalizePhone(values[in.phone], r.im.region)
-	if err != nil {
-		return nil, fmt.Sprintf("column %q: %v", in.header[in.phone], err)
-	}
-	values[in.phone] = e164
 	return values, ""
 }
 
@@ -456,16 +495,20 @@ func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []
 // lists it as uploading (held, when the caller asked for that) before any
 // of its tasks can exist.
 func (r *importRun) create(ctx context.Context) error {
-	if err := r.im.store.create(ctx, r.c, r.lay.columns[r.lay.phone], true); err != nil {
+	phoneColumn := ""
+	if i := r.lay.phoneIndex(); i >= 0 && addressable(r.im.caps, KindPhone) {
+		phoneColumn = r.lay.columns[i]
+	}
+	if err := r.im.store.create(ctx, r.c, phoneColumn, true); err != nil {
 		return storeFailed(ctx, err)
 	}
 	r.created = true // from here on, a failure cancels it
 	return storeFailed(ctx, r.im.store.beginUpload(ctx, r.c.ID, r.hold, r.im.now()))
 }
 
-// credits estimates what a batch of recipients will cost: what a message
-// with text and the campaign's file, or the row's own file_uid column,
-// costs (sender.Message.Credits).
+// credits estimates what a batch of recipients will cost the provider: what
+// a message with text and the campaign's file, or the row's own file_uid
+// column, costs (nothing, when it meters no credits).
 func (r *importRun) credits(rows []pendingRow) int64 {
 	var n int64
 	for _, row := range rows {
@@ -473,7 +516,7 @@ func (r *importRun) credits(rows []pendingRow) int64 {
 		if r.lay.file >= 0 && row.values[r.lay.file] != "" {
 			msg.FileUID = row.values[r.lay.file]
 		}
-		n += int64(msg.Credits())
+		n += int64(r.im.caps.Credits(msg))
 	}
 	return n
 }

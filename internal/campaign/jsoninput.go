@@ -22,7 +22,7 @@ type jsonInput struct {
 	inArray bool
 	index   int            // objects read so far
 	first   *[]jsonField   // the first object, read to learn the columns
-	keys    map[string]int // normalised key → column
+	byName  map[string]int // normalised key → column
 }
 
 type jsonField struct {
@@ -31,7 +31,7 @@ type jsonField struct {
 }
 
 func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
-	in := &jsonInput{dec: dec, inArray: inArray, layout: layout{phone: -1, file: -1}, keys: map[string]int{}}
+	in := &jsonInput{dec: dec, inArray: inArray, layout: layout{file: -1}, byName: map[string]int{}}
 	if !dec.More() {
 		return nil, FieldError("contacts", "contacts is empty")
 	}
@@ -48,17 +48,17 @@ func openJSONContacts(dec *json.Decoder, inArray bool) (*jsonInput, error) {
 		if name == "" {
 			continue
 		}
-		if _, dup := in.keys[name]; dup {
+		if _, dup := in.byName[name]; dup {
 			return nil, FieldError("contacts", fmt.Sprintf("contacts[1] has two keys that are both %q in a template", name))
 		}
-		in.keys[name] = len(in.columns)
+		in.byName[name] = len(in.columns)
 		in.header = append(in.header, f.key)
 		in.columns = append(in.columns, name)
 	}
 	in.file = indexOf(in.columns, fileColumn)
-	in.phone = phoneColumn(in.columns)
-	if in.phone < 0 {
-		return nil, FieldError("contacts", fmt.Sprintf("contacts[1] has no phone (keys: %s)", strings.Join(clipAll(in.header, 10), ", ")))
+	in.keys = findKeyColumns(in.columns)
+	if len(in.keys) == 0 {
+		return nil, FieldError("contacts", fmt.Sprintf("contacts[1] has no phone, jid or chat_id (keys: %s)", strings.Join(clipAll(in.header, 10), ", ")))
 	}
 	return in, nil
 }
@@ -91,7 +91,7 @@ func (in *jsonInput) next() ([]string, int, string, error) {
 	in.index++
 	values := make([]string, len(in.columns))
 	for _, f := range obj {
-		i, ok := in.keys[templating.NormalizeColumn(f.key)]
+		i, ok := in.byName[templating.NormalizeColumn(f.key)]
 		if !ok {
 			continue
 		}

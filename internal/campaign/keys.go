@@ -26,9 +26,11 @@ import (
 //	wac:c:{id}:tests            LIST  ids of the campaign's test sends, oldest first (testsend.go)
 //	wac:uid:<bucket>            HASH  message uid → "<campaign>/<seq>" (uidIndexBuckets buckets by hash of the uid)
 //	wac:unknown:<phone>         SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
+//	wac:sentev:<phone>          LIST  recent message:sent:new events that matched no recipient (JSON; ten minutes)
 //
-// The last two lead the provider's message:sent:new webhooks back to
-// recipients (webhook.go); they are kept only while a webhook secret is set.
+// The last three lead the provider's message:sent:new webhooks back to
+// recipients (store_webhooks.go); they are kept only while a webhook secret
+// is set.
 //
 // Recipients are numbered 0, 1, 2... in upload order (after duplicates are
 // dropped) and grouped bucketSize to a hash, which keeps the number of keys
@@ -111,6 +113,10 @@ const (
 	fSequence     = "sequence"
 	fStep         = "step"
 	fPhoneColumn  = "phone_column"
+	fKeyColumns   = "key_columns" // JSON list: the columns recipients are addressed by (absent: the phone column)
+	fUnmetered    = "unmetered"   // "1": the provider meters no credits (a gateway): credits "not metered"
+	fTyping       = "typing"      // "1"/"0": typing simulation (absent: the provider has none)
+	fPresence     = "presence"    // "1"/"0": presence simulation
 	fEstimated    = "credits_estimated"
 	fPlanEnd      = "plan_end"    // the latest due time planned for a recipient (unix ms): the ETA
 	fRound        = "round"       // tasks of an earlier round are outdated (see sendTaskID)
@@ -136,3 +142,5 @@ func uidIndexKey(uid string) string {
 }
 
 func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
+
+func recentEventsKey(phone string) string { return KeyPrefix + "sentev:" + phone }

@@ -32,7 +32,7 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 		run.log.Warn("another attempt took the recipient before this one wrote its request; nothing sent")
 		return nil
 	case pe.Kind == sender.Unconfirmed:
-		return h.markUnconfirmed(ctx, run, msg.Phone, pe, dispatched)
+		return h.markUnconfirmed(ctx, run, recipientPhone(msg), pe, dispatched)
 	case pe.Kind == sender.Invalid && run.account != "" && onlyField(pe, "whatsapp_account_phone"):
 		return h.restAccount(ctx, run, pe)
 	case pe.Kind == sender.Invalid || pe.Kind == sender.NotFound:
@@ -47,7 +47,7 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 			return err
 		}
 		h.store.setReason(ctx, run.Campaign, ReasonWaitingForAPICalls)
-		return waitForAPICalls()
+		return waitForAPICalls(h.apiCallsWait)
 	case pe.Kind == sender.RateLimited:
 		if err := h.releaseClaim(ctx, run, pe.Reason()); err != nil {
 			return err
@@ -80,10 +80,16 @@ func (h *SendHandler) markUnconfirmed(ctx context.Context, run *attemptRun, phon
 }
 
 // reconcileLater enqueues the first lookup of a send that may have gone out
-// at dispatched, RECONCILE_AFTER later.
+// at dispatched, RECONCILE_AFTER later; at once for a provider that cannot
+// look messages up, whose reconciliation only records that (unknown) and
+// need not hold the campaign open meanwhile.
 func (h *SendHandler) reconcileLater(ctx context.Context, run *attemptRun, dispatched time.Time) error {
 	p := reconcilePayload{Campaign: run.Campaign, Seq: run.Seq, Dispatched: dispatched.UnixMilli()}
-	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), p, dispatched.Add(h.reconcile.After))
+	at := dispatched.Add(h.reconcile.After)
+	if !h.canLookUp {
+		at = h.now()
+	}
+	return h.queue.enqueueReconcile(context.WithoutCancel(ctx), p, at)
 }
 
 // restAccount handles a refusal of the sender account rather than of the
@@ -149,9 +155,10 @@ func (h *SendHandler) waitForQuota(ctx context.Context, run *attemptRun, pe *sen
 const apiCallsWait = 5 * time.Minute
 
 // waitForAPICalls is the wait of any task that met an exhausted API-call
-// quota, spread so that the tasks do not all look again at once.
-func waitForAPICalls() *WaitError {
-	return &WaitError{Delay: apiCallsWait + rand.N(time.Minute), Reason: ReasonWaitingForAPICalls}
+// quota, about d, spread by up to a fifth so that the tasks do not all look
+// again at once.
+func waitForAPICalls(d time.Duration) *WaitError {
+	return &WaitError{Delay: d + rand.N(d/5+1), Reason: ReasonWaitingForAPICalls}
 }
 
 // retryLater handles an error that provably sent nothing: the claim is
@@ -246,6 +253,9 @@ func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why str
 // settleCredits commits a reservation (the provider took, or may have
 // taken, the credits) or releases it.
 func (h *SendHandler) settleCredits(r *quota.Reservation, spent bool, log *zap.Logger) {
+	if r == nil {
+		return // an unmetered provider's send reserved nothing
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error

@@ -109,6 +109,8 @@ func (e *Enqueuer) enqueueReconcile(ctx context.Context, p reconcilePayload, at 
 type Reconciler struct {
 	store    *Store
 	provider sender.Provider
+	finder   sender.MessageFinder // nil: the provider cannot look messages up
+	caps     sender.Capabilities
 	queue    *Enqueuer
 	service  *Service // resends: a recipient back in the queue in the current round
 	budget   *quota.PollBudget
@@ -135,15 +137,29 @@ type ReconcilerDeps struct {
 
 // NewReconciler returns the handler of TypeReconcile tasks.
 func NewReconciler(d ReconcilerDeps) *Reconciler {
-	r := &Reconciler{store: d.Store, provider: d.Provider, queue: d.Queue, service: NewService(d.Store, d.Queue), budget: d.Budget, polls: d.Polls,
+	caps := d.Provider.Capabilities()
+	r := &Reconciler{store: d.Store, provider: d.Provider, finder: finderOf(d.Provider), caps: caps, queue: d.Queue,
+		service: NewService(d.Store, d.Queue), budget: d.Budget, polls: d.Polls.For(caps),
 		policy: d.Policy.withDefaults(), indexed: d.IndexForWebhooks, log: d.Log, now: time.Now}
-	r.specs.store = d.Store
+	r.specs.store, r.specs.caps = d.Store, caps
 	return r
+}
+
+// finderOf is the provider's message lookup: nil unless its capabilities
+// say it can look sent messages up (and it implements MessageFinder). It is
+// the one place that decides whether unconfirmed sends can be reconciled.
+func finderOf(p sender.Provider) sender.MessageFinder {
+	finder, ok := p.(sender.MessageFinder)
+	if !ok || !p.Capabilities().MessageLookup {
+		return nil
+	}
+	return finder
 }
 
 // Reasons an unconfirmed send ends unknown.
 const (
 	reasonNoLookup  = "the provider's answer was lost and this provider cannot look up sent messages; it may have been sent, so it is not sent again"
+	reasonNoGroup   = "the provider's answer was lost and a group's messages cannot be looked up at the provider (it finds chats by phone); it may have been sent, so it is not sent again"
 	reasonNotFound  = "not found at the provider %s after the send; held as unknown for a person to check (UNCONFIRMED_POLICY=hold): it may have been sent"
 	reasonResentMax = "not found at the provider %s after the send, which was already resend %d; held as unknown for a person to check: it may have been sent"
 	// resendNote starts the history detail of a resend; the history counts
@@ -172,18 +188,21 @@ func (r *Reconciler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		return nil // settled meanwhile (its own late answer, a webhook), or another send's lookup
 	}
 	dispatched := time.UnixMilli(p.Dispatched)
-	finder, ok := r.provider.(sender.MessageFinder)
-	if !ok {
+	if r.finder == nil {
 		return r.settle(ctx, p, record{State: StateUnknown, Reason: reasonNoLookup, Account: rec.Account}, reasonNoLookup, 0)
-	}
-	if err := r.takeBudget(ctx); err != nil {
-		return err
 	}
 	msg, err := r.message(ctx, p, rec.Account)
 	if err != nil {
 		return err
 	}
-	found, err := r.lookup(ctx, finder, msg, firstClaim(history, dispatched))
+	query, ok := sentQuery(msg)
+	if !ok {
+		return r.settle(ctx, p, record{State: StateUnknown, Reason: reasonNoGroup, Account: rec.Account}, reasonNoGroup, 0)
+	}
+	if err := r.takeBudget(ctx); err != nil {
+		return err
+	}
+	found, err := r.lookup(ctx, query, msg, firstClaim(history, dispatched))
 	if err != nil {
 		return lookupError(err)
 	}
@@ -224,20 +243,35 @@ func (r *Reconciler) message(ctx context.Context, p reconcilePayload, account st
 	return spec.message(values, p.Campaign, account)
 }
 
+// sentQuery is how the provider is asked for what was sent to msg's
+// recipient: by phone (a contact's JID has one), or in the chat of a chat
+// id. A group's JID has neither, and the provider finds chats by phone
+// alone: no lookup (false).
+func sentQuery(msg sender.Message) (sender.SentQuery, bool) {
+	q := sender.SentQuery{Phone: recipientPhone(msg), AccountPhone: msg.AccountPhone}
+	if msg.ChatID != 0 {
+		// The chat belongs to its account, whatever account the campaign
+		// named: TimelinesAI sends a chat's message from the chat's.
+		q = sender.SentQuery{ChatID: msg.ChatID}
+	}
+	return q, q.Phone != "" || q.ChatID != 0
+}
+
 // lookup asks the provider for the messages the account sent the recipient
 // since the first claim, and answers the first with the message's text. A
 // lookup cut short still counts what it found: finding the message is a
 // fact, not finding it is not.
-func (r *Reconciler) lookup(ctx context.Context, finder sender.MessageFinder, msg sender.Message, claimed time.Time) (*sender.SentMessage, error) {
+func (r *Reconciler) lookup(ctx context.Context, q sender.SentQuery, msg sender.Message, claimed time.Time) (*sender.SentMessage, error) {
 	since := claimed.Add(-clockSkew)
-	sent, err := finder.FindSent(ctx, sender.SentQuery{Phone: msg.Phone, AccountPhone: msg.AccountPhone, After: since})
+	q.After = since
+	sent, err := r.finder.FindSent(ctx, q)
 	slices.SortStableFunc(sent, func(a, b sender.SentMessage) int { return a.At.Compare(b.At) })
 	want := strings.TrimSpace(msg.Text)
 	for _, m := range sent {
 		if m.At.Before(since) || strings.TrimSpace(m.Text) != want {
 			continue
 		}
-		if msg.AccountPhone != "" && m.AccountPhone != "" && m.AccountPhone != msg.AccountPhone {
+		if q.AccountPhone != "" && m.AccountPhone != "" && m.AccountPhone != q.AccountPhone {
 			continue
 		}
 		return &m, nil
@@ -253,7 +287,7 @@ func lookupError(err error) error {
 		return &WaitError{Delay: max(pe.RetryAfter, 5*time.Second), Reason: "provider rate limit", NotEarlier: true}
 	}
 	if errors.As(err, &pe) && pe.Kind == sender.CallsExhausted {
-		return waitForAPICalls()
+		return waitForAPICalls(apiCallsWait)
 	}
 	return fmt.Errorf("look up an unconfirmed send: %w", err)
 }
@@ -262,7 +296,7 @@ func lookupError(err error) error {
 // and followed like any other send.
 func (r *Reconciler) found(ctx context.Context, p reconcilePayload, rec record, msg sender.Message, m sender.SentMessage) error {
 	sent := record{State: StateSent, Account: rec.Account, UID: m.UID}
-	if err := r.settle(ctx, p, sent, m.UID, msg.Credits()); err != nil {
+	if err := r.settle(ctx, p, sent, m.UID, r.caps.Credits(msg)); err != nil {
 		return err
 	}
 	if r.indexed {

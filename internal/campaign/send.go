@@ -29,6 +29,8 @@ import (
 type SendHandler struct {
 	store     *Store
 	provider  sender.Provider
+	caps      sender.Capabilities // the provider's: credits, statuses, pacing, limits
+	canLookUp bool                // unconfirmed sends can be looked up (finderOf)
 	ledger    *quota.CreditLedger
 	pacer     *quota.Pacer
 	accounts  *quota.Accounts
@@ -49,6 +51,7 @@ type SendHandler struct {
 	quotaWait     time.Duration
 	accountWait   time.Duration
 	claimLease    time.Duration
+	apiCallsWait  time.Duration
 }
 
 // SendDeps are what the send path needs.
@@ -75,6 +78,10 @@ type SendDeps struct {
 	// client's 30s) and must stay under a minute, when asynq hands a dead
 	// worker's task on (see claimScript).
 	ClaimLease time.Duration
+	// APICallsWait is how long a send waits when the workspace's API calls
+	// are spent before it looks again (default 5m, spread by up to a
+	// minute): nothing announces their renewal.
+	APICallsWait time.Duration
 }
 
 // NewSendHandler returns the handler of TypeSend tasks.
@@ -82,13 +89,15 @@ func NewSendHandler(d SendDeps) *SendHandler {
 	h := &SendHandler{
 		store:         d.Store,
 		provider:      d.Provider,
+		caps:          d.Provider.Capabilities(),
+		canLookUp:     finderOf(d.Provider) != nil,
 		ledger:        d.Ledger,
 		pacer:         d.Pacer,
 		accounts:      d.Accounts,
 		syncer:        d.Syncer,
 		queue:         d.Queue,
 		service:       NewService(d.Store, d.Queue),
-		polls:         d.Polls,
+		polls:         d.Polls.For(d.Provider.Capabilities()),
 		reconcile:     d.Reconcile.withDefaults(),
 		indexed:       d.IndexForWebhooks,
 		log:           d.Log,
@@ -97,8 +106,9 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		quotaWait:     orDefault(d.QuotaWait, time.Minute),
 		accountWait:   30 * time.Second,
 		claimLease:    orDefault(d.ClaimLease, 45*time.Second),
+		apiCallsWait:  orDefault(d.APICallsWait, apiCallsWait),
 	}
-	h.specs.store = d.Store
+	h.specs.store, h.specs.caps = d.Store, h.caps
 	return h
 }
 
@@ -127,6 +137,7 @@ type attemptRun struct {
 	sendPayload
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
+	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
 	log     *zap.Logger
 }
 
@@ -235,8 +246,8 @@ func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun
 		return res.row, nil
 	case claimUnconfirmed:
 		run.log.Warn("an earlier attempt died after handing the message to the provider; reconciling, not resending")
-		if len(res.row) > spec.phoneIdx {
-			h.indexUnconfirmed(ctx, run, res.row[spec.phoneIdx])
+		if key, err := spec.key(res.row); err == nil {
+			h.indexUnconfirmed(ctx, run, key.phone())
 		}
 		dispatched := res.dispatched
 		if dispatched.IsZero() {
@@ -255,9 +266,13 @@ func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun
 }
 
 // reserveCredits reserves the message's credits in the shared ledger. None
-// left: the claim is given back and the task waits for quota.
+// left: the claim is given back and the task waits for quota. A provider
+// that meters no credits needs no reservation (nil).
 func (h *SendHandler) reserveCredits(ctx context.Context, run *attemptRun, msg sender.Message) (*quota.Reservation, error) {
-	reservation, err := h.ledger.Reserve(ctx, msg.Credits())
+	if !h.caps.MeteredCredits {
+		return nil, nil
+	}
+	reservation, err := h.ledger.Reserve(ctx, h.caps.Credits(msg))
 	if err == nil {
 		return reservation, nil
 	}
@@ -297,15 +312,17 @@ func (h *SendHandler) awaitFirstQuotaRead(ctx context.Context, run *attemptRun) 
 // short nap, or a campaign stopped during the nap, gives everything back:
 // nothing has been sent, and ok is false (with the wait, if any).
 func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation *quota.Reservation) (ok bool, err error) {
-	slept, err := h.waitForSlot(ctx, run.account)
+	slept, err := h.waitForSlot(ctx, run)
 	if err == nil && slept {
 		var g sendGate
 		if g, err = h.gates.get(ctx, h.store, run.Campaign, true); err == nil && (g.status != StatusRunning || g.round != run.Round) {
 			h.settleCredits(reservation, false, run.log)
+			h.endHold(ctx, run, 0)
 			return false, h.releaseClaim(ctx, run, "the campaign stopped")
 		}
 	}
 	if err != nil {
+		h.endHold(ctx, run, 0)
 		h.settleCredits(reservation, false, run.log)
 		if rerr := h.releaseClaim(ctx, run, "waiting for the account's turn"); rerr != nil {
 			return false, rerr
@@ -338,45 +355,71 @@ func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.
 		dispatched = at
 		return nil
 	})
-	receipt, err := h.sendOnTime(ctx, run.account, msg, run.log)
+	receipt, err := h.sendOnTime(ctx, run, msg)
 	return receipt, dispatched, err
 }
 
 // recordSent records an accepted message and starts following it.
 func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sender.Message, receipt sender.Receipt, reservation *quota.Reservation) error {
 	h.settleCredits(reservation, true, run.log)
-	if err := h.finish(ctx, run, record{State: StateSent, Account: run.account, UID: receipt.MessageUID}, msg.Credits()); err != nil {
+	if err := h.finish(ctx, run, record{State: StateSent, Account: run.account, UID: receipt.MessageUID}, h.caps.Credits(msg)); err != nil {
 		return err
 	}
 	if h.indexed {
-		if err := h.store.indexMessage(context.WithoutCancel(ctx), receipt.MessageUID, run.Campaign, run.Seq); err != nil {
-			run.log.Error("index a sent message for webhooks", zap.Error(err))
-		}
+		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
 	h.track(ctx, run, h.now())
 	return nil
 }
 
+// indexSent lets the provider's message:sent:new event of a sent message
+// find its recipient, or, when the event came first, applies it now.
+func (h *SendHandler) indexSent(ctx context.Context, run *attemptRun, msg sender.Message, uid string) {
+	if err := h.store.indexMessage(ctx, uid, run.Campaign, run.Seq); err != nil {
+		run.log.Error("index a sent message for webhooks", zap.Error(err))
+	}
+	if phone := recipientPhone(msg); phone != "" {
+		if err := h.store.confirmFromRecentEvent(ctx, phone, uid, run.Campaign, run.Seq); err != nil {
+			run.log.Warn("apply the provider's early sent event", zap.Error(err))
+		}
+	}
+}
+
 // indexUnconfirmed lets a later message:sent:new webhook settle an
-// unconfirmed send before reconciliation does.
+// unconfirmed send before reconciliation does; an earlier one (the
+// provider reported the message while our request was timing out)
+// settles it now.
 func (h *SendHandler) indexUnconfirmed(ctx context.Context, run *attemptRun, phone string) {
 	if !h.indexed || phone == "" {
 		return
 	}
-	if err := h.store.indexUnconfirmed(context.WithoutCancel(ctx), phone, run.Campaign, run.Seq); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if err := h.store.indexUnconfirmed(ctx, phone, run.Campaign, run.Seq); err != nil {
 		run.log.Error("index an unconfirmed send for webhooks", zap.Error(err))
+	}
+	ev, ok, err := h.store.ResolveFromRecentEvents(ctx, phone, run.Campaign, run.Seq)
+	if err != nil {
+		run.log.Error("look for the provider's report of an unconfirmed send", zap.Error(err))
+	}
+	if ok {
+		run.log.Info("the provider had reported the unconfirmed send: sent", zap.String("message_uid", ev.MessageUID))
+		h.track(ctx, run, ev.At)
 	}
 }
 
 // untilWindowOpens answers a wait (a *WaitError) when the recipient's local
 // time is outside the campaign's send window.
 func (h *SendHandler) untilWindowOpens(ctx context.Context, spec *sendSpec, p sendPayload) error {
-	phone, err := h.store.phoneOf(ctx, p.Campaign, p.Seq, spec.phoneIdx)
+	values, err := h.store.row(ctx, p.Campaign, p.Seq)
+	if err != nil {
+		return err
+	}
+	key, err := spec.key(values)
 	if err != nil {
 		return err
 	}
 	now := h.now()
-	open := spec.window.NextOpen(now, spec.window.Location(phone))
+	open := spec.window.NextOpen(now, key.location(spec.window))
 	if !open.After(now) {
 		return nil
 	}
@@ -430,10 +473,11 @@ func (h *SendHandler) pickAccount(ctx context.Context, spec *sendSpec, seq int64
 // and sends it back to the queue until then: retrying "at the next free
 // slot" instead would have every task that missed one collide again at the
 // next, and again, for as long as the backlog lasts.
-func (h *SendHandler) waitForSlot(ctx context.Context, account string) (bool, error) {
+func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, error) {
+	account := run.account
 	slept := false
 	for {
-		wait, err := h.pacer.Take(ctx, account)
+		wait, err := h.takeOnce(ctx, run)
 		if err != nil {
 			return slept, err
 		}
@@ -458,6 +502,32 @@ func (h *SendHandler) waitForSlot(ctx context.Context, account string) (bool, er
 	}
 }
 
+// takeOnce tries to take the account's slot once: for a provider that
+// answers only after the message went out (the gateway, typing), a slot
+// held until the answer (run.hold), so that the account's next send starts
+// an interval after this one went out, however long it took.
+func (h *SendHandler) takeOnce(ctx context.Context, run *attemptRun) (time.Duration, error) {
+	if !h.caps.AnswersAfterSending {
+		return h.pacer.Take(ctx, run.account)
+	}
+	wait, hold, err := h.pacer.TakeHeld(ctx, run.account, h.claimLease)
+	run.hold = hold
+	return wait, err
+}
+
+// endHold frees an account held by this attempt's send, an interval after
+// it went out, ago before now (0: now, or it never went out). A failure
+// costs the account its next slot until the hold lapses, not a message.
+func (h *SendHandler) endHold(ctx context.Context, run *attemptRun, ago time.Duration) {
+	if run.hold == nil {
+		return
+	}
+	if err := run.hold.Answered(context.WithoutCancel(ctx), ago); err != nil {
+		run.log.Warn("free the account's pacing slot after the answer", zap.Error(err))
+	}
+	run.hold = nil
+}
+
 // lateSendSlack is how long a send may take from its pacing slot to the
 // wire before the account's next slot is moved after it. A few ms is the
 // normal cost of the API-call limiter and the HTTP client; more means the
@@ -466,8 +536,19 @@ func (h *SendHandler) waitForSlot(ctx context.Context, account string) (bool, er
 const lateSendSlack = 5 * time.Millisecond
 
 // sendOnTime calls the provider right after the account's pacing slot was
-// taken, and reports a send that reached the wire late to the pacer.
-func (h *SendHandler) sendOnTime(ctx context.Context, account string, msg sender.Message, log *zap.Logger) (sender.Receipt, error) {
+// taken, and reports a send that reached the wire late to the pacer; or,
+// for a slot held until the answer, frees it an interval after the answer.
+func (h *SendHandler) sendOnTime(ctx context.Context, run *attemptRun, msg sender.Message) (sender.Receipt, error) {
+	if run.hold != nil {
+		receipt, err := h.provider.Send(ctx, msg)
+		ago := time.Duration(0) // no answer: it may have gone out up to now
+		if err == nil && !receipt.AnsweredAt.IsZero() {
+			ago = time.Since(receipt.AnsweredAt)
+		}
+		h.endHold(ctx, run, ago)
+		return receipt, err
+	}
+	account, log := run.account, run.log
 	slotAt := time.Now()
 	var wroteAfter atomic.Int64 // since slotAt, of the last request written; 0: none
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{

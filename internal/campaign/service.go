@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // Service is what changes a campaign and its queue together: the
@@ -15,11 +17,17 @@ import (
 type Service struct {
 	store *Store
 	queue *Enqueuer
+	caps  sender.Capabilities // what test sends cost and may carry
 }
 
-// NewService returns the campaign operations on store and queue.
-func NewService(store *Store, queue *Enqueuer) *Service {
-	return &Service{store: store, queue: queue}
+// NewService returns the campaign operations on store and queue, for the
+// provider of caps (none given: TimelinesAI's).
+func NewService(store *Store, queue *Enqueuer, caps ...sender.Capabilities) *Service {
+	s := &Service{store: store, queue: queue, caps: sender.TimelinesCapabilities()}
+	if len(caps) > 0 {
+		s.caps = caps[0]
+	}
+	return s
 }
 
 // NewRecipient is one recipient AddRecipient adds.

@@ -92,6 +92,7 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	if c.TestOf != "" {
 		fields[fTestOf] = c.TestOf
 	}
+	addProviderFields(fields, c)
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -106,6 +107,60 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 		return fmt.Errorf("store campaign %s: %w", c.ID, err)
 	}
 	return nil
+}
+
+// addProviderFields adds to a new campaign's hash fields what follows its
+// provider: the key columns, whether credits are metered, the simulation
+// flags.
+func addProviderFields(fields map[string]any, c *Campaign) {
+	keys, _ := json.Marshal(c.KeyColumns)
+	fields[fKeyColumns] = string(keys)
+	if !c.Credits.Metered {
+		fields[fUnmetered] = "1"
+	}
+	if c.TypingSimulation != nil {
+		fields[fTyping] = flag(*c.TypingSimulation)
+	}
+	if c.PresenceSimulation != nil {
+		fields[fPresence] = flag(*c.PresenceSimulation)
+	}
+}
+
+// readProviderFields reads what addProviderFields wrote.
+func readProviderFields(c *Campaign, h map[string]string) {
+	c.KeyColumns = storedKeyColumns(h)
+	c.TypingSimulation, c.PresenceSimulation = parseFlag(h[fTyping]), parseFlag(h[fPresence])
+	c.Credits.Metered = h[fUnmetered] != "1"
+	if !c.Credits.Metered {
+		c.Credits.Status = CreditsNotMetered
+	}
+}
+
+// flag is a boolean as the campaign hash keeps it.
+func flag(on bool) string {
+	if on {
+		return "1"
+	}
+	return "0"
+}
+
+// parseFlag reads a flag; nil when absent.
+func parseFlag(s string) *bool {
+	if s == "" {
+		return nil
+	}
+	on := s == "1"
+	return &on
+}
+
+// storedKeyColumns reads fKeyColumns; a campaign from before recipient
+// kinds is addressed by its phone column.
+func storedKeyColumns(h map[string]string) []string {
+	var keys []string
+	if json.Unmarshal([]byte(h[fKeyColumns]), &keys) != nil || len(keys) == 0 {
+		keys = []string{h[fPhoneColumn]}
+	}
+	return keys
 }
 
 // Get reads a campaign with its counters and listed rejected rows.
@@ -253,6 +308,7 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 	if c.Accounts == nil {
 		c.Accounts = []string{}
 	}
+	readProviderFields(c, h)
 	c.Credits.Spent = n(fCreditsSpent)
 	c.Credits.Estimated = n(fEstimated)
 	if c.Counts.Total > 0 {
@@ -290,7 +346,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

@@ -133,18 +133,6 @@ func (s *Store) finishImport(ctx context.Context, id string, now time.Time) erro
 	return nil
 }
 
-// phoneOf reads a recipient's phone from its row.
-func (s *Store) phoneOf(ctx context.Context, id string, seq int64, phoneIdx int) (string, error) {
-	values, err := s.row(ctx, id, seq)
-	if err != nil {
-		return "", err
-	}
-	if phoneIdx >= len(values) {
-		return "", fmt.Errorf("recipient %d of campaign %s has no phone", seq, id)
-	}
-	return values[phoneIdx], nil
-}
-
 // claimOutcome is what claimScript found.
 type claimOutcome string
 
@@ -324,19 +312,24 @@ func (s *Store) applyStatuses(ctx context.Context, id string, seq int64, events 
 // cursor to go on from: a rare state in a huge campaign costs several calls
 // rather than one unbounded one.
 func (s *Store) Recipients(ctx context.Context, id string, state State, cursor int64, limit int) ([]Recipient, int64, error) {
-	h, err := s.rdb.HMGet(ctx, campaignKey(id), fTotal, fColumns, fPhoneColumn, fCreatedAt).Result()
+	fields := []string{fTotal, fColumns, fPhoneColumn, fCreatedAt, fKeyColumns}
+	h, err := s.rdb.HMGet(ctx, campaignKey(id), fields...).Result()
 	if err != nil {
 		return nil, 0, fmt.Errorf("read campaign %s: %w", id, err)
 	}
 	if h[0] == nil {
 		return nil, 0, ErrNotFound
 	}
-	total, _ := strconv.ParseInt(h[0].(string), 10, 64)
+	hash := make(map[string]string, len(fields))
+	for i, f := range fields {
+		hash[f], _ = h[i].(string)
+	}
+	total, _ := strconv.ParseInt(hash[fTotal], 10, 64)
 	var columns []string
-	_ = json.Unmarshal([]byte(h[1].(string)), &columns)
-	phoneIdx := indexOf(columns, h[2].(string))
+	_ = json.Unmarshal([]byte(hash[fColumns]), &columns)
+	keys := keyColumnsNamed(columns, storedKeyColumns(hash))
 	var created time.Time
-	if t := ParseUnixMilli(h[3].(string)); t != nil {
+	if t := ParseUnixMilli(hash[fCreatedAt]); t != nil {
 		created = *t
 	}
 
@@ -370,7 +363,7 @@ func (s *Store) Recipients(ctx context.Context, id string, state State, cursor i
 			if state != "" && rec.State != state {
 				continue
 			}
-			r := recipientFrom(cur, columns, phoneIdx, rowStr, rec)
+			r := recipientFrom(cur, columns, keys, rowStr, rec)
 			stored, _ := historyCmd.Val()[i].(string)
 			r.History = decodeHistory(stored, created)
 			out = append(out, r)
@@ -390,7 +383,7 @@ func (s *Store) Recipients(ctx context.Context, id string, state State, cursor i
 	return out, seq, nil
 }
 
-func recipientFrom(seq int64, columns []string, phoneIdx int, row string, rec record) Recipient {
+func recipientFrom(seq int64, columns []string, keys []keyColumn, row string, rec record) Recipient {
 	values := decodeRow(row)
 	r := Recipient{
 		Seq:        seq,
@@ -406,8 +399,11 @@ func recipientFrom(seq int64, columns []string, phoneIdx int, row string, rec re
 			r.Fields[col] = values[i]
 		}
 	}
-	if phoneIdx >= 0 && phoneIdx < len(values) {
-		r.Phone = values[phoneIdx]
+	if key, ok := keyOf(keys, values); ok {
+		r.Key, r.Kind = key.value, key.kind
+		if key.kind == KindPhone {
+			r.Phone = key.value
+		}
 	}
 	return r
 }

@@ -84,6 +84,78 @@ func TestSentEventResolvesAnUnconfirmedSend(t *testing.T) {
 	}
 }
 
+// TestSentEventBeforeTheLostAnswerResolvesIt: the provider reports a
+// message (message:sent:new) while our request to send it is still waiting
+// for its answer, which is then lost. The event matched nobody when it came;
+// kept, it settles the send the moment it becomes unconfirmed, without a
+// lookup. An event of another account is not taken.
+func TestSentEventBeforeTheLostAnswerResolvesIt(t *testing.T) {
+	const account = "+14155550100"
+	f := newFixture(t, sandbox.Config{Accounts: []string{account}})
+	ctx := context.Background()
+	handler := f.indexingHandler()
+	c := f.importCSV("Hi", "phone\n+12025550101\n", func(d *Draft) { d.Accounts = []string{account} })
+	now := time.Now()
+	for _, ev := range []SentEvent{
+		{MessageUID: "other-account", Recipient: "+12025550101", Account: "+14155550199", Origin: "Public API", At: now},
+		{MessageUID: "early", Recipient: "+12025550101", Account: account, Origin: "Public API", At: now},
+	} {
+		if id, _, resolved, err := f.store.ConfirmSent(ctx, ev); err != nil || resolved || id != "" {
+			t.Fatalf("event %s before the send: %q resolved %v, %v", ev.MessageUID, id, resolved, err)
+		}
+	}
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Status: 500, Body: `{"status":"error","message":"oops","error_code":"internal_error"}`, Times: 1})
+	if err := handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r := f.recipient(c.ID, 0)
+	if r.State != StateSent || r.MessageUID != "early" {
+		t.Fatalf("recipient %s uid %q (%s); want sent with the early event's uid", r.State, r.MessageUID, r.Reason)
+	}
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Sent != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %s %+v", got.Status, got.Counts)
+	}
+	// The event is used up: it settles nobody else.
+	if _, ok, err := f.store.ResolveFromRecentEvents(ctx, "+12025550101", c.ID, 0); ok || err != nil {
+		t.Errorf("the event resolved again: %v %v", ok, err)
+	}
+}
+
+// TestSentEventBeforeTheAnswerIsKeptForItsSend: the provider reports a
+// message while its answer is still on the way (the sandbox reports at
+// once, TimelinesAI when the message leaves its queue). The event finds
+// nobody yet; it is kept, and the send, once its answer is recorded, gets
+// the provider's Sent in its history.
+func TestSentEventBeforeTheAnswerIsKeptForItsSend(t *testing.T) {
+	const account = "+14155550100"
+	f := newFixture(t, sandbox.Config{Accounts: []string{account}})
+	ctx := context.Background()
+	handler := f.indexingHandler()
+	c := f.importCSV("Hi", "phone\n+12025550101\n", func(d *Draft) { d.Accounts = []string{account} })
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: 500 * time.Millisecond, Times: 1})
+	sent := make(chan error, 1)
+	go func() { sent <- handler.ProcessTask(ctx, f.task(c.ID, 0)) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(f.sandbox.Messages()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the sandbox never got the message")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	uid := f.sandbox.Messages()[0].UID
+	id, _, resolved, err := f.store.ConfirmSent(ctx, SentEvent{MessageUID: uid, Recipient: "+12025550101", Account: account, Origin: "Public API", At: time.Now()})
+	if err != nil || resolved || id != "" {
+		t.Fatalf("the event during the send: %q resolved %v, %v; want nobody yet", id, resolved, err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	r := f.recipient(c.ID, 0)
+	if r.State != StateSent || r.MessageUID != uid || !historyHasProviderStatus(r, "Sent") {
+		t.Errorf("recipient %s uid %q history %+v; want sent, with the provider's Sent from the early event", r.State, r.MessageUID, r.History)
+	}
+}
+
 // TestSentEventConfirmsASentMessage: the event of a message the send path
 // recorded adds the provider's "Sent" to its recipient's history, once
 // however often it comes.

@@ -71,7 +71,8 @@ func (s *Service) SendTest(ctx context.Context, r TestRequest, now time.Time) (*
 	}
 	test := &Campaign{ID: testID, Name: c.Name, Status: StatusRunning, CreatedAt: now.UTC(),
 		Template: c.Template, TemplateName: c.TemplateName, Accounts: c.Accounts, Label: c.Label,
-		FileUID: c.FileUID, Columns: c.Columns, TestOf: c.ID}
+		FileUID: c.FileUID, Columns: c.Columns, KeyColumns: c.KeyColumns, TestOf: c.ID,
+		TypingSimulation: c.TypingSimulation, PresenceSimulation: c.PresenceSimulation}
 	if err := s.store.create(ctx, test, c.PhoneColumn, false); err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Service) SendTest(ctx context.Context, r TestRequest, now time.Time) (*
 	if i := indexOf(c.Columns, fileColumn); i >= 0 && values[i] != "" {
 		msg.FileUID = values[i]
 	}
-	if err := s.AddRecipient(ctx, NewRecipient{Campaign: test.ID, Seq: 0, Values: values, Credits: msg.Credits()}); err != nil {
+	if err := s.AddRecipient(ctx, NewRecipient{Campaign: test.ID, Seq: 0, Values: values, Credits: s.caps.Credits(msg)}); err != nil {
 		return nil, err
 	}
 	// Done importing: it completes once its one recipient is settled.

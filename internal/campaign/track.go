@@ -42,6 +42,17 @@ type PollSchedule struct {
 	MaxAge time.Duration   // no poll later than this after the send
 }
 
+// For is the schedule for a provider with caps: none at all when it keeps
+// no status history (a gateway), whose message's state is what its send
+// answered. Every place that schedules polls takes its schedule through
+// here.
+func (s PollSchedule) For(caps sender.Capabilities) PollSchedule {
+	if !caps.StatusHistory {
+		return PollSchedule{}
+	}
+	return s
+}
+
 // at is when poll n is due for a message sent at sent; after the listed
 // delays, polls go on at the last gap. ok is false past the max age.
 func (s PollSchedule) at(sent time.Time, n int) (time.Time, bool) {
@@ -104,7 +115,7 @@ type Tracker struct {
 
 // NewTracker returns the handler of TypePoll tasks.
 func NewTracker(store *Store, provider sender.Provider, queue *Enqueuer, schedule PollSchedule, budget *quota.PollBudget, log *zap.Logger) *Tracker {
-	return &Tracker{store: store, provider: provider, queue: queue, schedule: schedule, budget: budget, log: log}
+	return &Tracker{store: store, provider: provider, queue: queue, schedule: schedule.For(provider.Capabilities()), budget: budget, log: log}
 }
 
 // ProcessTask implements asynq.Handler.
@@ -120,8 +131,10 @@ func (tr *Tracker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if rec.UID == "" || terminal(rec.State) || rec.State == StateQueued || rec.State == StateSending {
-		return nil // nothing (more) to learn
+	if rec.UID == "" || terminal(rec.State) || rec.State == StateQueued || rec.State == StateSending || len(tr.schedule.Delays) == 0 {
+		// Nothing (more) to learn; or a poll enqueued under a provider with
+		// status history, run under one without it.
+		return nil
 	}
 	if wait, err := tr.budget.Take(ctx); err != nil {
 		return err
@@ -139,7 +152,7 @@ func (tr *Tracker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		case pe != nil && pe.Kind == sender.RateLimited:
 			return &WaitError{Delay: max(pe.RetryAfter, 5*time.Second), Reason: "provider rate limit", NotEarlier: true}
 		case pe != nil && pe.Kind == sender.CallsExhausted:
-			return waitForAPICalls()
+			return waitForAPICalls(apiCallsWait)
 		case pe != nil && (pe.Kind == sender.AuthFailed || pe.Kind == sender.Forbidden):
 			return &WaitError{Delay: 5 * time.Minute, Reason: "provider refused status polls: " + pe.Reason()}
 		case pe != nil && (pe.Kind == sender.NotFound || pe.Kind == sender.Invalid):

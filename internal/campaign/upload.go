@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
 // A campaign created by an HTTP request is held while the request is still
@@ -132,7 +134,7 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 	if err != nil {
 		return nil, err
 	}
-	changes, err := lateChanges(c, early, final, want)
+	changes, err := im.lateChanges(c, early, final, want)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +183,7 @@ func (im *Importer) Release(ctx context.Context, c *Campaign, early, final Draft
 
 // lateChanges checks the fields that differ between early and final (want
 // is final, prepared) and answers the campaign hash fields they change.
-func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]any, error) {
+func (im *Importer) lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]any, error) {
 	changes := map[string]any{}
 	if final.Name != early.Name {
 		changes[fName] = want.Name
@@ -192,9 +194,16 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 	if want.FileUID != c.FileUID {
 		changes[fFileUID] = want.FileUID
 		if want.FileUID != "" {
-			// Every message now carries the file: 2 credits each.
-			changes[fEstimated] = 2 * c.Counts.Total
+			// Every message now carries the file.
+			perMessage := im.caps.Credits(sender.Message{Text: want.Template, FileUID: want.FileUID})
+			changes[fEstimated] = int64(perMessage) * c.Counts.Total
 		}
+	}
+	if want.TypingSimulation != nil && !equalFlags(want.TypingSimulation, c.TypingSimulation) {
+		changes[fTyping] = flag(*want.TypingSimulation)
+	}
+	if want.PresenceSimulation != nil && !equalFlags(want.PresenceSimulation, c.PresenceSimulation) {
+		changes[fPresence] = flag(*want.PresenceSimulation)
 	}
 	if w := EncodeWindow(want.Window); w != EncodeWindow(c.Window) {
 		changes[fWindow] = w
@@ -211,6 +220,8 @@ func lateChanges(c *Campaign, early, final Draft, want *Campaign) (map[string]an
 	}
 	return changes, nil
 }
+
+func equalFlags(a, b *bool) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 
 // EncodeWindow is a window as the campaign hash keeps it ("": none).
 func EncodeWindow(w *Window) string {

@@ -134,6 +134,95 @@ func (p *Pacer) WentOutLate(ctx context.Context, account string, ago time.Durati
 	return nil
 }
 
+// takeHeldScript is takeScript for a send that holds the account until it
+// is answered: when the slot KEYS[1] has come, the next one is set ARGV[1]
+// ms later (the longest the send may take). Answers {0, the slot set (ms)}
+// when taken, else {ms until the slot, 0}.
+var takeHeldScript = redis.NewScript(luaNowMillis + `
+local now = tonumber(now_ms)
+local free_at = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if free_at > now then
+  return {free_at - now, 0}
+end
+local hold = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], string.format('%d', now + hold), 'PX', hold)
+return {0, now + hold}
+`)
+
+// answeredScript ends a hold: the slot KEYS[1] becomes ARGV[2] ms from now
+// (an interval after the send went out) if it still is the hold ARGV[1]
+// (ms) this send set; else (the hold lapsed and another send took the slot)
+// it only moves later, as lateScript does.
+var answeredScript = redis.NewScript(luaNowMillis + `
+local now = tonumber(now_ms)
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local free_at = now + tonumber(ARGV[2])
+if cur ~= tonumber(ARGV[1]) and free_at <= cur then return 0 end
+if free_at > now then
+  redis.call('SET', KEYS[1], string.format('%d', free_at), 'PX', free_at - now)
+else
+  redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+// TakeHeld is Take for a provider that answers a send only once the
+// message has gone out (the gateway, after "typing" it for seconds): the
+// slot, once taken, holds the account for hold (the longest the send may
+// take) rather than an interval, and the Hold's Answered frees it an
+// interval after the answer. So an account's next send starts an interval
+// after its last one went out, however long the provider took: counted
+// from the request, a long typing simulation would eat the gap. A wait
+// answers a nil Hold; so does an account without pacing (interval 0).
+func (p *Pacer) TakeHeld(ctx context.Context, account string, hold time.Duration) (time.Duration, *Hold, error) {
+	interval, err := p.Interval(ctx, account)
+	if err != nil || interval == 0 {
+		return 0, nil, err
+	}
+	res, err := takeHeldScript.Run(ctx, p.rdb, []string{paceKey(account)}, ceilMillis(max(hold, interval))).Int64Slice()
+	if err != nil || len(res) != 2 {
+		return 0, nil, fmt.Errorf("quota: take send slot of account %q: %v %w", account, res, err)
+	}
+	if wait := time.Duration(res[0]) * time.Millisecond; wait > 0 {
+		if wait > interval {
+			// Held by a send still waiting for its answer, which may come
+			// any moment: look again soon, not when the hold would lapse.
+			wait = min(wait, max(interval, heldRecheck))
+		}
+		return wait + p.randomJitter(), nil, nil
+	}
+	return 0, &Hold{pacer: p, account: account, until: res[1], interval: interval}, nil
+}
+
+// heldRecheck is how soon TakeHeld tells a send to look again at an
+// account held by another send (a slot further than an interval away can
+// only be a hold): often enough to follow the answer closely, seldom
+// enough not to spin while a gateway types for seconds.
+const heldRecheck = 250 * time.Millisecond
+
+// Hold is an account's slot held by a send until its answer (TakeHeld).
+type Hold struct {
+	pacer    *Pacer
+	account  string
+	until    int64 // the slot the hold set (ms, Redis clock)
+	interval time.Duration
+}
+
+// Answered ends the hold: the send went out ago before now (the provider's
+// answer; 0 for a send that failed or never went out, which holds the
+// account a full interval from now), and the account's next slot is an
+// interval (plus jitter) after that. Nil does nothing.
+func (h *Hold) Answered(ctx context.Context, ago time.Duration) error {
+	if h == nil {
+		return nil
+	}
+	next := h.interval + h.pacer.randomJitter() - max(0, ago)
+	if err := answeredScript.Run(ctx, h.pacer.rdb, []string{paceKey(h.account)}, h.until, ceilMillis(next)).Err(); err != nil {
+		return fmt.Errorf("quota: free the send slot of account %q after its answer: %w", h.account, err)
+	}
+	return nil
+}
+
 // ceilMillis is d in whole milliseconds, rounded up: slots are kept in ms,
 // and rounding down would put two sends closer than the interval.
 func ceilMillis(d time.Duration) int64 {

@@ -224,6 +224,89 @@ func TestPacerLateSendMovesTheNextSlot(t *testing.T) {
 	})
 }
 
+// TestPacerHoldsTheAccountUntilTheAnswer: a provider that answers after
+// the message went out (the gateway, typing) holds the account for the
+// whole send, however long, and frees it an interval after the answer.
+func TestPacerHoldsTheAccountUntilTheAnswer(t *testing.T) {
+	t.Run("held while typing, an interval after the answer", func(t *testing.T) {
+		const interval = 200 * time.Millisecond
+		ctx := testContext(t)
+		clients := processes(t, 2)
+		sender, other := quota.NewPacer(clients[0], interval, 0), quota.NewPacer(clients[1], interval, 0)
+		wait, hold, err := sender.TakeHeld(ctx, "+1A", time.Minute)
+		if err != nil || wait != 0 || hold == nil {
+			t.Fatalf("TakeHeld = %s, %v, %v; want the slot held", wait, hold, err)
+		}
+		time.Sleep(2 * interval) // typing, longer than the interval
+		if wait, err := other.Take(ctx, "+1A"); err != nil || wait < 30*time.Second {
+			t.Fatalf("during the send, Take = %s, %v; want the account held (about a minute)", wait, err)
+		}
+		// A held send looks again soon, not when the hold would lapse: the
+		// answer may come any moment.
+		if wait, h, err := other.TakeHeld(ctx, "+1A", time.Minute); h != nil || err != nil || wait <= 0 || wait > 250*time.Millisecond {
+			t.Fatalf("a second held send during the first: wait %s, hold %v, %v; want a short wait and no hold", wait, h, err)
+		}
+		if err := hold.Answered(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		wait, err = other.Take(ctx, "+1A")
+		if err != nil || wait < interval/2 || wait > interval {
+			t.Fatalf("just after the answer, Take = %s, %v; want about the interval %s", wait, err, interval)
+		}
+		time.Sleep(wait)
+		if wait, err := other.Take(ctx, "+1A"); err != nil || wait != 0 {
+			t.Fatalf("an interval after the answer, Take = %s, %v; want the slot", wait, err)
+		}
+	})
+	t.Run("an answer long ago frees the account at once", func(t *testing.T) {
+		ctx := testContext(t)
+		p := quota.NewPacer(processes(t, 1)[0], time.Second, 0)
+		_, hold, err := p.TakeHeld(ctx, "+1A", time.Hour)
+		if err != nil || hold == nil {
+			t.Fatal(hold, err)
+		}
+		if err := hold.Answered(ctx, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if wait, err := p.Take(ctx, "+1A"); err != nil || wait != 0 {
+			t.Errorf("Take = %s, %v; want the slot", wait, err)
+		}
+	})
+	t.Run("a lapsed hold never moves another send's slot earlier", func(t *testing.T) {
+		const interval = 50 * time.Millisecond
+		ctx := testContext(t)
+		p := quota.NewPacer(processes(t, 1)[0], interval, 0)
+		_, hold, err := p.TakeHeld(ctx, "+1A", 100*time.Millisecond)
+		if err != nil || hold == nil {
+			t.Fatal(hold, err)
+		}
+		time.Sleep(150 * time.Millisecond) // the send outlived its hold (a dead worker's)
+		if err := p.SetInterval(ctx, "+1A", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if wait, err := p.Take(ctx, "+1A"); err != nil || wait != 0 {
+			t.Fatalf("after the hold lapsed, Take = %s, %v; want the slot", wait, err)
+		}
+		if err := hold.Answered(ctx, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if wait, err := p.Take(ctx, "+1A"); err != nil || wait < 50*time.Minute {
+			t.Errorf("Take = %s, %v; the late answer of a lapsed hold freed another send's slot", wait, err)
+		}
+	})
+	t.Run("pacing off", func(t *testing.T) {
+		ctx := testContext(t)
+		p := quota.NewPacer(processes(t, 1)[0], 0, 0)
+		wait, hold, err := p.TakeHeld(ctx, "+1A", time.Minute)
+		if err != nil || wait != 0 || hold != nil {
+			t.Fatalf("TakeHeld with pacing off = %s, %v, %v; want go, nothing held", wait, hold, err)
+		}
+		if err := hold.Answered(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestPacerJitterAddsToWaitsAndSteps(t *testing.T) {
 	const interval, jitter = time.Hour, time.Minute
 	ctx := testContext(t)

@@ -81,7 +81,15 @@ func NewQuotaSyncer(rdb redis.UniversalClient, p sender.Provider, l *CreditLedge
 // Run syncs at once, then keeps syncing until ctx is done. Every process may
 // run one; together they read at most once per interval. Failures are logged
 // and leave the ledger as it was.
+//
+// A provider that meters no credits (sender.Capabilities.MeteredCredits
+// false: a gateway) has no quota to read: Run returns at once, and the
+// ledger stays unsynced, which nobody asks of such a provider.
 func (s *QuotaSyncer) Run(ctx context.Context) {
+	if !s.provider.Capabilities().MeteredCredits {
+		s.log.Info("the provider meters no credits: no quota reads")
+		return
+	}
 	// Checking more often than the interval keeps the gap between two reads
 	// close to the interval whatever the phase of each process's ticker, and
 	// lets a failed read be tried again after the gap (see syncIfDue); the
@@ -142,6 +150,9 @@ return 0
 // unless some process read on demand less than the gap ago, in which case it
 // does nothing and answers nil.
 func (s *QuotaSyncer) SyncNow(ctx context.Context) error {
+	if !s.provider.Capabilities().MeteredCredits {
+		return nil // nothing to read (see Run)
+	}
 	taken, err := s.rdb.SetNX(ctx, syncNowLockKey, s.token, s.nowGap).Result()
 	if err != nil {
 		return fmt.Errorf("quota: sync now: lock: %w", err)

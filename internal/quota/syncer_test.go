@@ -25,6 +25,8 @@ type fakeProvider struct {
 	// hold, when set, keeps every read waiting until it is closed (or the
 	// read's context ends): a read under way.
 	hold chan struct{}
+	// unmetered plays a provider without credits (a gateway).
+	unmetered bool
 }
 
 func (f *fakeProvider) Quota(ctx context.Context) (sender.Quota, error) {
@@ -54,7 +56,12 @@ func (f *fakeProvider) StatusHistory(context.Context, string) ([]sender.StatusEv
 	return nil, sender.ErrNotSupported
 }
 
-func (f *fakeProvider) Capabilities() sender.Capabilities { return sender.TimelinesCapabilities() }
+func (f *fakeProvider) Capabilities() sender.Capabilities {
+	if f.unmetered {
+		return sender.GatewayCapabilities()
+	}
+	return sender.TimelinesCapabilities()
+}
 
 var providerQuota = sender.Quota{
 	MessagingTotal:      1000,
@@ -297,5 +304,29 @@ func TestSyncerStoppedMidReadHandsTheReadOver(t *testing.T) {
 	waitFor(t, "the other process to sync", func() bool { return balance(t, ctx, ws[1].ledger).Synced })
 	if n := p.reads.Load(); n != 2 {
 		t.Errorf("%d provider reads, want 2 (the abandoned one, the other process's)", n)
+	}
+}
+
+// TestSyncerReadsNothingOfAnUnmeteredProvider: a gateway has no quota to
+// read; the syncer neither asks for it (an ErrNotSupported every interval)
+// nor keeps running.
+func TestSyncerReadsNothingOfAnUnmeteredProvider(t *testing.T) {
+	p := &fakeProvider{unmetered: true}
+	w := workers(t, 1, p, time.Millisecond)[0]
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.syncer.Run(testContext(t))
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run kept running for a provider that meters nothing")
+	}
+	if err := w.syncer.SyncNow(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.reads.Load(); n != 0 {
+		t.Errorf("%d quota reads of a provider without quotas", n)
 	}
 }

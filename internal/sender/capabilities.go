@@ -10,6 +10,10 @@ package sender
 // ErrNotSupported (Quota, StatusHistory), the provider does not implement
 // MessageFinder, or ValidateMessage refuses a message that uses it.
 type Capabilities struct {
+	// Name is the provider as people know it ("TimelinesAI", "the
+	// gateway"), for messages that say what it cannot do.
+	Name string
+
 	// MeteredCredits: messages cost credits that Quota reports. Without
 	// it Quota answers ErrNotSupported and Credits is 0: there is no
 	// ledger to keep.
@@ -28,6 +32,11 @@ type Capabilities struct {
 	ChatNames bool
 	// TypingSimulation: Message.TypingSimulation and PresenceSimulation.
 	TypingSimulation bool
+	// AnswersAfterSending: the provider answers a send only once the
+	// message has gone out (the gateway, after it has "typed" it), so an
+	// account's gap to its next message counts from the answer
+	// (Receipt.AnsweredAt), not from the request.
+	AnswersAfterSending bool
 
 	// How a recipient may be addressed.
 	AddressByPhone  bool

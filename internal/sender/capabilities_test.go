@@ -57,9 +57,6 @@ func TestCredits(t *testing.T) {
 		if got := gateway.Credits(tt.msg); got != tt.wantGate {
 			t.Errorf("%s: the gateway charges %d, want %d", tt.name, got, tt.wantGate)
 		}
-		if got := tt.msg.Credits(); got != tt.wantTimelines { // deprecated, kept for internal/campaign
-			t.Errorf("%s: Message.Credits %d, want TimelinesAI's %d", tt.name, got, tt.wantTimelines)
-		}
 	}
 	// A metered provider without a rule of its own charges 1.
 	if got := (sender.Capabilities{MeteredCredits: true}).Credits(sender.Message{Text: "hi", FileUID: "f"}); got != 1 {

@@ -102,6 +102,33 @@ func TestFindSent(t *testing.T) {
 	}
 }
 
+// TestFindSentInAChat: a chat id (a group's, which has no phone) is
+// looked up in that chat alone, with one API call for its history.
+func TestFindSentInAChat(t *testing.T) {
+	f := newFixture(t, sandbox.Config{Credits: 50, Accounts: []string{accountA}})
+	group := "120363025551234567@g.us"
+	r, err := f.client.Send(context.Background(), sender.Message{JID: group, AccountPhone: accountA, Text: "to the group"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, f, accountA, ann, "to Ann")
+	sent, ok := f.box.Message(r.MessageUID)
+	if !ok {
+		t.Fatal("the sandbox has no record of the group message")
+	}
+	calls := f.limiter.calls.Load()
+	found, err := f.client.FindSent(context.Background(), sender.SentQuery{ChatID: sent.Chat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := foundTexts(found); !reflect.DeepEqual(got, []string{"to the group"}) || found[0].UID != r.MessageUID {
+		t.Errorf("in the group's chat: %v", got)
+	}
+	if n := f.limiter.calls.Load() - calls; n != 1 {
+		t.Errorf("the lookup made %d API calls, want 1 (the chat's history; no chat list)", n)
+	}
+}
+
 func TestFindSentPages(t *testing.T) {
 	clock := newClock()
 	f := newFixture(t, sandbox.Config{Credits: 50, PageSize: 2, Now: clock.Now})

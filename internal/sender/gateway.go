@@ -47,11 +47,13 @@ func WithTypingAllowance(d time.Duration) Option {
 // credits, status history, lookups, attachments, labels or chat names.
 func GatewayCapabilities() Capabilities {
 	return Capabilities{
-		TypingSimulation: true,
-		AddressByPhone:   true,
-		AddressByJID:     true,
-		ReplyToPhone:     true,
-		MaxTextLength:    GatewayMaxTextLength,
+		Name:                "the gateway",
+		TypingSimulation:    true,
+		AnswersAfterSending: true,
+		AddressByPhone:      true,
+		AddressByJID:        true,
+		ReplyToPhone:        true,
+		MaxTextLength:       GatewayMaxTextLength,
 	}
 }
 

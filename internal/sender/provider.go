@@ -78,25 +78,10 @@ type Message struct {
 	PresenceSimulation *bool
 }
 
-// MaxLabelLength is TimelinesAI's label limit. It is deprecated: limits
-// differ per provider, use Provider.Capabilities().MaxLabelLength. It stays
-// until internal/campaign has moved over (a formal "Deprecated:" paragraph
-// would fail staticcheck at its callers until then).
-const MaxLabelLength = timelinesMaxLabelLength
-
 // HasAttachment reports whether the message carries a file or an attachment
 // template.
 func (m Message) HasAttachment() bool {
 	return m.FileUID != "" || m.AttachmentTemplateID != 0
-}
-
-// Credits is what TimelinesAI charges for the message: 1, or 2 when it has
-// both non-empty text and an attachment. It is deprecated: the rule is
-// TimelinesAI's, and the gateway charges nothing; use
-// Provider.Capabilities().Credits(msg). It stays until internal/campaign has
-// moved over (see MaxLabelLength).
-func (m Message) Credits() int {
-	return timelinesCredits(m)
 }
 
 // Receipt is the provider's acknowledgement of an accepted message.
@@ -152,9 +137,11 @@ type MessageFinder interface {
 }
 
 // SentQuery asks for the messages sent to Phone from AccountPhone ("" any account) at or
-// after After.
+// after After; or, with ChatID, those sent in that one chat (a group's, say,
+// which has no phone).
 type SentQuery struct {
 	Phone        string // the recipient, E.164
+	ChatID       int64  // the chat to look in instead of the chats with Phone; 0: none
 	AccountPhone string // the sending WhatsApp account, E.164; "" any
 	After        time.Time
 }

@@ -40,6 +40,7 @@ func timelinesCredits(m Message) int {
 // TimelinesCapabilities are what the TimelinesAI Public API can do.
 func TimelinesCapabilities() Capabilities {
 	return Capabilities{
+		Name:              "TimelinesAI",
 		MeteredCredits:    true,
 		StatusHistory:     true,
 		MessageLookup:     true,

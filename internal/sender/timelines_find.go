@@ -30,7 +30,7 @@ const (
 
 // FindSent looks up the messages the account sent to q.Phone at or after
 // q.After: GET /chats?phone=… (with whatsapp_account_id, the account's JID,
-// when q.AccountPhone is set), then each chat's
+// when q.AccountPhone is set), or the one chat q.ChatID, then each chat's
 // GET /chats/{id}/messages?from_me=true&after=…&sorting_order=asc, following
 // has_more_pages. after goes out as RFC 3339 in UTC (see afterMargin).
 // Every request waits for the CallLimiter like any other call; errors carry
@@ -41,19 +41,21 @@ const (
 // with the error: a caller that finds its message among them may take it,
 // one that does not must not conclude that it was not sent.
 func (t *Timelines) FindSent(ctx context.Context, q SentQuery) ([]SentMessage, error) {
-	phone, ok := e164Digits(q.Phone)
-	if !ok {
-		return nil, &Error{Kind: Invalid, Op: OpFindSent, Message: fmt.Sprintf("not a phone number: %q", q.Phone)}
-	}
 	account, ok := e164Digits(q.AccountPhone)
 	if q.AccountPhone != "" && !ok {
 		return nil, &Error{Kind: Invalid, Op: OpFindSent, Message: fmt.Sprintf("not an account phone number: %q", q.AccountPhone)}
 	}
-
 	pages := maxFindPages
-	chats, perr := t.findChats(ctx, phone, account, &pages)
-	if perr != nil {
-		return nil, perr
+	chats := []int64{q.ChatID}
+	if q.ChatID <= 0 {
+		phone, ok := e164Digits(q.Phone)
+		if !ok {
+			return nil, &Error{Kind: Invalid, Op: OpFindSent, Message: fmt.Sprintf("not a phone number: %q", q.Phone)}
+		}
+		var perr *Error
+		if chats, perr = t.findChats(ctx, phone, account, &pages); perr != nil {
+			return nil, perr
+		}
 	}
 	var found []SentMessage
 	for _, chatID := range chats {

@@ -161,8 +161,8 @@ func TestSendRecordsTheMessage(t *testing.T) {
 			if !reflect.DeepEqual(sent, tt.want) {
 				t.Errorf("sandbox received\n%+v\nwant\n%+v", sent, tt.want)
 			}
-			if got.Credits != tt.msg.Credits() {
-				t.Errorf("sandbox charged %d, Message.Credits says %d", got.Credits, tt.msg.Credits())
+			if want := sender.TimelinesCapabilities().Credits(tt.msg); got.Credits != want {
+				t.Errorf("sandbox charged %d, the TimelinesAI capabilities say %d", got.Credits, want)
 			}
 		})
 	}

@@ -22,10 +22,8 @@ const (
 	// "%01000000d" would otherwise build a megabyte from one argument.
 	maxPrintfWidth = 64
 
-	// maxMessageBytes is where Render stops writing: a code point takes at
-	// most 4 bytes in UTF-8, so text past it has more than MaxLength+1 code
-	// points whatever they are (whitespace at the end aside), and a message
-	// just over MaxLength is still measured whole.
+	// maxMessageBytes is where Render stops writing (maxMessageBytesFor
+	// MaxLength).
 	maxMessageBytes = utf8.UTFMax * (MaxLength + 1)
 
 	// maxFunctionBytes bounds the text the functions of one Render read and
@@ -218,4 +216,13 @@ func definitionProblem(tmpl *template.Template, name, text string) *SyntaxError 
 	w := &walker{src: text}
 	w.refuse(pos, "{{define}}")
 	return w.err
+}
+
+// maxMessageBytesFor is where rendering stops for a text limit of
+// maxLength code points: a code point takes at most 4 bytes in UTF-8, so
+// text past it has more than maxLength+1 code points whatever they are
+// (whitespace at the end aside), and a message just over maxLength is still
+// measured whole.
+func maxMessageBytesFor(maxLength int) int {
+	return utf8.UTFMax * (maxLength + 1)
 }

@@ -28,10 +28,11 @@ func newRenderer(parsed *template.Template) (*renderer, error) {
 	return r, nil
 }
 
-// execute renders data into r.out with a full budget.
-func (r *renderer) execute(data any) error {
+// execute renders data into r.out with a full budget, writing at most
+// limit bytes.
+func (r *renderer) execute(data any, limit int) error {
 	r.budget = workBudget{left: maxFunctionBytes}
-	r.out.reset()
+	r.out.reset(limit)
 	return r.tmpl.Execute(&r.out, data)
 }
 
@@ -40,16 +41,19 @@ func (r *renderer) execute(data any) error {
 var errMessageTooLong = errors.New("the message is over the length limit")
 
 // boundedWriter keeps what a template writes, without leading whitespace
-// (Render trims it anyway), and fails once that would pass maxMessageBytes:
-// rendering stops there, so no message longer than that is ever built,
-// whatever the template and the row. It keeps what fits, for a preview.
+// (Render trims it anyway), and fails once that would pass its limit
+// (maxMessageBytesFor the provider's text limit): rendering stops there, so
+// no message longer than that is ever built, whatever the template and the
+// row. It keeps what fits, for a preview.
 type boundedWriter struct {
 	buf     []byte
+	limit   int
 	started bool // something other than whitespace was written
 }
 
-func (w *boundedWriter) reset() {
+func (w *boundedWriter) reset(limit int) {
 	w.buf = w.buf[:0]
+	w.limit = limit
 	w.started = false
 }
 
@@ -62,7 +66,7 @@ func (w *boundedWriter) Write(p []byte) (int, error) {
 		}
 		w.started = true
 	}
-	if room := maxMessageBytes - len(w.buf); len(p) > room {
+	if room := w.limit - len(w.buf); len(p) > room {
 		w.buf = append(w.buf, p[:room]...)
 		w.buf = w.buf[:len(w.buf)-partialRuneBytes(w.buf)]
 		return 0, errMessageTooLong

@@ -88,8 +88,8 @@ import (
 	"unicode/utf8"
 )
 
-// MaxLength is the longest message, in Unicode code points, that the provider
-// accepts.
+// MaxLength is the longest message, in Unicode code points, that Render
+// allows: TimelinesAI's limit. Other providers' limits go to RenderUpTo.
 const MaxLength = 2000
 
 // Campaign holds the campaign details a template can use as
@@ -208,6 +208,16 @@ func (t *Template) CheckColumns(columns []string) error {
 // they hold; the text returned then is what came before, and the error says
 // rendering stopped.
 func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
+	return t.RenderUpTo(row, c, MaxLength)
+}
+
+// RenderUpTo is Render with the provider's own text limit, maxLength code
+// points (not positive: MaxLength): limits differ per provider
+// (sender.Capabilities.MaxTextLength).
+func (t *Template) RenderUpTo(row map[string]string, c Campaign, maxLength int) (string, error) {
+	if maxLength <= 0 {
+		maxLength = MaxLength
+	}
 	r, _ := t.renderers.Get().(*renderer)
 	if r == nil {
 		var err error
@@ -216,17 +226,17 @@ func (t *Template) Render(row map[string]string, c Campaign) (string, error) {
 		}
 	}
 	defer t.renderers.Put(r)
-	err := r.execute(t.data(row, c))
+	err := r.execute(t.data(row, c), maxMessageBytesFor(maxLength))
 	msg := strings.TrimSpace(string(r.out.buf))
 	switch {
 	case errors.Is(err, errMessageTooLong):
-		return msg, &TooLongError{Length: utf8.RuneCountInString(msg), Max: MaxLength, Stopped: true}
+		return msg, &TooLongError{Length: utf8.RuneCountInString(msg), Max: maxLength, Stopped: true}
 	case err != nil:
 		return "", renderError(err, t.name)
 	}
-	if len(msg) > MaxLength { // bytes ≥ code points: count only when it may matter
-		if n := utf8.RuneCountInString(msg); n > MaxLength {
-			return msg, &TooLongError{Length: n, Max: MaxLength}
+	if len(msg) > maxLength { // bytes ≥ code points: count only when it may matter
+		if n := utf8.RuneCountInString(msg); n > maxLength {
+			return msg, &TooLongError{Length: n, Max: maxLength}
 		}
 	}
 	return msg, nil

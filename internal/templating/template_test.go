@@ -360,6 +360,30 @@ func TestLengthLimit(t *testing.T) {
 	}
 }
 
+// TestProviderLengthLimit: another provider's limit (the gateway's 65536)
+// lets through what TimelinesAI's 2000 refuses, and is itself enforced,
+// rendering stopping past it.
+func TestProviderLengthLimit(t *testing.T) {
+	tmpl := mustParse(t, "{{.text}}")
+	long := strings.Repeat("ü", 5000)
+	if _, err := tmpl.Render(map[string]string{"text": long}, Campaign{}); err == nil {
+		t.Fatal("Render let 5000 characters through TimelinesAI's limit")
+	}
+	got, err := tmpl.RenderUpTo(map[string]string{"text": long}, Campaign{}, 65536)
+	if err != nil || got != long {
+		t.Fatalf("RenderUpTo 65536 of 5000 characters: %d characters, %v", len([]rune(got)), err)
+	}
+	var tl *TooLongError
+	_, err = tmpl.RenderUpTo(map[string]string{"text": long}, Campaign{}, 4000)
+	if !errors.As(err, &tl) || tl.Max != 4000 || tl.Length != 5000 {
+		t.Fatalf("RenderUpTo 4000 of 5000 characters: %v", err)
+	}
+	got, err = tmpl.RenderUpTo(map[string]string{"text": strings.Repeat("a", 300000)}, Campaign{}, 65536)
+	if !errors.As(err, &tl) || !tl.Stopped || len(got) > 4*65537 {
+		t.Fatalf("RenderUpTo 65536 of 300000 characters: %d bytes, %v; want a stop at 4 bytes a character", len(got), err)
+	}
+}
+
 func TestFuncs(t *testing.T) {
 	tests := []struct {
 		fn   func(string) string

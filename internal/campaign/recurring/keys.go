@@ -34,8 +34,11 @@ const (
 	rfLabel        = "label"
 	rfFileUID      = "file_uid"
 	rfWindow       = "window"
+	rfTyping       = "typing"   // "1"/"0": the runs' typing simulation (absent: the provider has none)
+	rfPresence     = "presence" // "1"/"0": their presence simulation
 	rfColumns      = "columns"
 	rfPhoneColumn  = "phone_column"
+	rfKeyColumns   = "key_columns" // JSON list; absent: the phone column
 	rfRows         = "contacts_rows"
 	rfBytes        = "contacts_bytes"
 	rfCreatedAt    = "created_at" // unix ms

@@ -239,7 +239,19 @@ func runDraft(id string, def map[string]string, tick int64) (campaign.Draft, err
 		Window:       campaign.DecodeWindow(def[rfWindow]),
 	}
 	_ = json.Unmarshal([]byte(def[rfAccounts]), &d.Accounts)
+	d.TypingSimulation, d.PresenceSimulation = savedFlag(def[rfTyping]), savedFlag(def[rfPresence])
 	return d, nil
+}
+
+// savedFlag reads a simulation flag the definition saved: off, or nil for
+// on (the default) and absent, so that a definition made for a gateway
+// still runs after a move to a provider without simulation, unless it
+// turned simulation off.
+func savedFlag(s string) *bool {
+	if v, err := strconv.ParseBool(s); err == nil && !v {
+		return &v
+	}
+	return nil
 }
 
 // runName names a run's campaign: the definition's name and the

@@ -117,6 +117,7 @@ func (v *validDraft) fields(now time.Time) map[string]any {
 	c := v.campaign
 	accounts, _ := json.Marshal(c.Accounts)
 	columns, _ := json.Marshal(v.contacts.Columns)
+	keyColumns, _ := json.Marshal(v.contacts.KeyColumns)
 	fields := map[string]any{
 		rfName:         v.name,
 		rfStatus:       string(Active),
@@ -129,6 +130,7 @@ func (v *validDraft) fields(now time.Time) map[string]any {
 		rfFileUID:      c.FileUID,
 		rfColumns:      string(columns),
 		rfPhoneColumn:  v.contacts.PhoneColumn,
+		rfKeyColumns:   string(keyColumns),
 		rfRows:         v.contacts.Rows,
 		rfBytes:        v.contacts.Bytes,
 		rfCreatedAt:    campaign.UnixMilli(now),
@@ -136,6 +138,11 @@ func (v *validDraft) fields(now time.Time) map[string]any {
 	}
 	if c.Window != nil {
 		fields[rfWindow] = campaign.EncodeWindow(c.Window)
+	}
+	for field, v := range map[string]*bool{rfTyping: c.TypingSimulation, rfPresence: c.PresenceSimulation} {
+		if v != nil {
+			fields[field] = strconv.FormatBool(*v)
+		}
 	}
 	return fields
 }
@@ -176,6 +183,9 @@ func definitionFromHash(id string, h map[string]string) *Definition {
 	}
 	_ = json.Unmarshal([]byte(h[rfAccounts]), &r.Accounts)
 	_ = json.Unmarshal([]byte(h[rfColumns]), &r.Contacts.Columns)
+	if json.Unmarshal([]byte(h[rfKeyColumns]), &r.Contacts.KeyColumns) != nil || len(r.Contacts.KeyColumns) == 0 {
+		r.Contacts.KeyColumns = []string{r.Contacts.PhoneColumn}
+	}
 	if r.Accounts == nil {
 		r.Accounts = []string{}
 	}

@@ -6,8 +6,8 @@ import "github.com/wacampaign/wacampaign/internal/campaign"
 // keys). The {id} hash tag keeps one sequence's keys in one cluster slot.
 //
 //	wac:sequences           ZSET  sequence id → created at (unix ms)
-//	wac:s:{id}              HASH  name, created_at, steps (JSON), fields (JSON), next (enrolment counter), enrolled
-//	wac:s:{id}:enrolled     HASH  phone → its latest enrolment (JSON: n, at, status)
+//	wac:s:{id}              HASH  name, created_at, steps (JSON), fields (JSON), key_columns (JSON), simulation flags, next (enrolment counter), enrolled
+//	wac:s:{id}:enrolled     HASH  contact's key (phone, JID or chat id) → its latest enrolment (JSON: n, at, status)
 const sequencesIndex = campaign.KeyPrefix + "sequences"
 
 func sequenceKey(id string) string { return campaign.KeyPrefix + "s:{" + id + "}" }
@@ -22,6 +22,8 @@ const (
 	sfFields    = "fields"
 	sfLabel     = "label"
 	sfWindow    = "window"
+	sfKeys      = "key_columns" // absent: phone (a sequence from before recipient kinds)
+	sfFlags     = "simulation"  // JSON {"typing","presence"}; absent: the provider has none
 	sfNext      = "next"
 	sfEnrolled  = "enrolled"
 )

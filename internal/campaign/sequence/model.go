@@ -23,9 +23,17 @@ type Sequence struct {
 	Accounts  []string         `json:"accounts"`
 	Label     string           `json:"label,omitempty"`
 	Window    *campaign.Window `json:"window,omitempty"`
-	Fields    []string         `json:"fields"` // what an enrolment carries for the templates
-	Steps     []Step           `json:"steps"`
-	Enrolled  int64            `json:"enrolled"` // enrolments made (each phone counts once per enrolment)
+	// KeyColumns are how an enrolment may address its contact: phone,
+	// jid, chat_id, as far as the provider can (a sequence from before
+	// recipient kinds: phone).
+	KeyColumns []string `json:"key_columns"`
+	Fields     []string `json:"fields"` // what an enrolment carries for the templates
+	// TypingSimulation and PresenceSimulation, as a campaign's: absent for
+	// a provider without them.
+	TypingSimulation   *bool  `json:"typing_simulation,omitempty"`
+	PresenceSimulation *bool  `json:"presence_simulation,omitempty"`
+	Steps              []Step `json:"steps"`
+	Enrolled           int64  `json:"enrolled"` // enrolments made (each contact counts once per enrolment)
 }
 
 // Step is one message of a sequence.
@@ -50,6 +58,10 @@ type Draft struct {
 	Window   *campaign.Window
 	Fields   []string // declared besides the templates' own
 	Steps    []DraftStep
+	// TypingSimulation and PresenceSimulation: nil is on (a provider
+	// without them refuses either).
+	TypingSimulation   *bool
+	PresenceSimulation *bool
 }
 
 // DraftStep is one step of a Draft.
@@ -66,7 +78,9 @@ const maxSteps = 20
 
 // Enrollment is one contact in a sequence.
 type Enrollment struct {
-	Phone      string         `json:"phone"`
+	Phone      string         `json:"phone"` // "" for a contact addressed by JID or chat id
+	Key        string         `json:"key"`   // the contact's address: a phone, a JID or a chat id
+	Kind       campaign.Kind  `json:"kind"`
 	Status     string         `json:"status"` // active, cancelled
 	EnrolledAt time.Time      `json:"enrolled_at"`
 	Steps      []EnrolledStep `json:"steps"`

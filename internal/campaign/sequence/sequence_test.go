@@ -32,11 +32,11 @@ func TestSequenceStepsGoOutOncePerEnrolment(t *testing.T) {
 	welcome, tips := seq.Steps[0].CampaignID, seq.Steps[1].CampaignID
 
 	enrolledAt := time.Now()
-	e, created, err := f.sequences.Enroll(ctx, seq, "(202) 555-0101", map[string]string{"Name": "Ann", "plan": "pro"}, enrolledAt)
+	e, created, err := f.sequences.Enroll(ctx, seq, campaign.Address{Phone: "(202) 555-0101"}, map[string]string{"Name": "Ann", "plan": "pro"}, enrolledAt)
 	if err != nil || !created || e.Phone != "+12025550101" || len(e.Steps) != 2 {
 		t.Fatalf("enrol: %+v created %v, %v", e, created, err)
 	}
-	again, created, err := f.sequences.Enroll(ctx, seq, "+12025550101", map[string]string{"name": "Annie", "plan": "pro"}, time.Now())
+	again, created, err := f.sequences.Enroll(ctx, seq, campaign.Address{Phone: "+12025550101"}, map[string]string{"name": "Annie", "plan": "pro"}, time.Now())
 	if err != nil || created || !again.EnrolledAt.Equal(e.EnrolledAt) {
 		t.Errorf("enrolling again: created %v at %v (first at %v), %v", created, again.EnrolledAt, e.EnrolledAt, err)
 	}
@@ -75,10 +75,10 @@ func TestSequenceStepsGoOutOncePerEnrolment(t *testing.T) {
 	}
 
 	var input *campaign.InputError
-	if _, _, err := f.sequences.Enroll(ctx, seq, "+12025550102", map[string]string{"name": "Bob"}, time.Now()); !errors.As(err, &input) || !strings.Contains(input.Msg, "plan") {
+	if _, _, err := f.sequences.Enroll(ctx, seq, campaign.Address{Phone: "+12025550102"}, map[string]string{"name": "Bob"}, time.Now()); !errors.As(err, &input) || !strings.Contains(input.Msg, "plan") {
 		t.Errorf("a missing field: %v; want an campaign.InputError naming plan", err)
 	}
-	if _, _, err := f.sequences.Enroll(ctx, seq, "12", map[string]string{"name": "Bob", "plan": "x"}, time.Now()); !errors.As(err, &input) || input.Problems[0].Fields[0] != "phone" {
+	if _, _, err := f.sequences.Enroll(ctx, seq, campaign.Address{Phone: "12"}, map[string]string{"name": "Bob", "plan": "x"}, time.Now()); !errors.As(err, &input) || input.Problems[0].Fields[0] != "phone" {
 		t.Errorf("a bad phone: %v; want an campaign.InputError on phone", err)
 	}
 	if _, err := f.sequences.Create(ctx, Draft{Name: " ", Steps: []DraftStep{{Delay: time.Hour, Template: mustTemplate(t, "a")}, {Template: mustTemplate(t, "b")}}}, time.Now()); !errors.As(err, &input) || len(input.Problems) != 2 {
@@ -95,7 +95,7 @@ func TestEnrollCSVEnrolsEveryGoodRow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.sequences.Enroll(ctx, seq, "+12025550101", map[string]string{"name": "Ann"}, time.Now()); err != nil {
+	if _, _, err := f.sequences.Enroll(ctx, seq, campaign.Address{Phone: "+12025550101"}, map[string]string{"name": "Ann"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	report, err := f.sequences.EnrollCSV(ctx, seq, strings.NewReader("phone,name\n+12025550101,Ann\n+12025550102,Bob\n12,Bad\n+12025550103,Cy\n"), time.Now)

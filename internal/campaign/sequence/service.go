@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,15 +21,30 @@ import (
 // Service creates sequences and enrols contacts in them.
 type Service struct {
 	store     store
-	campaigns *campaign.Store   // the steps
-	adder     *campaign.Service // adds enrolments to the steps
-	region    string            // DEFAULT_REGION, for phones written without a country code
+	campaigns *campaign.Store     // the steps
+	adder     *campaign.Service   // adds enrolments to the steps
+	region    string              // DEFAULT_REGION, for phones written without a country code
+	caps      sender.Capabilities // the provider's: what a sequence may ask for, and its credits
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// ForProvider makes sequences follow the capabilities of the provider
+// their messages go through, as campaign.ForProvider does campaigns.
+// Default: TimelinesAI's.
+func ForProvider(caps sender.Capabilities) Option {
+	return func(s *Service) { s.caps = caps }
 }
 
 // NewService returns the sequences on rdb, their steps kept by campaigns
 // and added to by adder.
-func NewService(rdb redis.UniversalClient, campaigns *campaign.Store, adder *campaign.Service, region string) *Service {
-	return &Service{store: store{rdb: rdb}, campaigns: campaigns, adder: adder, region: region}
+func NewService(rdb redis.UniversalClient, campaigns *campaign.Store, adder *campaign.Service, region string, opts ...Option) *Service {
+	s := &Service{store: store{rdb: rdb}, campaigns: campaigns, adder: adder, region: region, caps: sender.TimelinesCapabilities()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Create validates and stores a sequence with a campaign per step.
@@ -38,8 +54,14 @@ func (s *Service) Create(ctx context.Context, d Draft, now time.Time) (*Sequence
 		return nil, err
 	}
 	name := strings.TrimSpace(d.Name)
-	seq := &Sequence{ID: campaign.NewID(now), Name: name, CreatedAt: now.UTC(), Accounts: accounts, Label: d.Label, Window: d.Window, Fields: fields}
-	columns := append([]string{"phone"}, seq.Fields...)
+	seq := &Sequence{ID: campaign.NewID(now), Name: name, CreatedAt: now.UTC(), Accounts: accounts, Label: d.Label, Window: d.Window,
+		KeyColumns: campaign.KeyColumnsFor(s.caps), Fields: fields}
+	seq.TypingSimulation, seq.PresenceSimulation = campaign.SimulationFlags(s.caps, d.TypingSimulation, d.PresenceSimulation)
+	columns := append(slices.Clone(seq.KeyColumns), seq.Fields...)
+	phoneColumn := ""
+	if slices.Contains(seq.KeyColumns, string(campaign.KindPhone)) {
+		phoneColumn = string(campaign.KindPhone)
+	}
 	for i, st := range d.Steps {
 		stepName := strings.TrimSpace(st.Name)
 		if stepName == "" {
@@ -48,10 +70,11 @@ func (s *Service) Create(ctx context.Context, d Draft, now time.Time) (*Sequence
 		c := &campaign.Campaign{
 			ID: campaign.NewID(now), Name: name + " · " + stepName, Status: campaign.StatusRunning, CreatedAt: now.UTC(),
 			Template: st.Template.Source(), TemplateName: st.TemplateName, Accounts: accounts,
-			Label: d.Label, FileUID: st.FileUID, Window: d.Window, Columns: columns,
-			SequenceID: seq.ID, SequenceStep: i + 1,
+			Label: d.Label, FileUID: st.FileUID, Window: d.Window, Columns: columns, KeyColumns: seq.KeyColumns,
+			TypingSimulation: seq.TypingSimulation, PresenceSimulation: seq.PresenceSimulation,
+			Credits: campaign.Credits{Metered: s.caps.MeteredCredits}, SequenceID: seq.ID, SequenceStep: i + 1,
 		}
-		if err := s.campaigns.CreateOpen(ctx, c, "phone"); err != nil {
+		if err := s.campaigns.CreateOpen(ctx, c, phoneColumn); err != nil {
 			return nil, err
 		}
 		seq.Steps = append(seq.Steps, Step{Name: stepName, Delay: st.Delay.String(), Template: c.Template,
@@ -75,9 +98,10 @@ func (s *Service) validate(d Draft) ([]string, []string, error) {
 	}
 	accounts, accountProblems := campaign.NormalizeAccounts(d.Accounts, s.region)
 	problems = append(problems, accountProblems...)
+	problems = append(problems, campaign.ProviderProblems(s.caps, d.Label, "", d.TypingSimulation, d.PresenceSimulation)...)
 	fields := map[string]bool{}
 	for _, f := range d.Fields {
-		if n := templating.NormalizeColumn(f); n != "" && n != "phone" {
+		if n := templating.NormalizeColumn(f); n != "" && !isKeyColumn(n) {
 			fields[n] = true
 		}
 	}
@@ -93,8 +117,11 @@ func (s *Service) validate(d Draft) ([]string, []string, error) {
 		if i > 0 && st.Delay < d.Steps[i-1].Delay {
 			problems = append(problems, campaign.Problem{Fields: append(at, "delay"), Msg: "steps are in order: each delay at least the one before"})
 		}
+		for _, p := range campaign.ProviderProblems(s.caps, "", st.FileUID, nil, nil) {
+			problems = append(problems, campaign.Problem{Fields: append(slices.Clone(at), p.Fields...), Msg: p.Msg})
+		}
 		for _, f := range st.Template.Fields() {
-			if f != "phone" {
+			if !isKeyColumn(f) {
 				fields[f] = true
 			}
 		}
@@ -108,6 +135,13 @@ func (s *Service) validate(d Draft) ([]string, []string, error) {
 	}
 	sort.Strings(names)
 	return accounts, names, nil
+}
+
+// isKeyColumn says whether a field is one of the columns an enrolment's
+// contact is addressed by, which are not fields it carries.
+func isKeyColumn(name string) bool {
+	k := campaign.Kind(name)
+	return k == campaign.KindPhone || k == campaign.KindJID || k == campaign.KindChatID
 }
 
 // Get reads a sequence; withCounts adds each step's counts and funnel.
@@ -147,21 +181,23 @@ func (s *Service) List(ctx context.Context) ([]*Sequence, error) {
 }
 
 // Enroll puts a contact into a sequence: each step is queued for the
-// enrolment time plus its delay. Enrolling a phone that is enrolled already
-// changes nothing and answers that enrolment (created false); a phone whose
-// enrolment was cancelled is enrolled anew. Missing fields the templates
-// use are an InputError naming them.
-func (s *Service) Enroll(ctx context.Context, seq *Sequence, rawPhone string, fields map[string]string, now time.Time) (*Enrollment, bool, error) {
-	phone, values, err := s.row(seq, rawPhone, fields)
+// enrolment time plus its delay. The contact is addressed like a row of a
+// contacts file: by phone, JID or chat id, the first given (KeyColumns).
+// Enrolling a contact that is enrolled already changes nothing and answers
+// that enrolment (created false); one whose enrolment was cancelled is
+// enrolled anew. Missing fields the templates use are an InputError naming
+// them.
+func (s *Service) Enroll(ctx context.Context, seq *Sequence, to campaign.Address, fields map[string]string, now time.Time) (*Enrollment, bool, error) {
+	key, values, err := s.row(seq, to, fields)
 	if err != nil {
 		return nil, false, err
 	}
-	n, at, claim, err := s.store.claimEnrolment(ctx, seq.ID, phone, now)
+	n, at, claim, err := s.store.claimEnrolment(ctx, seq.ID, key, now)
 	if err != nil {
 		return nil, false, err
 	}
 	if claim == enrolActive {
-		e, err := s.Enrollment(ctx, seq, phone)
+		e, err := s.Enrollment(ctx, seq, key)
 		return e, false, err
 	}
 	for _, st := range seq.Steps {
@@ -173,26 +209,31 @@ func (s *Service) Enroll(ctx context.Context, seq *Sequence, rawPhone string, fi
 		if st.delay > 0 {
 			due = at.Add(st.delay).Add(time.Second - 1).Truncate(time.Second)
 		}
-		credits := sender.Message{Text: st.Template, FileUID: st.FileUID}.Credits()
+		credits := s.caps.Credits(sender.Message{Text: st.Template, FileUID: st.FileUID})
 		if err := s.adder.AddRecipient(ctx, campaign.NewRecipient{Campaign: st.CampaignID, Seq: n, Values: values, Credits: credits, DueAt: due}); err != nil {
 			return nil, false, fmt.Errorf("enrol in step %s of sequence %s: %w", st.Name, seq.ID, err)
 		}
 	}
-	if err := s.store.setEnrolment(ctx, seq.ID, phone, storedEnrollment{N: n, T: campaign.UnixMilli(at), S: "active"}); err != nil {
+	if err := s.store.setEnrolment(ctx, seq.ID, key, storedEnrollment{N: n, T: campaign.UnixMilli(at), S: "active"}); err != nil {
 		return nil, false, err
 	}
-	e, err := s.Enrollment(ctx, seq, phone)
+	e, err := s.Enrollment(ctx, seq, key)
 	return e, true, err
 }
 
-// row is an enrolment's phone as E.164 and its values in the steps' column
-// order (phone, then the sequence's fields).
-func (s *Service) row(seq *Sequence, rawPhone string, fields map[string]string) (string, []string, error) {
-	phone, err := campaign.NormalizePhone(rawPhone, s.region)
+// row is an enrolment's key (a phone in E.164, a JID, a chat id) and its
+// values in the steps' column order (the key columns, then the sequence's
+// fields).
+func (s *Service) row(seq *Sequence, to campaign.Address, fields map[string]string) (string, []string, error) {
+	kind, key, err := campaign.ReadAddress(to, s.caps, s.region)
 	if err != nil {
-		return "", nil, campaign.FieldError("phone", err.Error())
+		return "", nil, err
 	}
-	values := []string{phone}
+	if !slices.Contains(seq.KeyColumns, string(kind)) {
+		return "", nil, campaign.FieldError(string(kind), fmt.Sprintf("this sequence addresses contacts by %s, not %s", strings.Join(seq.KeyColumns, " or "), kind))
+	}
+	values := make([]string, len(seq.KeyColumns), len(seq.KeyColumns)+len(seq.Fields))
+	values[slices.Index(seq.KeyColumns, string(kind))] = key
 	normalized := map[string]string{}
 	for k, v := range fields {
 		normalized[templating.NormalizeColumn(k)] = campaign.CleanValue(strings.TrimSpace(v))
@@ -208,16 +249,20 @@ func (s *Service) row(seq *Sequence, rawPhone string, fields map[string]string) 
 	if len(missing) > 0 {
 		return "", nil, campaign.FieldError("fields", "the sequence's templates use fields the enrolment lacks: "+strings.Join(missing, ", "))
 	}
-	return phone, values, nil
+	return key, values, nil
 }
 
-// Enrollment reads a phone's latest enrolment and where each step is.
-func (s *Service) Enrollment(ctx context.Context, seq *Sequence, phone string) (*Enrollment, error) {
-	stored, err := s.store.enrolment(ctx, seq.ID, phone)
+// Enrollment reads a contact's latest enrolment, by its key (a phone in
+// E.164, a JID, a chat id), and where each step is.
+func (s *Service) Enrollment(ctx context.Context, seq *Sequence, key string) (*Enrollment, error) {
+	stored, err := s.store.enrolment(ctx, seq.ID, key)
 	if err != nil {
 		return nil, err
 	}
-	e := &Enrollment{Phone: phone, Status: stored.S, n: stored.N}
+	e := &Enrollment{Key: key, Kind: keyKind(key), Status: stored.S, n: stored.N}
+	if e.Kind == campaign.KindPhone {
+		e.Phone = key
+	}
 	if t := campaign.ParseUnixMilli(stored.T); t != nil {
 		e.EnrolledAt = *t
 	}
@@ -235,11 +280,22 @@ func (s *Service) Enrollment(ctx context.Context, seq *Sequence, phone string) (
 	return e, nil
 }
 
-// Unenroll cancels the steps of a phone's enrolment that have not gone out;
-// steps already sent (or being sent) stay as they are. It answers how many
-// steps it cancelled.
-func (s *Service) Unenroll(ctx context.Context, seq *Sequence, phone string, now time.Time) (int, error) {
-	e, err := s.Enrollment(ctx, seq, phone)
+// keyKind is the kind of a normalised key: a JID has its @, a phone its +.
+func keyKind(key string) campaign.Kind {
+	switch {
+	case strings.Contains(key, "@"):
+		return campaign.KindJID
+	case strings.HasPrefix(key, "+"):
+		return campaign.KindPhone
+	}
+	return campaign.KindChatID
+}
+
+// Unenroll cancels the steps of a contact's enrolment (by its key) that
+// have not gone out; steps already sent (or being sent) stay as they are.
+// It answers how many steps it cancelled.
+func (s *Service) Unenroll(ctx context.Context, seq *Sequence, key string, now time.Time) (int, error) {
+	e, err := s.Enrollment(ctx, seq, key)
 	if err != nil {
 		return 0, err
 	}
@@ -253,11 +309,11 @@ func (s *Service) Unenroll(ctx context.Context, seq *Sequence, phone string, now
 			cancelled++
 		}
 	}
-	err = s.store.setEnrolment(ctx, seq.ID, phone, storedEnrollment{N: e.n, T: campaign.UnixMilli(e.EnrolledAt), S: "cancelled"})
+	err = s.store.setEnrolment(ctx, seq.ID, key, storedEnrollment{N: e.n, T: campaign.UnixMilli(e.EnrolledAt), S: "cancelled"})
 	return cancelled, err
 }
 
-// EnrollCSV enrols every row of a contacts CSV (a phone column and the
+// EnrollCSV enrols every row of a contacts CSV (a phone, jid or chat_id column and the
 // sequence's fields), streaming it. A header without the fields the
 // templates use is an InputError before anything is enrolled; bad rows are
 // listed while the good ones are enrolled.
@@ -295,7 +351,8 @@ func (s *Service) EnrollCSV(ctx context.Context, seq *Sequence, contacts io.Read
 			reject(row.Number, row.Problem)
 			continue
 		}
-		_, created, err := s.Enroll(ctx, seq, row.Phone, row.Fields, now())
+		to := campaign.Address{Phone: row.Phone, JID: row.Fields[string(campaign.KindJID)], ChatID: row.Fields[string(campaign.KindChatID)]}
+		_, created, err := s.Enroll(ctx, seq, to, row.Fields, now())
 		var bad *campaign.InputError
 		switch {
 		case errors.As(err, &bad):

@@ -33,6 +33,12 @@ func (s *store) save(ctx context.Context, seq *Sequence) error {
 	if seq.Window != nil {
 		h[sfWindow] = campaign.EncodeWindow(seq.Window)
 	}
+	keys, _ := json.Marshal(seq.KeyColumns)
+	h[sfKeys] = string(keys)
+	if seq.TypingSimulation != nil {
+		flags, _ := json.Marshal(simulationFlags{seq.TypingSimulation, seq.PresenceSimulation})
+		h[sfFlags] = string(flags)
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, sequenceKey(seq.ID), h)
 		p.ZAdd(ctx, sequencesIndex, redis.Z{Score: float64(seq.CreatedAt.UnixMilli()), Member: seq.ID})
@@ -60,6 +66,13 @@ func (s *store) get(ctx context.Context, id string) (*Sequence, error) {
 	seq.Enrolled, _ = strconv.ParseInt(h[sfEnrolled], 10, 64)
 	_ = json.Unmarshal([]byte(h[sfAccounts]), &seq.Accounts)
 	_ = json.Unmarshal([]byte(h[sfFields]), &seq.Fields)
+	if json.Unmarshal([]byte(h[sfKeys]), &seq.KeyColumns) != nil || len(seq.KeyColumns) == 0 {
+		seq.KeyColumns = []string{string(campaign.KindPhone)}
+	}
+	var flags simulationFlags
+	if json.Unmarshal([]byte(h[sfFlags]), &flags) == nil {
+		seq.TypingSimulation, seq.PresenceSimulation = flags.Typing, flags.Presence
+	}
 	if err := json.Unmarshal([]byte(h[sfSteps]), &seq.Steps); err != nil {
 		return nil, fmt.Errorf("sequence %s: steps: %w", id, err)
 	}
@@ -67,6 +80,12 @@ func (s *store) get(ctx context.Context, id string) (*Sequence, error) {
 		seq.Steps[i].delay, _ = time.ParseDuration(seq.Steps[i].Delay)
 	}
 	return seq, nil
+}
+
+// simulationFlags are a sequence's typing and presence simulation, stored.
+type simulationFlags struct {
+	Typing   *bool `json:"typing"`
+	Presence *bool `json:"presence"`
 }
 
 // ids are the sequences, newest first.
@@ -78,8 +97,9 @@ func (s *store) ids(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// claimEnrolment runs enrolScript: the phone's enrolment number, when it
-// was enrolled, and whether it is new.
+// claimEnrolment runs enrolScript: the contact's enrolment number, when it
+// was enrolled, and whether it is new. Contacts are named by their key
+// (phone, JID or chat id) here and below.
 func (s *store) claimEnrolment(ctx context.Context, seqID, phone string, now time.Time) (int64, time.Time, enrolClaim, error) {
 	res, err := enrolScript.Run(ctx, s.rdb, []string{sequenceKey(seqID), enrolledKey(seqID)}, phone, campaign.UnixMilli(now)).StringSlice()
 	if err != nil {
