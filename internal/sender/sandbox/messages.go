@@ -46,12 +46,6 @@ type sendFields struct {
 // validator does: types first, then required fields, formats and limits.
 // Fields the endpoint does not define are ignored.
 func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, []fieldError) {
-	var f sendFields
-	var problems []fieldError
-	add := func(msg string, fields ...string) {
-		problems = append(problems, fieldError{Fields: fields, Msg: msg})
-	}
-
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil || raw == nil || dec.More() {
@@ -59,19 +53,33 @@ func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, 
 		if err != nil {
 			reason = "invalid JSON: " + err.Error()
 		}
-		return f, []fieldError{{Fields: []string{"body"}, Msg: reason}}
+		return sendFields{}, []fieldError{{Fields: []string{"body"}, Msg: reason}}
 	}
+	f, problems := decodeSendFields(endpoint, raw)
+	return f, append(problems, s.checkSendFields(endpoint, f)...)
+}
 
+// fieldProblems collects a request's field errors in the provider's shape.
+type fieldProblems []fieldError
+
+func (p *fieldProblems) add(msg string, fields ...string) {
+	*p = append(*p, fieldError{Fields: fields, Msg: msg})
+}
+
+// decodeSendFields takes the endpoint's fields out of a JSON object,
+// answering a type error for each field of the wrong JSON type.
+func decodeSendFields(endpoint sendEndpoint, raw map[string]json.RawMessage) (sendFields, []fieldError) {
+	var f sendFields
+	var problems fieldProblems
 	str := func(name string, into *string) {
 		v, ok := raw[name]
 		if !ok || string(v) == "null" {
 			return
 		}
 		if err := json.Unmarshal(v, into); err != nil {
-			add("str type expected", name)
+			problems.add("str type expected", name)
 		}
 	}
-
 	switch endpoint {
 	case toPhone:
 		str("phone", &f.phone)
@@ -90,26 +98,31 @@ func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, 
 	if v, ok := raw["attachment_template_id"]; ok && string(v) != "null" {
 		n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
 		if err != nil {
-			add("value is not a valid integer", "attachment_template_id")
+			problems.add("value is not a valid integer", "attachment_template_id")
 		}
 		f.attachmentTemplateID = n
 	}
+	return f, problems
+}
 
+// checkSendFields answers what the provider's validator says of typed
+// fields: the endpoint's required address, its format, and the limits.
+func (s *Server) checkSendFields(endpoint sendEndpoint, f sendFields) []fieldError {
+	var problems fieldProblems
 	switch endpoint {
 	case toPhone:
 		if f.phone == "" {
-			add("field required", "phone")
+			problems.add("field required", "phone")
 		} else if _, ok := s.normalizePhone(f.phone); !ok {
-			add("must be a phone number in international format: [+][country code][area code][local phone number], 7 to 15 digits", "phone")
+			problems.add("must be a phone number in international format: [+][country code][area code][local phone number], 7 to 15 digits", "phone")
 		}
 	case toJID:
 		if f.jid == "" {
-			add("field required", "jid")
+			problems.add("field required", "jid")
 		} else if _, ok := parseJID(f.jid); !ok {
-			add("must be a WhatsApp ID such as 14840000000@s.whatsapp.net or a group's @g.us ID", "jid")
+			problems.add("must be a WhatsApp ID such as 14840000000@s.whatsapp.net or a group's @g.us ID", "jid")
 		}
 	}
-
 	for _, limit := range []struct {
 		name  string
 		value string
@@ -120,13 +133,13 @@ func (s *Server) parseSendBody(endpoint sendEndpoint, body []byte) (sendFields, 
 		{"chat_name", f.chatName, maxChatNameLength},
 	} {
 		if n := utf8.RuneCountInString(limit.value); n > limit.max {
-			add(fmt.Sprintf("ensure this value has at most %d characters", limit.max), limit.name)
+			problems.add(fmt.Sprintf("ensure this value has at most %d characters", limit.max), limit.name)
 		}
 	}
 	if f.text == "" && f.fileUID == "" && f.attachmentTemplateID == 0 {
-		add("a message needs text, file_uid or attachment_template_id", "text", "file_uid", "attachment_template_id")
+		problems.add("a message needs text, file_uid or attachment_template_id", "text", "file_uid", "attachment_template_id")
 	}
-	return f, problems
+	return problems
 }
 
 // credits is what a message costs: 1, or 2 with text and an attachment.
