@@ -39,9 +39,11 @@ type Server struct {
 func (s *Server) URL() string { return "redis://" + s.Addr }
 
 // Client returns a go-redis client for the server, closed when the test ends.
+// A script call on it whose keys a cluster would refuse fails the test.
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	guardSlots(tb, c)
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }
