@@ -20,6 +20,8 @@ type accountJSON struct {
 // quotaJSON is GET /v1/quota.
 type quotaJSON struct {
 	Credits struct {
+		Metered         bool       `json:"metered"`
+		Status          string     `json:"status"` // "not metered" for a provider without credits
 		Available       int64      `json:"available"`
 		InFlight        int64      `json:"in_flight"`
 		ProviderBalance int64      `json:"provider_balance"`

@@ -439,3 +439,23 @@ func TestDraftPageShowsThePreviewAndRelaysItsActions(t *testing.T) {
 		t.Errorf("a delete without its CSRF token: %d, want 403", res.StatusCode)
 	}
 }
+
+// A provider that meters no credits (the gateway) shows "not metered" on
+// the accounts page, not a balance of zero to worry about.
+func TestAccountsPageSaysWhenCreditsAreNotMetered(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.signIn(goodKey)
+	res := b.get("/accounts")
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `data-quota="available">1,234<`) || strings.Contains(res.Body, "not metered") {
+		t.Errorf("metered credits: %d; want 1,234 left to spend and no \"not metered\"", res.StatusCode)
+	}
+	f.api.unmetered.Store(true)
+	res = b.get("/accounts")
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, "Credits: not metered.") || strings.Contains(res.Body, "Left to spend") {
+		t.Errorf("unmetered credits: %d; want \"Credits: not metered.\" and no balance", res.StatusCode)
+	}
+	if !strings.Contains(res.Body, "+14155550100") {
+		t.Errorf("the accounts page lost its accounts")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // fakeAPI stands in for the v1 API in the handler tests: it answers a few
@@ -23,6 +24,10 @@ type fakeAPI struct {
 	// eventsGate, when set, holds the events stream after its first event
 	// until it is closed.
 	eventsGate chan struct{}
+
+	// unmetered makes GET /v1/quota answer as for a provider without
+	// credits (the gateway).
+	unmetered atomic.Bool
 }
 
 // seenRequest is what the fake API received.
@@ -99,11 +104,24 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenReques
 		apiOK(w, http.StatusCreated, fakeCampaign("c2", "running"))
 	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1/events":
 		f.events(w)
+	case r.Method == "GET" && r.URL.Path == "/v1/accounts":
+		apiOK(w, http.StatusOK, map[string]any{"accounts": []any{map[string]any{"phone": "+14155550100", "status": "active", "send_interval": "2s"}}})
+	case r.Method == "GET" && r.URL.Path == "/v1/quota":
+		apiOK(w, http.StatusOK, f.quota())
 	case strings.HasPrefix(r.URL.Path, "/v1/campaigns/d1"):
 		f.draft(w, r, seen)
 	default:
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	}
+}
+
+// quota is GET /v1/quota: 1,234 credits left of a metered provider, or
+// "not metered".
+func (f *fakeAPI) quota() map[string]any {
+	if f.unmetered.Load() {
+		return map[string]any{"credits": map[string]any{"metered": false, "status": "not metered"}, "campaigns": []any{}}
+	}
+	return map[string]any{"credits": map[string]any{"metered": true, "available": 1234, "synced": true}, "needed": 0, "campaigns": []any{}}
 }
 
 // events writes one campaign event, waits at the gate, then ends.
