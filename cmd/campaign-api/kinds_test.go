@@ -400,3 +400,38 @@ func TestSequenceEnrolsByKind(t *testing.T) {
 		t.Errorf("a bad jid: %d %s", res.Code, res.Raw)
 	}
 }
+
+// GET /v1/provider says what each provider can do, so that a client offers
+// only what a campaign may ask for: TimelinesAI meters credits, polls
+// statuses and takes every recipient key; the gateway simulates typing and
+// takes phones and JIDs only.
+func TestProviderSaysWhatItCanDo(t *testing.T) {
+	type provider struct {
+		Name             string   `json:"name"`
+		MeteredCredits   bool     `json:"metered_credits"`
+		StatusHistory    bool     `json:"status_history"`
+		Attachments      bool     `json:"attachments"`
+		TypingSimulation bool     `json:"typing_simulation"`
+		RecipientKeys    []string `json:"recipient_keys"`
+		MaxTextLength    int      `json:"max_text_length"`
+	}
+	read := func(h *harness) provider {
+		res := h.call("GET", "/v1/provider", "")
+		var p provider
+		if res.Code != http.StatusOK || json.Unmarshal(res.Data, &p) != nil {
+			t.Fatalf("GET /v1/provider: %d %s", res.Code, res.Raw)
+		}
+		return p
+	}
+	timelines := read(newHarness(t))
+	if !timelines.MeteredCredits || !timelines.StatusHistory || !timelines.Attachments || timelines.TypingSimulation ||
+		strings.Join(timelines.RecipientKeys, ",") != "phone,jid,chat_id" || timelines.MaxTextLength != 2000 {
+		t.Errorf("TimelinesAI (the sandbox): %+v", timelines)
+	}
+	gw, _ := gatewayHarness(t, -1, []string{"+14155550101"})
+	gateway := read(gw)
+	if gateway.MeteredCredits || gateway.StatusHistory || gateway.Attachments || !gateway.TypingSimulation ||
+		strings.Join(gateway.RecipientKeys, ",") != "phone,jid" {
+		t.Errorf("the gateway: %+v", gateway)
+	}
+}

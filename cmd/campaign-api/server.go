@@ -169,6 +169,7 @@ func (s *server) table() []route {
 		{"GET /v1/recurring/{id}", s.getRecurring, false},
 		{"DELETE /v1/recurring/{id}", s.stopRecurring, false},
 
+		{"GET /v1/provider", s.getProvider, false},
 		{"GET /v1/quota", s.getQuota, false},
 		{"GET /v1/accounts", s.listAccounts, false},
 		{"PUT /v1/accounts/{phone}", s.updateAccount, false},

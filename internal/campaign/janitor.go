@@ -49,24 +49,13 @@ func NewUploadJanitor(store *Store, every, stallAfter time.Duration, log *zap.Lo
 
 // Run makes a pass every interval until ctx ends.
 func (j *UploadJanitor) Run(ctx context.Context) {
-	tick := time.NewTicker(j.every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		taken, err := j.store.takeJanitorTurn(ctx, j.every*9/10)
-		if err != nil || !taken {
-			continue // Redis is down (the next pass will do), or another worker's turn
-		}
+	runTurns(ctx, j.store, janitorLock, j.every, func(ctx context.Context) {
 		if n, err := j.Sweep(ctx); err != nil {
 			j.log.Warn("upload janitor pass failed", zap.Error(err))
 		} else if n > 0 {
 			j.log.Info("upload janitor ended stalled uploads", zap.Int("campaigns", n))
 		}
-	}
+	})
 }
 
 // Sweep makes one pass and answers how many campaigns it ended.

@@ -54,22 +54,11 @@ func NewRetentionKeeper(store *Store, retention, every, grace time.Duration, log
 
 // Run makes a pass every interval until ctx ends.
 func (k *RetentionKeeper) Run(ctx context.Context) {
-	tick := time.NewTicker(k.every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		taken, err := k.store.takeRetentionTurn(ctx, k.every*9/10)
-		if err != nil || !taken {
-			continue
-		}
+	runTurns(ctx, k.store, retentionLock, k.every, func(ctx context.Context) {
 		if err := k.Pass(ctx); err != nil && ctx.Err() == nil {
 			k.log.Warn("retention pass", zap.Error(err))
 		}
-	}
+	})
 }
 
 // Pass moves ended campaigns off the active index (logging completions),

@@ -156,8 +156,3 @@ func (s *Store) exists(ctx context.Context, id string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, campaignKey(id)).Result()
 	return n == 1, err
 }
-
-// takeRetentionTurn answers whether this worker makes the keeper's pass.
-func (s *Store) takeRetentionTurn(ctx context.Context, ttl time.Duration) (bool, error) {
-	return s.rdb.SetNX(ctx, retentionLock, "1", ttl).Result()
-}

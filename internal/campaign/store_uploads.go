@@ -54,12 +54,6 @@ func (s *Store) setFields(ctx context.Context, id string, fields map[string]any)
 	return nil
 }
 
-// takeJanitorTurn answers whether this worker makes the janitor's pass:
-// one of them does, for ttl.
-func (s *Store) takeJanitorTurn(ctx context.Context, ttl time.Duration) (bool, error) {
-	return s.rdb.SetNX(ctx, janitorLock, "1", ttl).Result()
-}
-
 // uploadingAndActive lists the campaigns listed as uploading, and those
 // not known to have ended.
 func (s *Store) uploadingAndActive(ctx context.Context) ([][]string, error) {

@@ -459,3 +459,32 @@ func TestAccountsPageSaysWhenCreditsAreNotMetered(t *testing.T) {
 		t.Errorf("the accounts page lost its accounts")
 	}
 }
+
+// The new-campaign form offers what the provider can do: TimelinesAI's
+// attachment and label, the gateway's typing and presence simulation
+// (relayed to the API as chosen), never an option the API would refuse.
+func TestNewCampaignFormFollowsTheProvider(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, token := b.signIn(goodKey)
+	res := b.get("/campaigns/new")
+	if !strings.Contains(res.Body, `name="file_uid"`) || !strings.Contains(res.Body, `name="label"`) || strings.Contains(res.Body, `name="typing_simulation"`) {
+		t.Errorf("TimelinesAI's form: want attachment and label, no typing simulation")
+	}
+	f.api.unmetered.Store(true) // the fake API plays the gateway
+	res = b.get("/campaigns/new")
+	if strings.Contains(res.Body, `name="file_uid"`) || strings.Contains(res.Body, `name="label"`) ||
+		!strings.Contains(res.Body, `name="typing_simulation"`) || !strings.Contains(res.Body, `name="presence_simulation"`) {
+		t.Errorf("the gateway's form: want typing and presence simulation, no attachment nor label")
+	}
+	fields := [][2]string{{"csrf", token}, {"idempotency_key", "form-g"}, {"draft", "true"}, {"template", "Hi {{.name}}"},
+		{"typing_simulation", "false"}, {"presence_simulation", "true"}}
+	body, ctype := multipartBody(fields, "team.csv", "name,jid\nTeam,120363025246125486@g.us\n", 4)
+	req, _ := http.NewRequest("POST", f.srv.URL+"/campaigns/new", body)
+	req.Header.Set("Content-Type", ctype)
+	b.do(req)
+	calls := f.api.calls("POST", "/v1/campaigns")
+	if len(calls) != 1 || calls[0].Parts["typing_simulation"] != "false" || calls[0].Parts["presence_simulation"] != "true" {
+		t.Fatalf("the API got %+v; want typing_simulation=false and presence_simulation=true relayed", calls)
+	}
+}

@@ -106,6 +106,8 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenReques
 		f.events(w)
 	case r.Method == "GET" && r.URL.Path == "/v1/accounts":
 		apiOK(w, http.StatusOK, map[string]any{"accounts": []any{map[string]any{"phone": "+14155550100", "status": "active", "send_interval": "2s"}}})
+	case r.Method == "GET" && r.URL.Path == "/v1/provider":
+		apiOK(w, http.StatusOK, f.provider())
 	case r.Method == "GET" && r.URL.Path == "/v1/quota":
 		apiOK(w, http.StatusOK, f.quota())
 	case strings.HasPrefix(r.URL.Path, "/v1/campaigns/d1"):
@@ -122,6 +124,15 @@ func (f *fakeAPI) quota() map[string]any {
 		return map[string]any{"credits": map[string]any{"metered": false, "status": "not metered"}, "campaigns": []any{}}
 	}
 	return map[string]any{"credits": map[string]any{"metered": true, "available": 1234, "synced": true}, "needed": 0, "campaigns": []any{}}
+}
+
+// provider is GET /v1/provider: TimelinesAI's capabilities, or with
+// unmetered the gateway's.
+func (f *fakeAPI) provider() map[string]any {
+	if f.unmetered.Load() {
+		return map[string]any{"name": "the gateway", "typing_simulation": true, "recipient_keys": []string{"phone", "jid"}}
+	}
+	return map[string]any{"name": "TimelinesAI", "attachments": true, "labels": true, "metered_credits": true, "recipient_keys": []string{"phone", "jid", "chat_id"}}
 }
 
 // events writes one campaign event, waits at the gate, then ends.

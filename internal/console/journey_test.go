@@ -450,15 +450,15 @@ func (j *journey) pauseAndResume(t *testing.T) {
 		lines = append(lines, fmt.Sprintf("Guest %d,+1312555%04d", i, 100+i))
 	}
 	b.open("/campaigns/new")
+	// A list of groups and chats has no phone column, and needs none.
+	dropFile(b, "groups.csv", "name,jid,chat_id\nTeam,120363025246125486@g.us,\nDana,,4242\n")
+	b.waitUntil(10*time.Second, `document.querySelector('[data-check-list]').innerText.includes('Recipients are addressed by jid and chat_id')`)
+	if got := b.text("[data-detected]"); !strings.Contains(got, "also addressed by: jid, chat_id") || !strings.Contains(got, "fields: name") {
+		t.Errorf("a file of groups and chats reads %q", got)
+	}
 	// This time the file is dropped on the drop zone, as from a desktop.
-	csvText, _ := json.Marshal("name,mobile\n" + strings.Join(lines, "\n") + "\n")
-	eval[bool](b, `(() => {
-		const files = new DataTransfer();
-		files.items.add(new File([`+string(csvText)+`], "slow.csv", {type: "text/csv"}));
-		document.querySelector('[data-dropzone]').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
-		return true;
-	})()`)
-	b.waitUntil(10*time.Second, `document.getElementById('contacts').files.length === 1 && !document.querySelector('[data-detected]').hidden`)
+	dropFile(b, "slow.csv", "name,mobile\n"+strings.Join(lines, "\n")+"\n")
+	b.waitUntil(10*time.Second, `document.getElementById('contacts').files.length === 1 && document.querySelector('[data-detected]').innerText.includes('slow.csv')`)
 	if got := b.text("[data-detected]"); !strings.Contains(got, "slow.csv") || !strings.Contains(got, "phone column: mobile") {
 		t.Errorf("after the drop the page reads %q", got)
 	}
@@ -668,4 +668,17 @@ func (j *journey) waitNothingInFlight(t *testing.T, id string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// dropFile drops a file of that name and text on the new-campaign page's
+// drop zone, as a desktop's file manager would.
+func dropFile(b *tab, name, text string) {
+	b.t.Helper()
+	content, _ := json.Marshal(text)
+	eval[bool](b, `(() => {
+		const files = new DataTransfer();
+		files.items.add(new File([`+string(content)+`], "`+name+`", {type: "text/csv"}));
+		document.querySelector('[data-dropzone]').dispatchEvent(new DragEvent('drop', {dataTransfer: files, bubbles: true, cancelable: true}));
+		return true;
+	})()`)
 }

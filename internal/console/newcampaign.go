@@ -22,9 +22,20 @@ type shippedTemplate struct {
 	Text string `json:"text"`
 }
 
+// providerCaps is the part of GET /v1/provider the form follows: it offers
+// only the options the provider can carry out.
+type providerCaps struct {
+	Name             string   `json:"name"`
+	Attachments      bool     `json:"attachments"`
+	Labels           bool     `json:"labels"`
+	TypingSimulation bool     `json:"typing_simulation"`
+	RecipientKeys    []string `json:"recipient_keys"`
+}
+
 // newCampaignView is the form, filled with what the user sent last time.
 type newCampaignView struct {
 	Templates      []shippedTemplate
+	Provider       providerCaps
 	Form           map[string]string
 	File           string // the file sent last time: browsers cannot fill a file input again
 	IdempotencyKey string // one per form shown: a double submit creates one campaign
@@ -34,6 +45,7 @@ type newCampaignView struct {
 var campaignFields = map[string]bool{
 	"name": true, "template": true, "template_name": true, "accounts": true, "label": true,
 	"file_uid": true, "send_at": true, "window_days": true, "window_hours": true, "window_zone": true, "draft": true,
+	"typing_simulation": true, "presence_simulation": true,
 }
 
 func (c *Console) newCampaignPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -48,12 +60,17 @@ func (c *Console) showNewCampaign(w http.ResponseWriter, r *http.Request, s *ses
 		c.apiFailure(w, r, s, err)
 		return
 	}
+	var caps providerCaps
+	if err := c.call(r.Context(), apiRequest{method: http.MethodGet, path: "/v1/provider", key: s.apiKey}, &caps); err != nil {
+		c.apiFailure(w, r, s, err)
+		return
+	}
 	key, err := randomToken()
 	if err != nil {
 		c.apiFailure(w, r, s, err)
 		return
 	}
-	v := newCampaignView{Templates: list.Templates, Form: form, File: file, IdempotencyKey: key}
+	v := newCampaignView{Templates: list.Templates, Provider: caps, Form: form, File: file, IdempotencyKey: key}
 	c.render(w, status, "new_campaign", page{Title: "New campaign", Section: "new", SignedIn: true, CSRF: s.csrfToken(), Error: apiErr, Data: v})
 }
 

@@ -99,7 +99,10 @@
       var columns = splitHeader(line).map(normaliseColumn).filter(function (c) { return c !== ''; });
       var phone = '';
       phoneNames.some(function (n) { if (columns.indexOf(n) >= 0) { phone = n; return true; } return false; });
-      done({ columns: columns, phone: phone, fields: columns.filter(function (c) { return c !== phone; }) });
+      // A row is addressed by its phone, jid (a contact or a group) or
+      // chat_id column, the first one filled (internal/campaign/address.go).
+      var keys = (phone ? [phone] : []).concat(['jid', 'chat_id'].filter(function (k) { return columns.indexOf(k) >= 0; }));
+      done({ columns: columns, phone: phone, keys: keys, fields: columns.filter(function (c) { return keys.indexOf(c) < 0; }) });
     });
   }
 
@@ -155,8 +158,11 @@
       if (!header) { return; }
       if (header.phone) {
         item(true, 'The file has a phone column: ' + header.phone + '.');
+      } else if (header.keys.length) {
+        item(true, 'Recipients are addressed by ' + header.keys.join(' and ') + '.');
       } else {
-        item(false, 'No phone column found in the file: name one phone, mobile, whatsapp or another of ' + phoneNames.join(', ') + '.');
+        item(false, 'No column says whom to send to: name one phone (or mobile, whatsapp, another of ' + phoneNames.join(', ') +
+          '), jid or chat_id.');
       }
       var text = templateText();
       if (text.trim() === '') { item(false, 'The message is empty: write it, or choose a shipped template.'); return; }
@@ -175,7 +181,9 @@
         detected.innerHTML = '';
         var p = el('p');
         p.appendChild(el('strong', '', file.name));
+        var others = h.keys.filter(function (k) { return k !== h.phone; });
         p.appendChild(document.createTextNode(' · phone column: ' + (h.phone || 'none found') +
+          (others.length ? ' · also addressed by: ' + others.join(', ') : '') +
           ' · fields: ' + (h.fields.length ? h.fields.join(', ') : 'none')));
         var rows = el('span', 'muted');
         p.appendChild(rows);
