@@ -86,6 +86,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.rdb.Close)
+	redistest.GuardSlots(t, h.rdb.Client)
 	srv := newServer(cfg, h.rdb.Client, h.log)
 	t.Cleanup(srv.Close)
 	h.api = httptestServer(t, srv)
@@ -108,6 +109,7 @@ func (h *harness) startWorker(opts ...app.WorkerOption) *app.Worker {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(rdb.Close)
+	redistest.GuardSlots(h.t, rdb.Client)
 	prov, err := app.OpenProvider(h.cfg, quota.NewCallLimiter(rdb.Client, h.cfg.APICallsPerSecond), h.log)
 	if err != nil {
 		h.t.Fatal(err)

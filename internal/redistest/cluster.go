@@ -65,7 +65,7 @@ func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 		addrs = append(addrs, n.Addr)
 	}
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	guardSlots(tb, client)
+	GuardSlots(tb, client)
 	tb.Cleanup(func() { _ = client.Close() })
 	return client
 }

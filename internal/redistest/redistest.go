@@ -43,7 +43,7 @@ func (s *Server) URL() string { return "redis://" + s.Addr }
 func (s *Server) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
-	guardSlots(tb, c)
+	GuardSlots(tb, c)
 	tb.Cleanup(func() { _ = c.Close() })
 	return c
 }

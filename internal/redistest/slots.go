@@ -20,8 +20,9 @@ import (
 // keys hash to more than one cluster slot.
 type slotGuard struct{ tb testing.TB }
 
-// guardSlots adds the slot check to a client.
-func guardSlots(tb testing.TB, c redis.UniversalClient) {
+// GuardSlots adds the slot check to a client the test did not get from
+// this package (one the product opened from its configuration, say).
+func GuardSlots(tb testing.TB, c redis.UniversalClient) {
 	c.AddHook(slotGuard{tb})
 }
 

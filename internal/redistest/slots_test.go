@@ -48,7 +48,7 @@ func TestClientsFailTestsOnCrossSlotScripts(t *testing.T) {
 	inner := &recordingTB{TB: t}
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer c.Close()
-	guardSlots(inner, c)
+	GuardSlots(inner, c)
 	script := redis.NewScript(`return #KEYS`)
 	if err := script.Run(context.Background(), c, []string{"{a}:1", "{a}:2"}).Err(); err != nil {
 		t.Fatal(err)
