@@ -57,9 +57,9 @@ func NewPacer(rdb redis.UniversalClient, interval, jitter time.Duration) *Pacer 
 		interval = DefaultSendInterval
 	}
 	return &Pacer{
-		rdb:       rdb,
-		interval:  interval,
-		jitter:    max(0, jitter),
+		rdb:      rdb,
+		interval: interval,
+		jitter:   max(0, jitter),
 	}
 }
 
