@@ -355,7 +355,7 @@ func (b *bench) report() {
 	fmt.Println()
 	b.printChildLogs()
 	fmt.Println()
-	fmt.Println("Reproduce: make bench   (or: go run ./cmd/campaign-bench -rows N -sends M; BENCH_ROWS / BENCH_SENDS)")
+	fmt.Println("Reproduce: make bench   (or: go run ./cmd/campaign-bench -rows N -sends M -ingest-runs R -accounts A; BENCH_ROWS / BENCH_SENDS / BENCH_INGEST_RUNS / BENCH_ACCOUNTS)")
 }
 
 // resetCommandStats zeroes INFO commandstats, so commandProfile shows one
