@@ -33,7 +33,7 @@ lint:
 helm-check:
 	bash deploy/helm/check.sh
 
-## bench: the benchmark figures beside bare-asynq baselines, on a throwaway redis-server (BENCH_ROWS=100000 for a quicker run)
+## bench: the benchmark figures beside bare-asynq baselines, on a throwaway redis-server (BENCH_ROWS=100000 BENCH_INGEST_RUNS=1 for a quicker run)
 BENCH_ROWS ?= 1000000
 BENCH_SENDS ?= 20000
 bench:

@@ -26,7 +26,7 @@ var createFields = map[string]int64{
 	"name":          1 << 10,
 	"template":      64 << 10,
 	"template_name": 256,
-	"accounts":      8 << 10,
+	"accounts":      64 << 10, // room for ~4,000 E.164 numbers: a campaign over a thousand accounts fits
 	"send_at":       64,
 	"label":         1 << 10,
 	"file_uid":      256,

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,39 @@ type ingest struct {
 	baseSelfCPU  time.Duration
 	payloadSize  int
 	baseProfile  string
+
+	runs []ingestRun // every run of ours and the baseline, in order
+}
+
+// ingestRun is one run of figure 1: ours, then the baseline.
+type ingestRun struct {
+	ours, base float64 // recipients/s, tasks/s
+	peakRSSKB  int64
+	firstTask  time.Duration
+}
+
+// measure runs ours and the baseline n times, one after the other, keeping
+// each run's figures: a ratio must hold in every run, not on average.
+func (in *ingest) measure(n int) error {
+	for i := 1; i <= n; i++ {
+		fmt.Printf("  -- run %d of %d\n", i, n)
+		if err := in.ours(); err != nil {
+			return err
+		}
+		if err := in.baseline(); err != nil {
+			return err
+		}
+		r := ingestRun{
+			ours:      float64(in.campaign.Counts.Total) / in.durable.Seconds(),
+			base:      float64(in.baseN) / in.baseWall.Seconds(),
+			peakRSSKB: in.peakRSSKB,
+			firstTask: in.firstTask,
+		}
+		fmt.Printf("  run %d: ours %.0f/s, baseline %.0f/s → %.2f×\n", i, r.ours, r.base, r.ours/r.base)
+		in.runs = append(in.runs, r)
+	}
+	in.results()
+	return nil
 }
 
 func (in *ingest) generate() error {
@@ -152,7 +186,7 @@ func (in *ingest) ours() error {
 		return err
 	}
 	in.memory = memAfter - memBefore
-	in.profile = b.commandProfile(ctx, total, 5)
+	in.profile, _ = b.commandProfile(ctx, total, 5)
 
 	queued, err := queuedTasks(ctx, b.rdb)
 	if err != nil {
@@ -211,7 +245,7 @@ func (in *ingest) baseline() error {
 		return err
 	}
 	in.baseMemory = memAfter - memBefore
-	in.baseProfile = b.commandProfile(ctx, int64(in.baseN), 3)
+	in.baseProfile, _ = b.commandProfile(ctx, int64(in.baseN), 3)
 	queued, err := queuedTasks(ctx, b.rdb)
 	if err != nil {
 		return err
@@ -333,30 +367,41 @@ func (p *queuePoller) last() int64 {
 	return p.samples[len(p.samples)-1].count
 }
 
-// results adds figures 1 and 2 to the table.
+// results adds figures 1 and 2 to the table: the worst run's ratio, peak
+// RSS and first task (the target holds in every run or it is missed), the
+// last run's memory.
 func (in *ingest) results() {
 	b := in.b
 	n := float64(in.campaign.Counts.Total)
-	ours := n / in.durable.Seconds()
-	base := float64(in.baseN) / in.baseWall.Seconds()
+	worst := in.runs[0]
+	var ratios []string
+	var maxRSS int64
+	var maxFirst time.Duration
+	for _, r := range in.runs {
+		if r.ours/r.base < worst.ours/worst.base {
+			worst = r
+		}
+		ratios = append(ratios, fmt.Sprintf("%.2f", r.ours/r.base))
+		maxRSS, maxFirst = max(maxRSS, r.peakRSSKB), max(maxFirst, r.firstTask)
+	}
 	b.add(result{
-		figure:   fmt.Sprintf("1. ingest, recipients/s (%d-row CSV over HTTP → every task in Redis)", in.stats.Rows),
-		ours:     fmt.Sprintf("%.0f/s", ours),
-		baseline: fmt.Sprintf("%.0f/s", base),
-		ratio:    fmt.Sprintf("%.2f×", ours/base),
-		target:   "≥ 0.8×",
-		verdict:  verdict(ours/base, 0.8, true),
+		figure:   fmt.Sprintf("1. ingest, recipients/s (%d-row CSV over HTTP → every task in Redis), worst of %d runs (ratios %s)", in.stats.Rows, len(in.runs), strings.Join(ratios, " ")),
+		ours:     fmt.Sprintf("%.0f/s", worst.ours),
+		baseline: fmt.Sprintf("%.0f/s", worst.base),
+		ratio:    fmt.Sprintf("%.2f×", worst.ours/worst.base),
+		target:   "≥ 1.0× every run",
+		verdict:  verdict(worst.ours/worst.base, 1.0, true),
 	})
-	rssMB := float64(in.peakRSSKB) * 1024 / 1e6
+	rssMB := float64(maxRSS) * 1024 / 1e6
 	b.add(result{
-		figure: "1. campaign-api peak RSS (VmHWM) during that upload",
+		figure: "1. campaign-api peak RSS (VmHWM) during an upload, most of the runs",
 		ours:   fmt.Sprintf("%.1f MB", rssMB), baseline: "—", ratio: "—",
 		target: "≤ 150 MB", verdict: verdict(rssMB, 150, false),
 	})
 	b.add(result{
-		figure: "1. first task sendable after the upload starts",
-		ours:   fmt.Sprintf("%d ms", in.firstTask.Milliseconds()), baseline: "—", ratio: "—",
-		target: "≤ 1 s", verdict: verdict(in.firstTask.Seconds(), 1, false),
+		figure: "1. first task sendable after the upload starts, latest of the runs",
+		ours:   fmt.Sprintf("%d ms", maxFirst.Milliseconds()), baseline: "—", ratio: "—",
+		target: "≤ 1 s", verdict: verdict(maxFirst.Seconds(), 1, false),
 	})
 	ourBytes := float64(in.memory) / n
 	baseBytes := float64(in.baseMemory) / float64(in.baseN)

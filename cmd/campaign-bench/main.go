@@ -6,19 +6,26 @@
 //
 //  1. ingest: recipients per second from a generated CSV uploaded over HTTP
 //     until every task is in Redis, against asynq Client.Enqueue from 32
-//     goroutines; with the API process's peak RSS and how soon the first task
-//     is sendable;
+//     goroutines, in each of five runs; with the API process's peak RSS and
+//     how soon the first task is sendable;
 //  2. Redis memory per queued recipient, everything the campaign stored,
 //     against a bare asynq task carrying the same row;
-//  3. worker overhead: messages per second (and CPU per message) through the
-//     whole send path of one campaign-worker, against a no-op asynq handler;
-//  4. pacing utilisation: 10 accounts at 100 ms with 3 workers for 20 s.
+//  3. worker: messages per second, CPU per message (worker and Redis) and
+//     Redis script calls and commands per message through the whole send
+//     path of one campaign-worker, against a bare asynq handler making the
+//     same HTTP POST to the same sandbox (the fair baseline) and, for
+//     reference, a no-op asynq handler;
+//  4. pacing: 1,000 accounts at 2 s with 3 workers for 60 s: utilisation,
+//     lateness against the slot, least gap;
+//  5. Redis memory per recipient of a finished campaign (sent, read, polled
+//     three times).
 //
 // Why a program and not Go benchmarks: the figures are about the shipped
 // binaries as separate processes (their peak RSS, their CPU, HTTP in between),
 // which testing.B cannot show. The product's two binaries are built once and
 // run as children with the environment each figure needs; the provider is
-// the in-process sandbox (internal/sender/sandbox) answering at once; the
+// the in-process sandbox (internal/sender/sandbox) answering at once (after
+// about 5 ms for figure 4); the
 // baselines run in this process or in this program re-executed as a bare
 // asynq server. Nothing touches a Redis the user runs.
 //
@@ -47,22 +54,29 @@ import (
 func main() {
 	rows := flag.Int("rows", envInt("BENCH_ROWS", 1_000_000), "rows of the generated contacts CSV for figures 1 and 2 (env BENCH_ROWS)")
 	sends := flag.Int("sends", envInt("BENCH_SENDS", 20_000), "recipients of the campaign figure 3 sends (env BENCH_SENDS)")
-	only := flag.String("only", "", "run only these figures, comma-separated: 1 (with 2), 3, 4; empty: all")
+	accounts := flag.Int("accounts", envInt("BENCH_ACCOUNTS", 1000), "sender accounts of figure 4 (env BENCH_ACCOUNTS)")
+	ingestRuns := flag.Int("ingest-runs", envInt("BENCH_INGEST_RUNS", 5), "runs of figure 1, ours and the baseline each (env BENCH_INGEST_RUNS)")
+	only := flag.String("only", "", "run only these figures, comma-separated: 1 (with 2), 3, 4, 5; empty: all")
 	keep := flag.Bool("keep", false, "keep the work directory (binaries, CSV, child logs) and print where it is")
-	noop := flag.Bool("noop-server", false, "internal: run as figure 3's baseline asynq server (env BENCH_REDIS_ADDR, BENCH_CONCURRENCY)")
+	noop := flag.Bool("noop-server", false, "internal: run as figure 3's no-op baseline asynq server (env BENCH_REDIS_ADDR, BENCH_CONCURRENCY)")
+	bare := flag.Bool("bare-server", false, "internal: run as figure 3's fair baseline asynq server (env BENCH_REDIS_ADDR, BENCH_CONCURRENCY, BENCH_SANDBOX_URL)")
 	flag.Parse()
-	if *noop {
-		if err := runNoopServer(); err != nil {
-			fmt.Fprintln(os.Stderr, "campaign-bench -noop-server:", err)
+	if *noop || *bare {
+		serve := runNoopServer
+		if *bare {
+			serve = runBareServer
+		}
+		if err := serve(); err != nil {
+			fmt.Fprintln(os.Stderr, "campaign-bench baseline server:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if *rows < 1000 || *sends < 100 {
-		fmt.Fprintln(os.Stderr, "campaign-bench: -rows must be at least 1000 and -sends at least 100")
+	if *rows < 1000 || *sends < 100 || *ingestRuns < 1 || *accounts < 1 {
+		fmt.Fprintln(os.Stderr, "campaign-bench: -rows must be at least 1000, -sends at least 100, -ingest-runs and -accounts at least 1")
 		os.Exit(2)
 	}
-	os.Exit(run(*rows, *sends, *only, *keep))
+	os.Exit(run(options{rows: *rows, sends: *sends, ingestRuns: *ingestRuns, accounts: *accounts, only: *only, keep: *keep}))
 }
 
 func envInt(name string, def int) int {
@@ -78,22 +92,24 @@ func envInt(name string, def int) int {
 // bench is one run: the work directory, the binaries, the redis-server and
 // what has been measured so far.
 type bench struct {
-	dir      string
-	apiBin   string
-	workBin  string
-	selfBin  string
-	redis    *harness.Redis
-	addr     string
-	rdb      *redis.Client
-	rows     int
-	sends    int
-	only     string
-	apiKey   string
-	started  time.Time
-	phases   []phase
-	results  []result
-	notes    []string
-	warnings []string
+	dir        string
+	apiBin     string
+	workBin    string
+	selfBin    string
+	redis      *harness.Redis
+	addr       string
+	rdb        *redis.Client
+	rows       int
+	sends      int
+	ingestRuns int
+	accounts   int
+	only       string
+	apiKey     string
+	started    time.Time
+	phases     []phase
+	results    []result
+	notes      []string
+	warnings   []string
 }
 
 // phase is a step of the run and how long it took, printed at the end.
@@ -112,14 +128,21 @@ type result struct {
 	verdict  string // met, MISSED, or "" when the figure has no target
 }
 
-func run(rows, sends int, only string, keep bool) int {
-	session, err := harness.NewSession("campaign-bench", keep)
+// options are the command line's.
+type options struct {
+	rows, sends, ingestRuns, accounts int
+	only                              string
+	keep                              bool
+}
+
+func run(o options) int {
+	session, err := harness.NewSession("campaign-bench", o.keep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "campaign-bench:", err)
 		return 1
 	}
 	defer session.Close()
-	b := &bench{dir: session.Dir, rows: rows, sends: sends, only: only, apiKey: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), started: time.Now()}
+	b := &bench{dir: session.Dir, rows: o.rows, sends: o.sends, ingestRuns: o.ingestRuns, accounts: o.accounts, only: o.only, apiKey: "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36), started: time.Now()}
 	if err := b.all(); err != nil {
 		session.WaitIfAborting()
 		fmt.Fprintln(os.Stderr, "\ncampaign-bench:", err)
@@ -143,7 +166,8 @@ func (b *bench) all() error {
 			return err
 		}
 		b.addr = b.redis.Addr
-		b.rdb = redis.NewClient(&redis.Options{Addr: b.addr})
+		// FLUSHALL of a million tasks takes seconds on a loaded machine.
+		b.rdb = redis.NewClient(&redis.Options{Addr: b.addr, ReadTimeout: 2 * time.Minute})
 		fmt.Printf("  redis-server %s on %s (--save \"\" --appendonly no)\n", redisVersion(b.rdb), b.addr)
 		return nil
 	}); err != nil {
@@ -156,16 +180,12 @@ func (b *bench) all() error {
 		f      func() error
 	}{
 		{"1", "figure 1-2: generate contacts CSV", ing.generate},
-		{"1", "figure 1-2: ours: upload through campaign-api", ing.ours},
-		{"1", "figure 1-2: baseline: asynq Client.Enqueue x32", func() error {
-			if err := ing.baseline(); err != nil {
-				return err
-			}
-			ing.results()
-			return nil
+		{"1", fmt.Sprintf("figure 1-2: upload through campaign-api, then asynq Client.Enqueue x32; %d runs", b.ingestRuns), func() error {
+			return ing.measure(b.ingestRuns)
 		}},
 		{"3", "figure 3: worker overhead, ours and baseline", (&workerBench{b: b}).run},
-		{"4", "figure 4: pacing, 3 workers", (&pacingBench{b: b}).run},
+		{"5", "figure 5: memory of a finished campaign", (&memoryBench{b: b}).run},
+		{"4", fmt.Sprintf("figure 4: pacing, %d accounts, 3 workers", b.accounts), (&pacingBench{b: b, accounts: b.accounts}).run},
 	} {
 		if b.only != "" && !slices.Contains(strings.Split(b.only, ","), s.figure) {
 			continue
@@ -335,7 +355,7 @@ func (b *bench) report() {
 	fmt.Println()
 	b.printChildLogs()
 	fmt.Println()
-	fmt.Println("Reproduce: make bench   (or: go run ./cmd/campaign-bench -rows N -sends M; BENCH_ROWS / BENCH_SENDS)")
+	fmt.Println("Reproduce: make bench   (or: go run ./cmd/campaign-bench -rows N -sends M -ingest-runs R -accounts A; BENCH_ROWS / BENCH_SENDS / BENCH_INGEST_RUNS / BENCH_ACCOUNTS)")
 }
 
 // resetCommandStats zeroes INFO commandstats, so commandProfile shows one
@@ -344,13 +364,21 @@ func (b *bench) resetCommandStats(ctx context.Context) {
 	_ = b.rdb.ConfigResetStat(ctx).Err()
 }
 
+// commandCounts are Redis calls per unit: script calls (EVALSHA, EVAL,
+// FCALL) and every command, those a script ran included (INFO commandstats
+// counts a script's redis.call under its command).
+type commandCounts struct {
+	scripts  float64
+	commands float64
+}
+
 // commandProfile answers Redis's busiest commands since resetCommandStats,
 // by time spent, as calls and µs per unit (a recipient, a message): what the
 // product asks of Redis, beside what the baseline asks.
-func (b *bench) commandProfile(ctx context.Context, units int64, top int) string {
+func (b *bench) commandProfile(ctx context.Context, units int64, top int) (string, commandCounts) {
 	info, err := b.rdb.InfoMap(ctx, "commandstats").Result()
 	if err != nil {
-		return "commandstats: " + err.Error()
+		return "commandstats: " + err.Error(), commandCounts{}
 	}
 	type stat struct {
 		name  string
@@ -376,12 +404,17 @@ func (b *bench) commandProfile(ctx context.Context, units int64, top int) string
 	}
 	slices.SortFunc(stats, func(x, y stat) int { return int(y.usec - x.usec) })
 	var parts []string
-	var calls int64
+	var calls, scripts int64
 	for i, st := range stats {
 		calls += st.calls
+		switch st.name {
+		case "evalsha", "eval", "evalsha_ro", "eval_ro", "fcall", "fcall_ro":
+			scripts += st.calls
+		}
 		if i < top {
 			parts = append(parts, fmt.Sprintf("%s %.2f calls %.1f µs", st.name, float64(st.calls)/float64(units), float64(st.usec)/float64(units)))
 		}
 	}
-	return fmt.Sprintf("%.1f commands a unit; busiest: %s", float64(calls)/float64(units), strings.Join(parts, "; "))
+	counts := commandCounts{scripts: float64(scripts) / float64(units), commands: float64(calls) / float64(units)}
+	return fmt.Sprintf("%.1f commands a unit (%.1f script calls); busiest: %s", counts.commands, counts.scripts, strings.Join(parts, "; ")), counts
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,22 +19,27 @@ import (
 	"github.com/wacampaign/wacampaign/internal/harness"
 )
 
-// Figure 4's setup, as the issue states it.
+// Figure 4's setup, as the issue states it: 1,000 accounts at 2 s (500
+// messages/s offered) for 60 s, 3 workers, a sandbox answering in about
+// 5 ms, status polls running (on a schedule brought forward so that they
+// fall inside the window).
 const (
-	pacingAccounts    = 10
-	pacingInterval    = 100 * time.Millisecond
-	pacingWindow      = 20 * time.Second
+	pacingInterval    = 2 * time.Second
+	pacingWindow      = 60 * time.Second
 	pacingWorkers     = 3
-	pacingConcurrency = 50 // a worker's share of about a second of sends (tasks become due at whole seconds)
-	// perAccount outlasts the window (25 s of sends at 100 ms), so no account
+	pacingConcurrency = 200 // a worker's share of a second of sends (500/s over 3), each of which may nap up to a second for its slot
+	pacingLatency     = 5 * time.Millisecond
+	pacingPolls       = "10s,30s,1m"
+	// perAccount outlasts the window (70 s of sends at 2 s), so no account
 	// runs dry inside it.
-	pacingPerAccount = 250
+	pacingPerAccount = 35
 )
 
 // pacingBench is figure 4: how close to one send per interval per account
 // three workers get.
 type pacingBench struct {
-	b *bench
+	b        *bench
+	accounts int
 }
 
 func (p *pacingBench) run() error {
@@ -42,7 +48,7 @@ func (p *pacingBench) run() error {
 	if err := b.flush(ctx); err != nil {
 		return err
 	}
-	sb, srv := newSandbox()
+	sb, srv := newSlowSandbox(pacingLatency)
 	defer srv.Close()
 	interval := pacingInterval.String()
 	api, client, err := b.startAPI("api-fig4", srv.URL, interval)
@@ -57,7 +63,7 @@ func (p *pacingBench) run() error {
 	var workers []*harness.Child
 	for i := 1; i <= pacingWorkers; i++ {
 		wk, err := b.startProduct(fmt.Sprintf("worker-fig4-%d", i), b.workBin, nil,
-			b.productEnv(srv.URL, "SEND_INTERVAL="+interval, "WORKER_CONCURRENCY="+strconv.Itoa(pacingConcurrency)))
+			b.productEnv(srv.URL, "SEND_INTERVAL="+interval, "WORKER_CONCURRENCY="+strconv.Itoa(pacingConcurrency), "STATUS_POLL_SCHEDULE="+pacingPolls))
 		if err != nil {
 			return err
 		}
@@ -76,16 +82,16 @@ func (p *pacingBench) run() error {
 		return err
 	}
 
-	accounts := make([]string, pacingAccounts)
+	accounts := make([]string, p.accounts)
 	for i := range accounts {
 		accounts[i] = fmt.Sprintf("+1415555%04d", 100+i)
 	}
-	plan, err := harness.NewPhonePlan(pacingAccounts * pacingPerAccount)
+	plan, err := harness.NewPhonePlan(p.accounts * pacingPerAccount)
 	if err != nil {
 		return err
 	}
 	var csv bytes.Buffer
-	if _, err := harness.WriteContacts(&csv, pacingAccounts*pacingPerAccount, plan); err != nil {
+	if _, err := harness.WriteContacts(&csv, p.accounts*pacingPerAccount, plan); err != nil {
 		return err
 	}
 	c, err := client.CreateCampaign(ctx, []harness.Field{
@@ -131,6 +137,47 @@ func (p *pacingBench) waitReady(ctx context.Context, client *harness.APIClient) 
 	}
 }
 
+// accountPace is what one account's sends in the window show.
+type accountPace struct {
+	sends   int
+	util    float64
+	minGap  time.Duration
+	lateAll []time.Duration // each send's lateness against its slot: an interval after the account's previous send
+}
+
+// paceOf reads an account's sends (as the sandbox received them): those in
+// [first, end), the least gap between any two, and how late each came
+// after the slot an interval past the one before.
+func paceOf(times []time.Time, first, end time.Time, allowed float64) accountPace {
+	slices.SortFunc(times, func(x, y time.Time) int { return x.Compare(y) })
+	a := accountPace{minGap: time.Duration(1<<63 - 1)}
+	for i, t := range times {
+		inside := !t.Before(first) && t.Before(end)
+		if inside {
+			a.sends++
+		}
+		if i > 0 {
+			gap := t.Sub(times[i-1])
+			a.minGap = min(a.minGap, gap)
+			if inside {
+				a.lateAll = append(a.lateAll, max(gap-pacingInterval, 0))
+			}
+		}
+	}
+	a.util = float64(a.sends) / allowed
+	return a
+}
+
+// percentile is the q-quantile of ds (sorted in place), nearest rank.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(math.Ceil(q*float64(len(ds)))) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}
+
 func (p *pacingBench) analyse(msgs []sandboxMessage, accounts []string, first time.Time) error {
 	b := p.b
 	end := first.Add(pacingWindow)
@@ -143,53 +190,65 @@ func (p *pacingBench) analyse(msgs []sandboxMessage, accounts []string, first ti
 		}
 		byAccount[a] = append(byAccount[a], m.ReceivedAt)
 	}
-	minUtil, sumUtil, maxUtil := 2.0, 0.0, 0.0
+	minUtil, sumUtil := 2.0, 0.0
 	minGap := time.Duration(1<<63 - 1)
-	var lines []string
+	var late []time.Duration
+	worst := ""
 	for _, a := range accounts {
-		times := byAccount[a]
-		slices.SortFunc(times, func(x, y time.Time) int { return x.Compare(y) })
-		in := 0
-		gap := time.Duration(1<<63 - 1)
-		for i, t := range times {
-			if !t.Before(first) && t.Before(end) {
-				in++
-			}
-			if i > 0 {
-				gap = min(gap, t.Sub(times[i-1]))
-			}
+		pace := paceOf(byAccount[a], first, end, allowed)
+		if pace.util < minUtil {
+			minUtil, worst = pace.util, fmt.Sprintf("%s: %d sends, least gap %.1f ms", a, pace.sends, float64(pace.minGap.Microseconds())/1000)
 		}
-		u := float64(in) / allowed
-		minUtil, maxUtil, sumUtil = min(minUtil, u), max(maxUtil, u), sumUtil+u
-		minGap = min(minGap, gap)
-		lines = append(lines, fmt.Sprintf("%s %d (%.3f, least gap %.1f ms)", a, in, u, float64(gap.Microseconds())/1000))
+		sumUtil += pace.util
+		minGap = min(minGap, pace.minGap)
+		late = append(late, pace.lateAll...)
 	}
-	mean := sumUtil / pacingAccounts
-	fmt.Printf("  sends per account in the %s after the first send (%.0f allowed):\n    %s\n", pacingWindow, allowed, strings.Join(lines, "\n    "))
-	fmt.Printf("  utilisation min %.3f, mean %.3f, max %.3f; least gap between two sends of one account %.1f ms; %d messages in all\n",
-		minUtil, mean, maxUtil, float64(minGap.Microseconds())/1000, len(msgs))
-	if len(byAccount) != pacingAccounts {
-		b.warn(fmt.Sprintf("figure 4: messages came from %d accounts, not %d", len(byAccount), pacingAccounts))
+	mean := sumUtil / float64(len(accounts))
+	p50, p99 := percentile(late, 0.5), percentile(late, 0.99)
+	fmt.Printf("  %d accounts, %.0f sends allowed each in the %s after the first send; %d messages in all\n", len(accounts), allowed, pacingWindow, len(msgs))
+	fmt.Printf("  utilisation mean %.3f, worst %.3f (%s); least gap between two sends of one account %.1f ms\n",
+		mean, minUtil, worst, float64(minGap.Microseconds())/1000)
+	fmt.Printf("  lateness against the slot (an interval after the account's previous send): p50 %s, p99 %s, max %s over %d sends\n",
+		roundDur(p50), roundDur(p99), roundDur(percentile(late, 1)), len(late))
+	if len(byAccount) != len(accounts) {
+		b.warn(fmt.Sprintf("figure 4: messages came from %d accounts, not %d", len(byAccount), len(accounts)))
 	}
+	p.results(allowed, mean, minUtil, p50, p99, minGap)
+	return nil
+}
 
+func (p *pacingBench) results(allowed, mean, minUtil float64, p50, p99, minGap time.Duration) {
+	b := p.b
+	setup := fmt.Sprintf("%d accounts × %s, %d workers, %s", p.accounts, pacingInterval, pacingWorkers, pacingWindow)
 	b.add(result{
-		figure:   fmt.Sprintf("4. pacing utilisation, sends / allowed per account (%d accounts × %s, %d workers, %s)", pacingAccounts, pacingInterval, pacingWorkers, pacingWindow),
-		ours:     fmt.Sprintf("min %.3f, mean %.3f", minUtil, mean),
+		figure:   "4. pacing utilisation, sends / allowed per account, mean (" + setup + ")",
+		ours:     fmt.Sprintf("%.3f", mean),
 		baseline: fmt.Sprintf("%.0f sends allowed", allowed),
-		ratio:    fmt.Sprintf("%.3f", minUtil),
-		target:   "≥ 0.97",
-		verdict:  verdict(minUtil, 0.97, true),
+		ratio:    fmt.Sprintf("%.3f", mean),
+		target:   "≥ 0.98",
+		verdict:  verdict(mean, 0.98, true),
+	})
+	b.add(result{
+		figure: "4. pacing utilisation, worst account", ours: fmt.Sprintf("%.3f", minUtil),
+		baseline: fmt.Sprintf("%.0f sends allowed", allowed), ratio: fmt.Sprintf("%.3f", minUtil),
+		target: "≥ 0.95", verdict: verdict(minUtil, 0.95, true),
+	})
+	b.add(result{
+		figure: "4. lateness of a send against its slot, p50 / p99",
+		ours:   fmt.Sprintf("%s / %s", roundDur(p50), roundDur(p99)), baseline: "0", ratio: "—",
+		target: "p99 ≤ 250ms", verdict: verdict(p99.Seconds(), 0.25, false),
 	})
 	b.add(result{
 		figure: "4. least gap between two sends of one account",
-		ours:   fmt.Sprintf("%.1f ms", float64(minGap.Microseconds())/1000), baseline: pacingInterval.String(), ratio: fmt.Sprintf("%.3f", float64(minGap)/float64(pacingInterval)),
-		target: "—",
+		ours:   fmt.Sprintf("%.1f ms", float64(minGap.Microseconds())/1000), baseline: pacingInterval.String(),
+		ratio:  fmt.Sprintf("%.3f", float64(minGap)/float64(pacingInterval)),
+		target: "≥ 0.95", verdict: verdict(float64(minGap)/float64(pacingInterval), 0.95, true),
 	})
-	b.note(fmt.Sprintf("4. %d campaign-worker processes (WORKER_CONCURRENCY=%d, SEND_INTERVAL=%s) are started and registered, and the "+
-		"ledger synced, before a campaign of %d accounts × %d recipients is uploaded (accounts field; campaign-api with the same "+
-		"SEND_INTERVAL). The sandbox's accepted messages are counted per account (whatsapp_account_phone) by ReceivedAt in "+
-		"[first send, first send + %s) — half-open, so at most %.0f fit; utilisation = that count / %.0f. The least gap is over all "+
-		"of an account's sends, as the sandbox received them (HTTP in between).",
-		pacingWorkers, pacingConcurrency, pacingInterval, pacingAccounts, pacingPerAccount, pacingWindow, allowed, allowed))
-	return nil
+	b.note(fmt.Sprintf("4. %d campaign-worker processes (WORKER_CONCURRENCY=%d, SEND_INTERVAL=%s, STATUS_POLL_SCHEDULE=%s so that polls run inside the window) "+
+		"are started and registered, and the ledger synced, before a campaign of %d accounts × %d recipients is uploaded (accounts field; "+
+		"campaign-api with the same SEND_INTERVAL). The sandbox answers each send after %s. Its accepted messages are counted per account "+
+		"(whatsapp_account_phone) by ReceivedAt in [first send, first send + %s) — half-open, so at most %.0f fit; utilisation = that count / %.0f. "+
+		"A send's lateness is how much more than the interval after the account's previous send it came (the earliest its slot could be); "+
+		"the least gap is over all of an account's sends, as the sandbox received them (HTTP in between).",
+		pacingWorkers, pacingConcurrency, pacingInterval, pacingPolls, p.accounts, pacingPerAccount, pacingLatency, pacingWindow, allowed, allowed))
 }

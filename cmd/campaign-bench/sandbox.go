@@ -3,6 +3,7 @@
 package main
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"time"
 
@@ -29,3 +30,19 @@ func newSandbox() (*sandbox.Server, *httptest.Server) {
 	})
 	return sb, httptest.NewServer(sb)
 }
+
+// newSlowSandbox is newSandbox answering each send (a POST) after latency,
+// as a provider across a network does.
+func newSlowSandbox(latency time.Duration) (*sandbox.Server, *httptest.Server) {
+	sb, plain := newSandbox()
+	plain.Close()
+	return sb, httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			time.Sleep(latency)
+		}
+		sb.ServeHTTP(w, r)
+	}))
+}
+
+// newServer serves sb in this process.
+func newServer(sb *sandbox.Server) *httptest.Server { return httptest.NewServer(sb) }

@@ -108,7 +108,7 @@ func fastNormalize(s, region string) (string, bool) {
 	}
 	ccNum, _ := strconv.Atoi(cc)
 	num := &phonenumbers.PhoneNumber{CountryCode: proto32(int32(ccNum)), NationalNumber: &nn}
-	if !phonenumbers.IsValidNumberForRegion(num, region) {
+	if !validForRegion(num, national, region) {
 		return "", false
 	}
 	return "+" + cc + national, true

@@ -87,3 +87,50 @@ func TestNormalizePhoneRefusesMoreThan15Digits(t *testing.T) {
 		t.Errorf("a German number of normal length: %q, %v", got, err)
 	}
 }
+
+// TestValidityByPrefixAgreesWithTheLibrary: a number whose prefix was
+// answered for a sibling (same length, other last digits) gets the
+// library's own answer, valid or not, in every region the prefix memory
+// is used for; and the US, the default region, uses it.
+func TestValidityByPrefixAgreesWithTheLibrary(t *testing.T) {
+	if validityOf("US").free == 0 {
+		t.Fatal("US numbers are not remembered by prefix: every import pays the full validation")
+	}
+	rng := rand.New(rand.NewPCG(3, 5))
+	regions := []string{"US", "CA", "FR", "ES", "IN", "BR", "MX", "RU", "AR", "SG", "ZA", "JP", "NG", "GB", "DE"}
+	valid, invalid := 0, 0
+	for i := 0; i < 100000; i++ {
+		region := regions[rng.IntN(len(regions))]
+		free := validityOf(region).free
+		cc := phonenumbers.GetCountryCodeForRegion(region)
+		n := 6 + rng.IntN(7)
+		digits := []byte(fmt.Sprint(1 + rng.IntN(9)))
+		for len(digits) < n {
+			digits = append(digits, byte('0'+rng.IntN(10)))
+		}
+		sibling := append([]byte(nil), digits...)
+		for j := len(sibling) - free; j < len(sibling) && free > 0; j++ {
+			sibling[j] = byte('0' + rng.IntN(10))
+		}
+		validForRegion(numberOf(cc, string(sibling)), string(sibling), region)
+		num := numberOf(cc, string(digits))
+		got, want := validForRegion(num, string(digits), region), phonenumbers.IsValidNumberForRegion(num, region)
+		if got != want {
+			t.Fatalf("%s %s (after %s): valid %v, the library says %v", region, digits, sibling, got, want)
+		}
+		if want {
+			valid++
+		} else {
+			invalid++
+		}
+	}
+	if valid < 1000 || invalid < 1000 {
+		t.Fatalf("only %d valid and %d invalid numbers tried", valid, invalid)
+	}
+}
+
+func numberOf(cc int, national string) *phonenumbers.PhoneNumber {
+	var nn uint64
+	fmt.Sscan(national, &nn)
+	return &phonenumbers.PhoneNumber{CountryCode: proto32(int32(cc)), NationalNumber: &nn}
+}

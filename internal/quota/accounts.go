@@ -34,18 +34,23 @@ type Account struct {
 // refused the account, or its webhook said so). Reads are cached in the
 // process for a moment, so a pause reaches every worker within about a
 // second without a Redis read per send.
+//
+// The cache is a snapshot of the whole registry (one HGETALL a second per
+// process), not of each account: Redis holds a record only for an account
+// someone paused, resumed or found disconnected, so the snapshot is small,
+// and a worker sending through a thousand accounts then reads Redis once a
+// second rather than once per account per second, each read in the path of
+// a send.
 type Accounts struct {
 	rdb      redis.UniversalClient
 	recheck  time.Duration
 	cacheFor time.Duration
 
-	mu    sync.Mutex
-	cache map[string]cachedAccount
-}
+	mu     sync.Mutex // guards states and readAt
+	states map[string]accountState
+	readAt time.Time // zero: no snapshot
 
-type cachedAccount struct {
-	state accountState
-	at    time.Time
+	refresh sync.Mutex // one snapshot read at a time; the others wait for it
 }
 
 // accountState is what Redis holds per account (JSON in wac:accounts).
@@ -61,7 +66,7 @@ const DisconnectRecheck = 5 * time.Minute
 
 // NewAccounts returns the account registry.
 func NewAccounts(rdb redis.UniversalClient) *Accounts {
-	return &Accounts{rdb: rdb, recheck: DisconnectRecheck, cacheFor: time.Second, cache: map[string]cachedAccount{}}
+	return &Accounts{rdb: rdb, recheck: DisconnectRecheck, cacheFor: time.Second}
 }
 
 // Remember lists accounts that campaigns use, so operators see them.
@@ -120,29 +125,74 @@ func (a *Accounts) MarkConnected(ctx context.Context, phone string) error {
 // disconnected account becomes usable again after the recheck period, so a
 // reconnection the webhook missed is found by trying.
 func (a *Accounts) Usable(ctx context.Context, phone string) (bool, string, error) {
-	a.mu.Lock()
-	c, ok := a.cache[phone]
-	a.mu.Unlock()
-	if !ok || time.Since(c.at) > a.cacheFor {
-		st, err := a.read(ctx, phone)
-		if err != nil {
-			return false, "", err
-		}
-		c = cachedAccount{state: st, at: time.Now()}
-		a.mu.Lock()
-		a.cache[phone] = c
-		a.mu.Unlock()
+	st, err := a.cached(ctx, phone)
+	if err != nil {
+		return false, "", err
 	}
-	switch c.state.Status {
+	switch st.Status {
 	case AccountPaused:
 		return false, "sender account " + phone + " is paused", nil
 	case AccountDisconnected:
-		if time.Since(time.UnixMilli(c.state.Since)) >= a.recheck {
+		if time.Since(time.UnixMilli(st.Since)) >= a.recheck {
 			return true, "", nil
 		}
-		return false, "sender account " + phone + " is disconnected: " + c.state.Reason, nil
+		return false, "sender account " + phone + " is disconnected: " + st.Reason, nil
 	}
 	return true, "", nil
+}
+
+// cached is the account's state in a snapshot at most cacheFor old, read
+// anew when it is older.
+func (a *Accounts) cached(ctx context.Context, phone string) (accountState, error) {
+	if st, ok := a.fromSnapshot(phone); ok {
+		return st, nil
+	}
+	a.refresh.Lock()
+	defer a.refresh.Unlock()
+	if st, ok := a.fromSnapshot(phone); ok {
+		return st, nil // read by the goroutine this one waited for
+	}
+	raw, err := a.rdb.HGetAll(ctx, accountsKey).Result()
+	if err != nil {
+		return accountState{}, fmt.Errorf("quota: read sender accounts: %w", err)
+	}
+	states := make(map[string]accountState, len(raw))
+	for k, v := range raw {
+		states[phoneOfKey(k)] = parseAccountState(v)
+	}
+	a.mu.Lock()
+	a.states, a.readAt = states, time.Now()
+	a.mu.Unlock()
+	return stateOr(states, phone), nil
+}
+
+// fromSnapshot answers the account's state when the snapshot is fresh.
+func (a *Accounts) fromSnapshot(phone string) (accountState, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.readAt.IsZero() || time.Since(a.readAt) > a.cacheFor {
+		return accountState{}, false
+	}
+	return stateOr(a.states, phone), true
+}
+
+// stateOr is the account's state in states; an account without a record
+// is active.
+func stateOr(states map[string]accountState, phone string) accountState {
+	if st, ok := states[phone]; ok {
+		return st
+	}
+	return accountState{Status: AccountActive}
+}
+
+// parseAccountState reads a record of wac:accounts; a record it cannot read
+// counts as active, as no record does.
+func parseAccountState(raw string) accountState {
+	var st accountState
+	if json.Unmarshal([]byte(raw), &st) != nil || st.Status == "" {
+		st.Status = AccountActive
+	}
+	return st
 }
 
 // List returns every account campaigns have used or operators have set,
@@ -196,11 +246,7 @@ func (a *Accounts) read(ctx context.Context, phone string) (accountState, error)
 	if err != nil {
 		return accountState{}, fmt.Errorf("quota: read sender account %s: %w", phone, err)
 	}
-	var st accountState
-	if json.Unmarshal([]byte(raw), &st) != nil || st.Status == "" {
-		st.Status = AccountActive
-	}
-	return st, nil
+	return parseAccountState(raw), nil
 }
 
 func (a *Accounts) set(ctx context.Context, phone string, st accountState) error {
@@ -214,7 +260,16 @@ func (a *Accounts) set(ctx context.Context, phone string, st accountState) error
 		return fmt.Errorf("quota: set sender account %s %s: %w", phone, st.Status, err)
 	}
 	a.mu.Lock()
-	a.cache[phone] = cachedAccount{state: st, at: time.Now()}
+	if a.states != nil {
+		// This process sees its own change at once; copied, as a
+		// snapshot is never changed once taken.
+		states := make(map[string]accountState, len(a.states)+1)
+		for k, v := range a.states {
+			states[k] = v
+		}
+		states[phone] = st
+		a.states = states
+	}
 	a.mu.Unlock()
 	return nil
 }

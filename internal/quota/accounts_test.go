@@ -21,7 +21,7 @@ func TestAccountsAcrossProcesses(t *testing.T) {
 	if err := a1.Pause(ctx, phone, "phone lost"); err != nil {
 		t.Fatal(err)
 	}
-	a2.cache = map[string]cachedAccount{} // the other process's cache has lapsed
+	a2.readAt = time.Time{} // the other process's snapshot has lapsed
 	if ok, why, _ := a2.Usable(ctx, phone); ok || !strings.Contains(why, "paused") {
 		t.Errorf("paused elsewhere: usable %v (%q)", ok, why)
 	}
@@ -64,5 +64,29 @@ func TestAccountsAcrossProcesses(t *testing.T) {
 	list, _ = a2.List(ctx, NewPacer(srv.Client(t), 2*time.Second, 0))
 	if len(list) != 3 || list[0].Phone != "" || list[0].Interval != 2*time.Second {
 		t.Errorf("list %+v; want the default account, and two phones with their intervals", list)
+	}
+}
+
+// One snapshot of the registry answers for every account: a paused one, a
+// disconnected one and one nobody touched, each as Redis has it.
+func TestAccountsSnapshotAnswersEachAccount(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	writer, reader := NewAccounts(srv.Client(t)), NewAccounts(srv.Client(t))
+	if ok, _, err := reader.Usable(ctx, "+14155550100"); err != nil || !ok {
+		t.Fatalf("an empty registry: usable %v %v", ok, err)
+	}
+	if err := writer.Pause(ctx, "+14155550101", "lost"); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.MarkDisconnected(ctx, "+14155550102", "refused"); err != nil {
+		t.Fatal(err)
+	}
+	reader.readAt = time.Time{}
+	for phone, want := range map[string]string{"+14155550100": "", "+14155550101": "paused", "+14155550102": "disconnected: refused"} {
+		ok, why, err := reader.Usable(ctx, phone)
+		if err != nil || ok != (want == "") || !strings.Contains(why, want) {
+			t.Errorf("%s: usable %v (%q) %v; want reason containing %q", phone, ok, why, err, want)
+		}
 	}
 }

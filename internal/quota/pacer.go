@@ -33,15 +33,14 @@ type Pacer struct {
 	interval time.Duration
 	jitter   time.Duration
 
-	// Overrides are read once a second per account and process, not on
-	// every send: a change reaches every worker within a second.
-	mu        sync.Mutex
-	overrides map[string]cachedInterval
-}
-
-type cachedInterval struct {
-	d  time.Duration
-	at time.Time
+	// Overrides are read once a second per process, all of them in one
+	// HGETALL (only overridden accounts have one), not on every send nor
+	// once per account: a change reaches every worker within a second, and
+	// a worker pacing a thousand accounts reads Redis once a second for it.
+	mu        sync.Mutex // guards overrides and readAt
+	overrides map[string]time.Duration
+	readAt    time.Time // zero: not read yet
+	refresh   sync.Mutex
 }
 
 const overrideCacheFor = time.Second
@@ -58,10 +57,9 @@ func NewPacer(rdb redis.UniversalClient, interval, jitter time.Duration) *Pacer 
 		interval = DefaultSendInterval
 	}
 	return &Pacer{
-		rdb:       rdb,
-		interval:  interval,
-		jitter:    max(0, jitter),
-		overrides: map[string]cachedInterval{},
+		rdb:      rdb,
+		interval: interval,
+		jitter:   max(0, jitter),
 	}
 }
 
@@ -245,7 +243,7 @@ func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration
 		return fmt.Errorf("quota: set send interval of account %q to %s: %w", account, d, err)
 	}
 	p.mu.Lock()
-	delete(p.overrides, account) // this process sees it at once
+	p.readAt = time.Time{} // this process sees it at once
 	p.mu.Unlock()
 	return nil
 }
@@ -253,25 +251,46 @@ func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration
 // Interval is the account's least gap between two sends: its override, or
 // the Pacer's default.
 func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, error) {
-	p.mu.Lock()
-	c, ok := p.overrides[account]
-	p.mu.Unlock()
-	if ok && time.Since(c.at) < overrideCacheFor {
-		return c.d, nil
+	if d, ok := p.fromSnapshot(account); ok {
+		return d, nil
 	}
-	d := p.interval
-	ms, err := p.rdb.HGet(ctx, intervalsKey, accountKey(account)).Int64()
-	switch {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
-		return 0, fmt.Errorf("quota: read send interval of account %q: %w", account, err)
-	case ms > 0:
-		d = time.Duration(ms) * time.Millisecond
+	p.refresh.Lock()
+	defer p.refresh.Unlock()
+	if d, ok := p.fromSnapshot(account); ok {
+		return d, nil // read by the goroutine this one waited for
+	}
+	raw, err := p.rdb.HGetAll(ctx, intervalsKey).Result()
+	if err != nil {
+		return 0, fmt.Errorf("quota: read send intervals: %w", err)
+	}
+	overrides := make(map[string]time.Duration, len(raw))
+	for k, v := range raw {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
+			overrides[phoneOfKey(k)] = time.Duration(ms) * time.Millisecond
+		}
 	}
 	p.mu.Lock()
-	p.overrides[account] = cachedInterval{d: d, at: time.Now()}
+	p.overrides, p.readAt = overrides, time.Now()
 	p.mu.Unlock()
-	return d, nil
+	return p.intervalIn(overrides, account), nil
+}
+
+// fromSnapshot answers the account's interval when the snapshot of the
+// overrides is fresh.
+func (p *Pacer) fromSnapshot(account string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.readAt.IsZero() || time.Since(p.readAt) >= overrideCacheFor {
+		return 0, false
+	}
+	return p.intervalIn(p.overrides, account), true
+}
+
+func (p *Pacer) intervalIn(overrides map[string]time.Duration, account string) time.Duration {
+	if d, ok := overrides[account]; ok {
+		return d
+	}
+	return p.interval
 }
 
 // planScript books ARGV[1] slots ARGV[2] ms apart on the timeline KEYS[1]:
