@@ -526,17 +526,18 @@ func (r *importRun) dropSuppressed(ctx context.Context, b *importBatch) error {
 		if err != nil {
 			return storeFailed(ctx, err)
 		}
-		kept := b.rows[:0]
+		kept, dropped := b.rows[:0], int64(0)
 		for i, row := range b.rows {
 			if suppressed[i] {
-				b.suppressed++
+				dropped++
 				continue
 			}
 			kept = append(kept, row)
 		}
 		b.rows = kept
-		r.suppressed += b.suppressed
-		r.accepted -= b.suppressed
+		b.suppressed += dropped // a batch before the campaign exists carries them to the next
+		r.suppressed += dropped
+		r.accepted -= dropped
 	}
 	for i := range b.rows {
 		b.rows[i].seq = r.nextSeq
