@@ -51,13 +51,20 @@ func (s *Store) Suppress(ctx context.Context, e Entry) (added bool, err error) {
 	return n == 1, nil
 }
 
-// SuppressMany adds entries in one round trip (a CSV import's batch).
+// SuppressMany adds entries in one transaction (a CSV import): the
+// commands suppressScript runs, for every entry at once (both keys share
+// the {aud} slot, so MULTI works on Redis Cluster too).
 func (s *Store) SuppressMany(ctx context.Context, entries []Entry) error {
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range entries {
-			entries[i].Describe()
-			suppressScript.Run(ctx, p, []string{suppressedKey, orderKey}, entries[i].Address, encodeEntry(entries[i]))
-		}
+	fields := make([]any, 0, 2*len(entries))
+	order := make([]redis.Z, 0, len(entries))
+	for i := range entries {
+		entries[i].Describe()
+		fields = append(fields, entries[i].Address, encodeEntry(entries[i]))
+		order = append(order, redis.Z{Member: entries[i].Address})
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, suppressedKey, fields...)
+		p.ZAdd(ctx, orderKey, order...)
 		return nil
 	})
 	if err != nil {
