@@ -132,6 +132,17 @@ func TestOptOutAndOptInEndToEnd(t *testing.T) {
 		t.Fatalf("the opted-out phone got %d messages; want 1 (the first campaign's)", got)
 	}
 
+	// Sequences go through the same send path: even a transactional one
+	// (exempt from the frequency cap) skips a suppressed phone.
+	step := h.sequenceStep(phones[0], true)
+	h.waitCampaign(step, 30*time.Second, "skipped", func(c campaign.Campaign) bool { return c.Counts.Skipped == 1 })
+	if r := h.recipients(step, ""); r[0].Reason != campaign.ReasonOptedOut {
+		t.Errorf("sequence step: %q, want %q", r[0].Reason, campaign.ReasonOptedOut)
+	}
+	if got := len(h.sentTo()[phones[0]]); got != 1 {
+		t.Fatalf("the opted-out phone got %d messages; want 1", got)
+	}
+
 	h.write(phones[0], "start")
 	h.awaitSuppressed(phones[0], false)
 	later := h.audienceCampaign(phones[:1])
