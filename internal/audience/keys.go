@@ -13,7 +13,6 @@ import "strconv"
 //	wac:{aud}:suppressed:order  ZSET  address (score 0), for paging the list in address order
 //	wac:{aud}:cap:<address>     ZSET  "<campaign>/<seq>" → unix ms of a marketing send reserved to the address (expires after the cap's period)
 //	wac:{aud}:last:<address>    STRING the last message sent to the address (JSON, see LastMessage; expires after REPLY_WINDOW)
-//	wac:{aud}:inbound:<id>      STRING an incoming message already acted on (expires after a day): webhooks are retried
 const (
 	keyPrefix     = "wac:{aud}:"
 	suppressedKey = keyPrefix + "suppressed"
@@ -22,7 +21,6 @@ const (
 
 func capKey(address string) string  { return keyPrefix + "cap:" + address }
 func lastKey(address string) string { return keyPrefix + "last:" + address }
-func inboundKey(id string) string   { return keyPrefix + "inbound:" + id }
 
 // capMember names one recipient of one campaign in a cap set, so that a
 // retried send reserves the same slot again rather than a second one.

@@ -209,19 +209,3 @@ func (s *Store) LastMessaged(ctx context.Context, address string) (LastMessage, 
 	}
 	return m, true, nil
 }
-
-// inboundMemory is how long an incoming message's id is remembered: the
-// provider's webhook retries end well within it.
-const inboundMemory = 24 * time.Hour
-
-// FirstSight records that the incoming message id is being acted on;
-// false when it already was (a retried webhook).
-func (s *Store) FirstSight(ctx context.Context, id string) (bool, error) {
-	return s.rdb.SetNX(ctx, inboundKey(id), 1, inboundMemory).Result()
-}
-
-// ForgetSight undoes FirstSight when acting on the message failed, so
-// that the provider's retry acts on it again.
-func (s *Store) ForgetSight(ctx context.Context, id string) error {
-	return s.rdb.Del(ctx, inboundKey(id)).Err()
-}
