@@ -113,10 +113,12 @@ func (h *SendHandler) releaseCap(ctx context.Context, run *attemptRun) {
 }
 
 // noteMessaged records the message as the latest sent to its recipient, so
-// that a reply within REPLY_WINDOW is attributed to it (inbound.go).
+// that a reply within REPLY_WINDOW is attributed to it (inbound.go). Replies
+// come only through the provider's webhook: without one (no WEBHOOK_SECRET)
+// nothing is recorded, and a send costs no extra Redis command.
 func (h *SendHandler) noteMessaged(ctx context.Context, run *attemptRun, msg sender.Message) {
 	address := messageAddress(msg)
-	if h.audience.Store == nil || address == "" || h.audience.ReplyWindow <= 0 {
+	if h.audience.Store == nil || !h.indexed || address == "" || h.audience.ReplyWindow <= 0 {
 		return
 	}
 	m := audience.LastMessage{Campaign: run.Campaign, Seq: run.Seq, Account: run.account, At: h.now()}
