@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -92,7 +93,8 @@ func (s *server) exportSuppressions(w http.ResponseWriter, r *http.Request) {
 func (s *server) addSuppressions(w http.ResponseWriter, r *http.Request) {
 	entries, one, err := s.readSuppressions(r)
 	if err != nil {
-		if in, ok := err.(*campaign.InputError); ok {
+		var in *campaign.InputError
+		if errors.As(err, &in) {
 			writeProblem(w, in)
 			return
 		}
