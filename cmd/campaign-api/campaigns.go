@@ -36,6 +36,7 @@ var createFields = map[string]int64{
 	"draft":         16,
 
 	"typing_simulation":   16,
+	"cap_policy":          16,
 	"presence_simulation": 16,
 }
 
@@ -131,6 +132,8 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 		Name:    form["name"],
 		Label:   strings.TrimSpace(form["label"]),
 		FileUID: strings.TrimSpace(form["file_uid"]),
+		// Checked by the importer (a 400 naming cap_policy).
+		CapPolicy: strings.TrimSpace(form["cap_policy"]),
 	}
 	for _, a := range strings.Split(form["accounts"], ",") {
 		if a = strings.TrimSpace(a); a != "" {

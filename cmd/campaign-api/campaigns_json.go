@@ -19,7 +19,7 @@ import (
 //
 //	{"name":"…","template":"Hi {{.name}}","accounts":["+1…"],"send_at":"…",
 //	 "label":"…","file_uid":"…","window":{"days":"mon-fri","hours":"09:00-18:00","zone":"…"},
-//	 "typing_simulation":true,"presence_simulation":true,
+//	 "typing_simulation":true,"presence_simulation":true,"cap_policy":"defer",
 //	 "contacts":[{"phone":"+1…","name":"Ann"},{"jid":"…@g.us","name":"Team"}, …]}
 //
 // Keys may come in any order (creation.go). The contacts array is read one
@@ -76,7 +76,7 @@ func (s *server) createCampaignJSON(w http.ResponseWriter, r *http.Request) {
 // readJSONField reads the value of key, a field other than contacts, into c.
 func readJSONField(c *creation, dec *json.Decoder, key string) error {
 	switch key {
-	case "name", "template", "template_name", "send_at", "label", "file_uid":
+	case "name", "template", "template_name", "send_at", "label", "file_uid", "cap_policy":
 		var v string
 		if err := decodeField(dec, &v, key, key+" is a string"); err != nil {
 			return err
@@ -102,7 +102,7 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 		return errors.Join(c.setField("window_days", v.Days), c.setField("window_hours", v.Hours), c.setField("window_zone", v.Zone))
 	}
 	return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", key),
-		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, contacts, draft, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, window"}}}
+		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, cap_policy, contacts, draft, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, window"}}}
 }
 
 // decodeField decodes a field's value: a value of the wrong type is the

@@ -42,7 +42,7 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 			header = append(header, col)
 		}
 	}
-	header = append(header, "state", "reason", "message_uid", "account", "sent_at", "delivered_at", "read_at")
+	header = append(header, "state", "reason", "message_uid", "account", "sent_at", "delivered_at", "read_at", "replied_at", "opted_out_at")
 	if err := out.Write(header); err != nil {
 		return
 	}
@@ -66,7 +66,8 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 				row = append(row, cell(rc.Fields[col]))
 			}
 			row = append(row, string(rc.State), cell(rc.Reason), rc.MessageUID, rc.Account,
-				stamp(rc, campaign.StateSent), stamp(rc, campaign.StateDelivered), stamp(rc, campaign.StateRead))
+				stamp(rc, campaign.StateSent), stamp(rc, campaign.StateDelivered), stamp(rc, campaign.StateRead),
+				eventStamp(rc, campaign.EventReplied), eventStamp(rc, campaign.EventOptedOut))
 			if err := out.Write(row); err != nil {
 				return // the client went away
 			}
@@ -82,6 +83,15 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 // stamp is when a recipient first reached state, RFC 3339 in UTC, or "".
 func stamp(r campaign.Recipient, state campaign.State) string {
 	if t := campaign.FirstAt(r.History, state); !t.IsZero() {
+		return t.UTC().Format(time.RFC3339)
+	}
+	return ""
+}
+
+// eventStamp is when a recipient first did event (replied, opted out),
+// RFC 3339 in UTC, or "".
+func eventStamp(r campaign.Recipient, event string) string {
+	if t := campaign.EventAt(r.History, event); !t.IsZero() {
 		return t.UTC().Format(time.RFC3339)
 	}
 	return ""

@@ -29,6 +29,7 @@ type sequenceRequest struct {
 	Fields             []string `json:"fields"`
 	TypingSimulation   *bool    `json:"typing_simulation"`
 	PresenceSimulation *bool    `json:"presence_simulation"`
+	Transactional      bool     `json:"transactional"` // exempt from FREQUENCY_CAP
 	Steps              []struct {
 		Name         string `json:"name"`
 		Delay        string `json:"delay"`
@@ -45,7 +46,7 @@ func (s *server) createSequence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ns := sequence.Draft{Name: req.Name, Accounts: req.Accounts, Label: strings.TrimSpace(req.Label), Fields: req.Fields,
-		TypingSimulation: req.TypingSimulation, PresenceSimulation: req.PresenceSimulation}
+		TypingSimulation: req.TypingSimulation, PresenceSimulation: req.PresenceSimulation, Transactional: req.Transactional}
 	if req.Window != nil {
 		win, err := campaign.ParseWindow(req.Window.Days, req.Window.Hours, req.Window.Zone)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/app"
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
@@ -38,6 +39,8 @@ type server struct {
 	importer       *campaign.Importer
 	forecast       *campaign.Forecaster // ETAs, waits and credits against the ledger, on every campaign answered
 	previews       *campaign.Previewer
+	audience       *audience.Store   // the suppression list
+	inbound        *campaign.Inbound // incoming messages: keywords and replies
 	rdb            redis.UniversalClient
 	apiKeys        [][32]byte // SHA-256 of each key: compared in constant time
 	maxUploadBytes int64
@@ -66,6 +69,8 @@ func newServer(cfg app.Config, rdb redis.UniversalClient, log *zap.Logger) *serv
 		pacer:          svc.Pacer,
 		accounts:       svc.Accounts,
 		ledger:         svc.Ledger,
+		audience:       svc.Audience,
+		inbound:        svc.Inbound,
 		rdb:            rdb,
 		apiKeys:        hashKeys(cfg.APIKeys),
 		maxUploadBytes: cfg.MaxUploadBytes,
@@ -173,6 +178,10 @@ func (s *server) table() []route {
 		{"GET /v1/quota", s.getQuota, false},
 		{"GET /v1/accounts", s.listAccounts, false},
 		{"PUT /v1/accounts/{phone}", s.updateAccount, false},
+
+		{"GET /v1/suppressions", s.listSuppressions, false},
+		{"POST /v1/suppressions", s.addSuppressions, false},
+		{"DELETE /v1/suppressions/{phone}", s.removeSuppression, false},
 		{"POST /v1/accounts/{phone}/pause", s.pauseAccount, false},
 		{"POST /v1/accounts/{phone}/resume", s.resumeAccount, false},
 	}

@@ -144,7 +144,7 @@ func TestStatusesBecomeHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantHeader := "phone,name,note,state,reason,message_uid,account,sent_at,delivered_at,read_at"
+	wantHeader := "phone,name,note,state,reason,message_uid,account,sent_at,delivered_at,read_at,replied_at,opted_out_at"
 	if strings.Join(rows[0], ",") != wantHeader || len(rows) != 31 {
 		t.Fatalf("report header %v and %d rows", rows[0], len(rows)-1)
 	}

@@ -56,6 +56,8 @@ func (s *server) handleEvent(ctx context.Context, ev sender.WebhookEvent) (bool,
 	switch ev.Kind {
 	case sender.WebhookMessageSent:
 		return s.onMessageSent(ctx, ev, account)
+	case sender.WebhookMessageReceived:
+		return s.onMessageReceived(ctx, ev, account)
 	case sender.WebhookAccountDisconnected:
 		if account == "" {
 			return false, nil
@@ -95,6 +97,31 @@ func (s *server) onMessageSent(ctx context.Context, ev sender.WebhookEvent, acco
 		}
 	}
 	return true, nil
+}
+
+// onMessageReceived hands a message a person wrote to the audience:
+// opt-out and opt-in keywords, and replies to our messages.
+func (s *server) onMessageReceived(ctx context.Context, ev sender.WebhookEvent, account string) (bool, error) {
+	from := s.phoneOrEmpty(ev.Sender)
+	if from == "" && !ev.Group {
+		from = s.phoneOrEmpty(ev.ChatPhone)
+	}
+	if from == "" || ev.Group {
+		return false, nil // a group's message answers no message of ours to a person
+	}
+	at := ev.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	res, err := s.inbound.Handle(ctx, campaign.InboundMessage{ID: ev.MessageUID, From: from, Account: account, Text: ev.Text, At: at})
+	if err != nil {
+		return false, err
+	}
+	if res.Suppressed || res.Lifted || res.Attributed != nil {
+		s.log.Info("incoming message", zap.Bool("opted_out", res.Suppressed), zap.Bool("opted_in", res.Lifted),
+			zap.Bool("reply", res.Attributed != nil))
+	}
+	return res.Suppressed || res.Lifted || res.Attributed != nil, nil
 }
 
 // phoneOrEmpty normalises a phone from a payload; "" when it is not one.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -60,6 +61,20 @@ type Config struct {
 	CampaignRetention  time.Duration
 	APIRateLimit       RateLimit
 	Monitor            string // MonitorReadOnly, MonitorReadWrite, MonitorOff
+	FrequencyCap       audience.FrequencyCap
+	ReplyWindow        time.Duration
+	OptOutKeywords     []string // nil: audience.DefaultOptOut
+	OptInKeywords      []string // nil: audience.DefaultOptIn
+}
+
+// Keywords is the opt-out and opt-in matcher OPTOUT_KEYWORDS and
+// OPTIN_KEYWORDS describe (Load has checked them).
+func (c Config) Keywords() *audience.Keywords {
+	k, err := audience.NewKeywords(c.OptOutKeywords, c.OptInKeywords)
+	if err != nil {
+		k, _ = audience.NewKeywords(nil, nil)
+	}
+	return k
 }
 
 // Var documents one environment variable. README's configuration table is
@@ -282,6 +297,25 @@ var Vars = []Var{
 			}
 			return fmt.Errorf("%q is not read-only, read-write or off", v)
 		}},
+	{"FREQUENCY_CAP", "off", "most marketing messages one phone receives across every campaign: `<messages>/<period>`, like 1/24h or 3/7d; a capped recipient is skipped (\"frequency cap\"), or waits for the cap to free under a campaign's `cap_policy: defer`; transactional sequences are exempt. off: no cap",
+		func(c *Config, v string) error {
+			fc, err := audience.ParseFrequencyCap(v)
+			c.FrequencyCap = fc
+			return err
+		}},
+	{"REPLY_WINDOW", "7d", "an incoming message this long after our latest message to its writer is a reply to the campaign or sequence step that sent it (needs WEBHOOK_SECRET: replies come by the message:received:new webhook)",
+		func(c *Config, v string) error {
+			d, err := parseDays(v)
+			if err != nil || d < time.Minute {
+				return fmt.Errorf("%q is not a duration of at least 1m (like 48h or 7d)", v)
+			}
+			c.ReplyWindow = d
+			return nil
+		}},
+	{"OPTOUT_KEYWORDS", "", "comma-separated opt-out keywords: an incoming message whose whole text is one (whatever its case, spaces, punctuation, accents) suppresses its writer; unset: STOP, UNSUBSCRIBE, CANCEL and their common equivalents in Spanish, Portuguese, German, French and Indonesian (`internal/audience/keywords.go`)",
+		func(c *Config, v string) error { c.OptOutKeywords = splitList(v); return nil }},
+	{"OPTIN_KEYWORDS", "", "comma-separated opt-in keywords, which lift the writer's suppression; unset: START, UNSTOP, SUBSCRIBE and their equivalents",
+		func(c *Config, v string) error { c.OptInKeywords = splitList(v); return nil }},
 }
 
 // REDIS_MODE values.
@@ -330,6 +364,9 @@ func Load(getenv func(string) string) (Config, error) {
 	// load a configuration and fill in the provider themselves.
 	if _, err := c.ProviderKind(); err != nil && !errors.Is(err, ErrNoProvider) {
 		return Config{}, err
+	}
+	if _, err := audience.NewKeywords(c.OptOutKeywords, c.OptInKeywords); err != nil {
+		return Config{}, fmt.Errorf("OPTOUT_KEYWORDS, OPTIN_KEYWORDS: %w", err)
 	}
 	return c, nil
 }

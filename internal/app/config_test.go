@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wacampaign/wacampaign/internal/audience"
 )
 
 func env(m map[string]string) func(string) string {
@@ -109,11 +111,31 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"REDIS_MODE":           "ring",
 		"MONITOR":              "on",
 		"SCALE_COOLDOWN":       "soon",
+		"FREQUENCY_CAP":        "often",
+		"REPLY_WINDOW":         "30s",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
 			t.Errorf("%s=%q: error %v; want one naming %s", name, value, err, name)
 		}
+	}
+}
+
+// A bad FREQUENCY_CAP stops the process with a message saying what a good
+// one looks like; keywords that contradict each other too.
+func TestAudienceSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{"FREQUENCY_CAP": "3/7d", "OPTOUT_KEYWORDS": "Basta, No more"}))
+	if err != nil || c.FrequencyCap.Messages != 3 || c.FrequencyCap.Period != 7*24*time.Hour || c.ReplyWindow != 7*24*time.Hour {
+		t.Fatalf("%+v, %v", c.FrequencyCap, err)
+	}
+	if c.Keywords().Match("no more!") == audience.NoKeyword || c.Keywords().Match("stop") != audience.NoKeyword {
+		t.Error("OPTOUT_KEYWORDS does not replace the defaults")
+	}
+	if _, err := Load(env(map[string]string{"FREQUENCY_CAP": "1/day"})); err == nil || !strings.Contains(err.Error(), "like 1/24h or 3/7d") && !strings.Contains(err.Error(), "24h") {
+		t.Errorf("FREQUENCY_CAP=1/day: %v", err)
+	}
+	if _, err := Load(env(map[string]string{"OPTIN_KEYWORDS": "stop"})); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Errorf("a keyword in both lists: %v", err)
 	}
 }
 

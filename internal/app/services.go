@@ -5,6 +5,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/campaign/recurring"
 	"github.com/wacampaign/wacampaign/internal/campaign/sequence"
@@ -29,6 +30,13 @@ type Services struct {
 	Sequences *sequence.Service
 	Recurring *recurring.Store
 	Polls     campaign.PollSchedule // STATUS_POLL_SCHEDULE and its max age; none for a provider without status history
+	Audience  *audience.Store       // the suppression list, frequency caps, the last-messaged index
+	Inbound   *campaign.Inbound     // opt-out and opt-in keywords, replies
+}
+
+// AudienceConfig is what the send path needs of the audience.
+func (s *Services) AudienceConfig(cfg Config) campaign.AudienceConfig {
+	return campaign.AudienceConfig{Store: s.Audience, Cap: cfg.FrequencyCap, ReplyWindow: cfg.ReplyWindow}
 }
 
 // NewServices builds the services on rdb.
@@ -39,6 +47,7 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	enqueuer := campaign.NewEnqueuer(queue, pacer)
 	caps := cfg.Capabilities()
 	campaigns := campaign.NewService(store, enqueuer, caps)
+	aud := audience.NewStore(rdb)
 	return &Services{
 		Caps:      caps,
 		Queue:     queue,
@@ -48,10 +57,12 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 		Store:     store,
 		Enqueuer:  enqueuer,
 		Campaigns: campaigns,
-		Importer:  campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"), campaign.ForProvider(caps)),
+		Importer:  campaign.NewImporter(store, enqueuer, cfg.DefaultRegion, log.Named("import"), campaign.ForProvider(caps), campaign.WithSuppressions(aud)),
 		Sequences: sequence.NewService(rdb, store, campaigns, cfg.DefaultRegion, sequence.ForProvider(caps)),
 		Recurring: recurring.NewStore(rdb),
 		Polls:     campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}.For(caps),
+		Audience:  aud,
+		Inbound:   campaign.NewInbound(store, aud, cfg.Keywords(), cfg.ReplyWindow),
 	}
 }
 

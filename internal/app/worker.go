@@ -117,6 +117,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 
 		IndexForWebhooks: cfg.WebhookSecret != "",
 		APICallsWait:     o.apiCallsWait,
+		Audience:         svc.AudienceConfig(cfg),
 	})
 	mux := asynq.NewServeMux()
 	mux.Handle(campaign.TypeSend, send)

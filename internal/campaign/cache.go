@@ -26,10 +26,14 @@ type sendSpec struct {
 	fileIdx  int         // the per-recipient file_uid column, or -1
 	window   *Window
 	testOf   string // a test send's campaign: its {{.campaign.id}}
-	typing   *bool  // the simulation flags; nil for a provider without them
-	presence *bool
-	maxText  int // the provider's text limit (0: templating's)
-	loadedAt time.Time
+	// transactional messages are exempt from FREQUENCY_CAP: a sequence
+	// marked so, and test sends.
+	transactional bool
+	capPolicy     string // CapSkip or CapDefer
+	typing        *bool  // the simulation flags; nil for a provider without them
+	presence      *bool
+	maxText       int // the provider's text limit (0: templating's)
+	loadedAt      time.Time
 }
 
 // key is the recipient's address in its row.
@@ -153,6 +157,8 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	s.fileIdx = indexOf(s.columns, fileColumn)
 	s.window = DecodeWindow(h[fWindow])
 	s.testOf = h[fTestOf]
+	s.transactional = h[fTransactional] == "1" || s.testOf != ""
+	s.capPolicy = h[fCapPolicy]
 	s.maxText = c.caps.MaxTextLength
 	if c.caps.TypingSimulation {
 		// A campaign made under another provider has no flags: the default.

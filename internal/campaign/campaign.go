@@ -145,6 +145,7 @@ type Campaign struct {
 
 	Counts        Counts        `json:"counts"`
 	Duplicates    int64         `json:"duplicates"`     // rows dropped because their phone came earlier
+	Suppressed    int64         `json:"suppressed"`     // rows not queued because their address is on the suppression list
 	RejectedCount int64         `json:"rejected_count"` // rows not imported
 	Rejected      []RejectedRow `json:"rejected"`       // the first MaxRejectedListed of them
 	Credits       Credits       `json:"credits"`
@@ -162,6 +163,12 @@ type Campaign struct {
 	Queue   *QueueSplit `json:"queue,omitempty"`
 	// TestOf names the campaign a test send (POST …/test) belongs to.
 	TestOf string `json:"test_of,omitempty"`
+	// CapPolicy is what FREQUENCY_CAP does to a recipient it holds back:
+	// skip (the default) or defer (sent when the cap frees).
+	CapPolicy string `json:"cap_policy,omitempty"`
+	// Transactional messages are exempt from FREQUENCY_CAP (a sequence
+	// marked transactional, and its steps).
+	Transactional bool `json:"transactional,omitempty"`
 }
 
 // Funnel is how far the campaign's messages got, with rates.
@@ -174,10 +181,19 @@ type Funnel struct {
 	DeliveryRate float64 `json:"delivery_rate"` // delivered / accepted
 	ReadRate     float64 `json:"read_rate"`     // read / delivered
 	FailureRate  float64 `json:"failure_rate"`  // failed / (accepted + failed before)
+	Replied      int64   `json:"replied"`       // recipients who wrote back within REPLY_WINDOW
+	OptedOut     int64   `json:"opted_out"`     // of those, who wrote an opt-out keyword
+	ReplyRate    float64 `json:"reply_rate"`    // replied / accepted
+	OptOutRate   float64 `json:"opt_out_rate"`  // opted out / accepted
 }
 
-func newFunnel(c Counts, undelivered int64) Funnel {
+// audienceFigures are the funnel's replies and opt-outs.
+type audienceFigures struct{ replied, optedOut int64 }
+
+func newFunnel(c Counts, undelivered int64, a audienceFigures) Funnel {
 	f := Funnel{
+		Replied:     a.replied,
+		OptedOut:    a.optedOut,
 		Accepted:    c.Sent + c.Delivered + c.Read + undelivered,
 		Delivered:   c.Delivered + c.Read,
 		Read:        c.Read,
@@ -193,6 +209,8 @@ func newFunnel(c Counts, undelivered int64) Funnel {
 	f.DeliveryRate = ratio(f.Delivered, f.Accepted)
 	f.ReadRate = ratio(f.Read, f.Delivered)
 	f.FailureRate = ratio(f.Failed, f.Accepted+f.Failed-undelivered)
+	f.ReplyRate = ratio(f.Replied, f.Accepted)
+	f.OptOutRate = ratio(f.OptedOut, f.Accepted)
 	return f
 }
 

@@ -16,7 +16,20 @@ type HistoryEntry struct {
 	// Detail: the message_uid of a send, the account of an attempt, the reason
 	// of a failure, a skip, a wait or an unknown outcome.
 	Detail string `json:"detail,omitempty"`
+	// Event is what the recipient did rather than where its message got:
+	// "replied" (within REPLY_WINDOW) or "opted_out" (an opt-out keyword).
+	// State stays what it was.
+	Event string `json:"event,omitempty"`
 }
+
+// Events of a recipient's history (HistoryEntry.Event).
+const (
+	EventReplied  = "replied"
+	EventOptedOut = "opted_out"
+)
+
+// eventOfCode are the history codes of events (replyScript).
+var eventOfCode = map[byte]string{'y': EventReplied, 'o': EventOptedOut}
 
 // A stored history is entries joined by ";". An entry is a code, the time
 // in ms since the campaign was created, and ":" and a detail when there is
@@ -52,6 +65,8 @@ func decodeHistory(stored string, created time.Time) []HistoryEntry {
 				state = to
 			}
 			entry.State = state
+		} else if ev, ok := eventOfCode[e[0]]; ok {
+			entry.State, entry.Event = state, ev
 		} else if st, ok := stateOfCode[e[0]]; ok {
 			state = st
 			entry.State = st
@@ -112,6 +127,17 @@ func FirstAt(h []HistoryEntry, s State) time.Time {
 	}
 	for _, e := range h {
 		if e.ProviderStatus != "" && ProviderState(e.ProviderStatus) == s {
+			return e.At
+		}
+	}
+	return time.Time{}
+}
+
+// EventAt is when a recipient first did event (EventReplied,
+// EventOptedOut); zero if never.
+func EventAt(h []HistoryEntry, event string) time.Time {
+	for _, e := range h {
+		if e.Event == event {
 			return e.At
 		}
 	}

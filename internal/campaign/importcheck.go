@@ -41,6 +41,9 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
 	}
 	problems = append(problems, im.providerProblems(d)...)
+	if !ValidCapPolicy(d.CapPolicy) {
+		problems = append(problems, Problem{Fields: []string{"cap_policy"}, Msg: fmt.Sprintf("cap_policy %q is neither %s nor %s", d.CapPolicy, CapSkip, CapDefer)})
+	}
 	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
 	problems = append(problems, accountProblems...)
 	status := StatusRunning
@@ -66,18 +69,20 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		id = NewID(now)
 	}
 	c := &Campaign{
-		ID:           id,
-		Name:         name,
-		Status:       status,
-		CreatedAt:    now,
-		SendAt:       sendAt,
-		Template:     d.Template.Source(),
-		TemplateName: d.TemplateName,
-		Accounts:     accounts,
-		Label:        d.Label,
-		FileUID:      d.FileUID,
-		Window:       d.Window,
-		Credits:      Credits{Metered: im.caps.MeteredCredits},
+		ID:            id,
+		Name:          name,
+		Status:        status,
+		CreatedAt:     now,
+		SendAt:        sendAt,
+		Template:      d.Template.Source(),
+		TemplateName:  d.TemplateName,
+		Accounts:      accounts,
+		Label:         d.Label,
+		FileUID:       d.FileUID,
+		Window:        d.Window,
+		Credits:       Credits{Metered: im.caps.MeteredCredits},
+		CapPolicy:     d.CapPolicy,
+		Transactional: d.Transactional,
 	}
 	c.TypingSimulation, c.PresenceSimulation = SimulationFlags(im.caps, d.TypingSimulation, d.PresenceSimulation)
 	return c, nil
@@ -130,6 +135,9 @@ type ContactsSummary struct {
 	Columns     []string `json:"columns"`
 	PhoneColumn string   `json:"phone_column"` // "": none
 	KeyColumns  []string `json:"key_columns"`  // what recipients are addressed by (address.go)
+	// Suppressed is how many of Rows are on the suppression list: an
+	// import counts them suppressed and queues them not.
+	Suppressed int64 `json:"suppressed"`
 }
 
 // CheckContacts reads a whole contacts file the way an import does (the same
@@ -156,10 +164,12 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 		defer close(items)
 		parsed <- run.parse(ctx, items)
 	}()
+	var addresses []string
 	for it := range items {
 		switch {
 		case it.row != nil:
 			run.accepted++
+			addresses = append(addresses, it.row.address)
 		case it.rejected != nil:
 			run.rejected++
 			if len(run.heldRejected) < 20 {
@@ -176,6 +186,9 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 		return ContactsSummary{}, run.nothingToSend()
 	}
 	summary := ContactsSummary{Bytes: int64(len(contacts)), Rows: run.accepted, Columns: in.columns}
+	if summary.Suppressed, err = im.countSuppressed(ctx, addresses); err != nil {
+		return ContactsSummary{}, storeFailed(ctx, err)
+	}
 	for _, k := range run.keys {
 		if k.kind == KindPhone {
 			summary.PhoneColumn = in.columns[k.index]
@@ -183,6 +196,27 @@ func (im *Importer) CheckContacts(ctx context.Context, tmpl *templating.Template
 		summary.KeyColumns = append(summary.KeyColumns, in.columns[k.index])
 	}
 	return summary, nil
+}
+
+// countSuppressed counts the suppressed among addresses, a batch per
+// round trip.
+func (im *Importer) countSuppressed(ctx context.Context, addresses []string) (int64, error) {
+	if im.audience == nil {
+		return 0, nil
+	}
+	var n int64
+	for start := 0; start < len(addresses); start += batchRows {
+		suppressed, err := im.audience.Suppressed(ctx, addresses[start:min(start+batchRows, len(addresses))])
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range suppressed {
+			if s {
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // newRun prepares the import of src into c (nil: a check that stores

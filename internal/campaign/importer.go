@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/sender"
 	"github.com/wacampaign/wacampaign/internal/templating"
 )
@@ -37,6 +38,13 @@ type Draft struct {
 	TypingSimulation   *bool
 	PresenceSimulation *bool
 
+	// CapPolicy is what FREQUENCY_CAP does to a recipient it holds back:
+	// CapSkip ("" too) or CapDefer.
+	CapPolicy string
+	// Transactional exempts the campaign from FREQUENCY_CAP (a
+	// transactional sequence's steps).
+	Transactional bool
+
 	// ID, when set, is the campaign's id instead of a new one: a recurring
 	// run's, derived from its definition and tick, so that a run whose
 	// import could not be recorded finds its campaign again by id.
@@ -57,6 +65,7 @@ type Draft struct {
 // tasks while the rest of the file is still being read.
 type Importer struct {
 	store    *Store
+	audience *audience.Store // the suppression list; nil: none
 	queue    *Enqueuer
 	region   string
 	caps     sender.Capabilities // the provider's: what a campaign may ask for
@@ -74,6 +83,12 @@ type ImporterOption func(*Importer)
 // an unmetered provider). Default: TimelinesAI's.
 func ForProvider(caps sender.Capabilities) ImporterOption {
 	return func(im *Importer) { im.caps = caps }
+}
+
+// WithSuppressions makes the importer count recipients on the suppression
+// list as suppressed rather than queue them.
+func WithSuppressions(a *audience.Store) ImporterOption {
+	return func(im *Importer) { im.audience = a }
 }
 
 // NewImporter returns an Importer; region is DEFAULT_REGION, for phones
@@ -163,6 +178,8 @@ type importRun struct {
 	accepted       int64
 	rejected       int64
 	duplicates     int64
+	suppressed     int64
+	nextSeq        int64 // the number of the next recipient stored
 }
 
 // importItem is one parsed row on its way to the writer: exactly one field set.
@@ -254,6 +271,7 @@ func (r *importRun) finish(ctx context.Context) (*Campaign, error) {
 		zap.Bool("held", r.hold),
 		zap.Int64("recipients", r.accepted),
 		zap.Int64("duplicates", r.duplicates),
+		zap.Int64("suppressed", r.suppressed),
 		zap.Int64("rejected", r.rejected))
 	c, err := r.im.store.Get(ctx, r.c.ID)
 	if err != nil && r.hold {
@@ -280,7 +298,6 @@ func (r *importRun) enqueue(ctx context.Context, seqs []int64) error {
 // error of the underlying reader (a broken upload), not row problems, which
 // only reject their row.
 func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
-	var seq int64
 	for {
 		rec, rowNum, problem, err := r.src.next()
 		if err == io.EOF {
@@ -301,8 +318,7 @@ func (r *importRun) parse(ctx context.Context, items chan<- importItem) error {
 				if r.dedupe.seen(key) {
 					item.duplicate = true
 				} else {
-					item.row = &pendingRow{seq: seq, values: values, row: rowNum}
-					seq++
+					item.row = &pendingRow{values: values, row: rowNum, address: key.audienceAddress()}
 				}
 			}
 		}
@@ -443,11 +459,15 @@ type importBatch struct {
 	rows       []pendingRow
 	rejected   []RejectedRow
 	duplicates int64
+	suppressed int64
 }
 
 // flush stores a batch (creating the campaign with its first rows) and
 // passes its recipients on to be enqueued.
 func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []int64) error {
+	if err := r.dropSuppressed(ctx, b); err != nil {
+		return err
+	}
 	if len(b.rows) > 0 && !r.created {
 		if err := r.create(ctx); err != nil {
 			return err
@@ -465,8 +485,9 @@ func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []
 		b.rejected = b.rejected[:0]
 		return nil
 	}
-	if len(b.rows) > 0 || b.duplicates > 0 || len(b.rejected) > 0 {
-		if err := r.im.store.addRows(ctx, r.c.ID, b.rows, b.duplicates, r.credits(b.rows), r.im.now()); err != nil {
+	if len(b.rows) > 0 || b.duplicates > 0 || b.suppressed > 0 || len(b.rejected) > 0 {
+		batch := rowBatch{rows: b.rows, duplicates: b.duplicates, suppressed: b.suppressed, credits: r.credits(b.rows)}
+		if err := r.im.store.addRows(ctx, r.c.ID, batch, r.im.now()); err != nil {
 			return storeFailed(ctx, err)
 		}
 	}
@@ -487,7 +508,41 @@ func (r *importRun) flush(ctx context.Context, b *importBatch, batches chan<- []
 			return context.Cause(ctx)
 		}
 	}
-	b.rows, b.rejected, b.duplicates = b.rows[:0], b.rejected[:0], 0
+	b.rows, b.rejected, b.duplicates, b.suppressed = b.rows[:0], b.rejected[:0], 0, 0
+	return nil
+}
+
+// dropSuppressed takes the suppressed recipients out of a batch (counted,
+// never queued) with one look at the suppression list for the whole batch,
+// and numbers the others: recipients are numbered as they are stored, so
+// that the numbers stay dense.
+func (r *importRun) dropSuppressed(ctx context.Context, b *importBatch) error {
+	if r.im.audience != nil && len(b.rows) > 0 {
+		addresses := make([]string, len(b.rows))
+		for i, row := range b.rows {
+			addresses[i] = row.address
+		}
+		suppressed, err := r.im.audience.Suppressed(ctx, addresses)
+		if err != nil {
+			return storeFailed(ctx, err)
+		}
+		kept, dropped := b.rows[:0], int64(0)
+		for i, row := range b.rows {
+			if suppressed[i] {
+				dropped++
+				continue
+			}
+			kept = append(kept, row)
+		}
+		b.rows = kept
+		b.suppressed += dropped // a batch before the campaign exists carries them to the next
+		r.suppressed += dropped
+		r.accepted -= dropped
+	}
+	for i := range b.rows {
+		b.rows[i].seq = r.nextSeq
+		r.nextSeq++
+	}
 	return nil
 }
 
@@ -526,6 +581,9 @@ func (r *importRun) nothingToSend() error {
 	msg := "the contacts file has no rows to send to"
 	if r.rejected > 0 || r.duplicates > 0 {
 		msg = fmt.Sprintf("the contacts file has no valid recipient: %d rows rejected", r.rejected)
+	}
+	if r.suppressed > 0 {
+		msg = fmt.Sprintf("the contacts file has no recipient to send to: %d are on the suppression list (GET /v1/suppressions), %d rows rejected", r.suppressed, r.rejected)
 	}
 	e := &InputError{Msg: msg, Problems: []Problem{{Fields: []string{"contacts"}, Msg: msg}}}
 	for i, rj := range r.heldRejected {

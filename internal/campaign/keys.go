@@ -129,6 +129,12 @@ const (
 	fTotal        = "total"
 	fTestOf       = "test_of"    // on a test send: the campaign it tests
 	fTestsMade    = "tests_made" // test sends made of the campaign so far
+	// Audience (audience.go, inbound.go):
+	fSuppressed    = "suppressed"    // rows not imported because their address is suppressed
+	fTransactional = "transactional" // "1": exempt from FREQUENCY_CAP (a transactional sequence's step)
+	fCapPolicy     = "cap_policy"    // CapSkip (absent) or CapDefer
+	fReplied       = "replied"       // recipients who replied within REPLY_WINDOW
+	fOptedOut      = "opted_out"     // recipients who answered with an opt-out keyword
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a

@@ -199,6 +199,9 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	// reconciled by the next attempt rather than known.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if rec.State != StateSent && rec.State != StateUnconfirmed {
+		h.releaseCap(ctx, run) // nothing went out
+	}
 	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason}
 	if from == StateSending {
 		p.Attempt = run.id
@@ -228,6 +231,7 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 // releaseClaim gives the claim back: the provider call provably did not
 // happen. why goes into the recipient's history.
 func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why string) error {
+	h.releaseCap(ctx, run)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	released, err := h.store.settle(ctx, settleParams{Campaign: run.Campaign, Seq: run.Seq, From: StateSending,

@@ -40,6 +40,7 @@ type RowCounts struct {
 	Valid      int64 `json:"valid"`      // distinct recipients
 	Duplicates int64 `json:"duplicates"` // rows whose phone came earlier
 	Rejected   int64 `json:"rejected"`   // rows not imported, with reasons in Preview.Rejected
+	Suppressed int64 `json:"suppressed"` // recipients on the suppression list: counted, never queued
 }
 
 // PreviewMessage is one recipient's message as it will be sent.
@@ -107,8 +108,8 @@ func (p *Previewer) Preview(ctx context.Context, id string, limit int) (*Preview
 	}
 	out := &Preview{
 		CampaignID: c.ID, Status: c.Status, Rejected: c.Rejected, MaxLength: p.MaxLength(),
-		Rows: RowCounts{Read: c.Counts.Total + c.Duplicates + c.RejectedCount, Valid: c.Counts.Total,
-			Duplicates: c.Duplicates, Rejected: c.RejectedCount},
+		Rows: RowCounts{Read: c.Counts.Total + c.Duplicates + c.RejectedCount + c.Suppressed, Valid: c.Counts.Total,
+			Duplicates: c.Duplicates, Rejected: c.RejectedCount, Suppressed: c.Suppressed},
 		Credits: c.Credits, Waiting: c.Waiting, Queue: c.Queue, Messages: []PreviewMessage{},
 	}
 	if c.ETA != nil {

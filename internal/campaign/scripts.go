@@ -239,6 +239,41 @@ end
 return state
 `)
 
+// replyScript records that a recipient wrote back within REPLY_WINDOW of
+// its message, and whether the reply was an opt-out keyword. A recipient
+// counts once in replied and once in opted_out however many times it
+// writes (a retried webhook, a second reply), so the funnel's rates stay
+// rates of recipients; its history gets each the first time ("y" replied,
+// "o" opted out). The state does not move: a reply is not a send state.
+//
+// KEYS: campaign, state bucket, history bucket.
+// ARGV: seq, now (unix ms), opted out ("1"/"0").
+//
+// Answers 1 when something was recorded, 0 when it was already (or the
+// recipient has no record: it was never sent to).
+var replyScript = redis.NewScript(luaLib + `
+local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
+local seq, now = ARGV[1], ARGV[2]
+local cur = redis.call('HGET', sk, seq)
+if not cur then return 0 end
+local rec = cjson.decode(cur)
+local changed = 0
+if not rec.rp then
+  rec.rp = now
+  redis.call('HINCRBY', ck, 'replied', 1)
+  hist(ck, hk, seq, 'y', now, '')
+  changed = 1
+end
+if ARGV[3] == '1' and not rec.oo then
+  rec.oo = now
+  redis.call('HINCRBY', ck, 'opted_out', 1)
+  hist(ck, hk, seq, 'o', now, '')
+  changed = 1
+end
+if changed == 1 then redis.call('HSET', sk, seq, cjson.encode(rec)) end
+return changed
+`)
+
 // finishImportScript records that the upload has been read to its end, which
 // may complete a campaign whose recipients were all sent meanwhile.
 //

@@ -44,6 +44,7 @@ type SendHandler struct {
 	now       func() time.Time
 	specs     specCache
 	gates     gateCache
+	audience  AudienceConfig // suppressions, the frequency cap, the last-messaged index
 
 	// maxInlineWait is the longest pacing wait slept in the handler; longer
 	// waits go back to the queue, so no worker slot idles through them.
@@ -82,6 +83,9 @@ type SendDeps struct {
 	// are spent before it looks again (default 5m, spread by up to a
 	// minute): nothing announces their renewal.
 	APICallsWait time.Duration
+	// Audience is the suppression list, FREQUENCY_CAP and REPLY_WINDOW
+	// (zero: none of them).
+	Audience AudienceConfig
 }
 
 // NewSendHandler returns the handler of TypeSend tasks.
@@ -107,6 +111,7 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		accountWait:   30 * time.Second,
 		claimLease:    orDefault(d.ClaimLease, 45*time.Second),
 		apiCallsWait:  orDefault(d.APICallsWait, apiCallsWait),
+		audience:      d.Audience,
 	}
 	h.specs.store, h.specs.caps = d.Store, h.caps
 	return h
@@ -138,7 +143,10 @@ type attemptRun struct {
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
 	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
-	log     *zap.Logger
+	// capAddress is the address whose frequency-cap slot this attempt
+	// reserved ("": none), released when the message does not go out.
+	capAddress string
+	log        *zap.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -159,6 +167,9 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	row, err := h.claim(ctx, spec, run)
 	if row == nil || err != nil {
+		return err
+	}
+	if done, err := h.admitAudience(ctx, spec, run, row); done {
 		return err
 	}
 	msg, err := spec.message(row, run.Campaign, run.account)
@@ -368,6 +379,7 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 	if h.indexed {
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
+	h.noteMessaged(ctx, run, msg)
 	h.track(ctx, run, h.now())
 	return nil
 }

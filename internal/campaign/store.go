@@ -92,6 +92,12 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	if c.TestOf != "" {
 		fields[fTestOf] = c.TestOf
 	}
+	if c.CapPolicy != "" {
+		fields[fCapPolicy] = c.CapPolicy
+	}
+	if c.Transactional {
+		fields[fTransactional] = "1"
+	}
 	addProviderFields(fields, c)
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
@@ -315,7 +321,10 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		// The queued share of the estimate, rounded up.
 		c.Credits.Needed = (c.Credits.Estimated*c.Counts.Queued + c.Counts.Total - 1) / c.Counts.Total
 	}
-	c.Funnel = newFunnel(c.Counts, n(fUndelivered))
+	c.Funnel = newFunnel(c.Counts, n(fUndelivered), audienceFigures{replied: n(fReplied), optedOut: n(fOptedOut)})
+	c.Suppressed = n(fSuppressed)
+	c.CapPolicy = h[fCapPolicy]
+	c.Transactional = h[fTransactional] == "1"
 	c.Tracking.Polling = "normal"
 	if at := ParseUnixMilli(h[fPollSlowedAt]); at != nil && time.Since(*at) < pollSlowedShown {
 		c.Tracking.Polling = "slowed"
@@ -346,7 +355,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

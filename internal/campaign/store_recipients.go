@@ -31,6 +31,10 @@ type record struct {
 	// Dispatched is when the attempt was about to write its request to the
 	// provider (unix ms): from then on a lost answer means "maybe sent".
 	Dispatched string `json:"d,omitempty"`
+	// RepliedAt and OptedOutAt (unix ms) are kept by replyScript: the
+	// recipient wrote back, and wrote an opt-out keyword.
+	RepliedAt  string `json:"rp,omitempty"`
+	OptedOutAt string `json:"oo,omitempty"`
 }
 
 func (r record) encode() string { return EncodeRecord(r) }
@@ -48,12 +52,23 @@ type pendingRow struct {
 	seq    int64
 	values []string
 	row    int // where it came from (RejectedRow.Row), kept for a preview of the first ones
+	// address is what the recipient is suppressed under ("": nothing).
+	address string
+}
+
+// rowBatch is an import's batch on its way to Redis: the recipients, and
+// the rows counted but not stored.
+type rowBatch struct {
+	rows                   []pendingRow
+	duplicates, suppressed int64
+	credits                int64 // estimated for rows
 }
 
 // addRows writes a batch of imported recipients and counts them queued, in
 // one round trip, and notes the import's progress at now (how the janitor
 // tells a live upload from one that stopped arriving).
-func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, duplicates, credits int64, now time.Time) error {
+func (s *Store) addRows(ctx context.Context, id string, b rowBatch, now time.Time) error {
+	rows, duplicates, credits := b.rows, b.duplicates, b.credits
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		byBucket := map[string][]any{}
 		var order []string
@@ -86,6 +101,9 @@ func (s *Store) addRows(ctx context.Context, id string, rows []pendingRow, dupli
 		}
 		if duplicates > 0 {
 			p.HIncrBy(ctx, ck, fDuplicates, duplicates)
+		}
+		if b.suppressed > 0 {
+			p.HIncrBy(ctx, ck, fSuppressed, b.suppressed)
 		}
 		if credits > 0 {
 			p.HIncrBy(ctx, ck, fEstimated, credits)

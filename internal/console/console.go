@@ -143,6 +143,9 @@ func (c *Console) routes(static http.Handler) *http.ServeMux {
 		{"GET /accounts", c.accountsPage, false},
 		{"POST /accounts/interval", c.setInterval, false},
 		{"POST /accounts/{phone}/{action}", c.accountAction, false},
+		{"GET /suppressions", c.suppressionsPage, false},
+		{"POST /suppressions", c.addSuppression, false},
+		{"POST /suppressions/{phone}/remove", c.removeSuppression, false},
 	} {
 		mux.Handle(rt.pattern, c.signedIn(rt))
 	}

@@ -488,3 +488,28 @@ func TestNewCampaignFormFollowsTheProvider(t *testing.T) {
 		t.Fatalf("the API got %+v; want typing_simulation=false and presence_simulation=true relayed", calls)
 	}
 }
+
+func TestSuppressionsPageListsAddsAndRemoves(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	_, token := b.signIn(goodKey)
+	res := b.get("/suppressions")
+	for _, want := range []string{"14155550123", "replied &#34;Stop&#34; on 2026-11-30 04:31 UTC to campaign c1", "keyword", "1 in all"} {
+		if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, want) {
+			t.Errorf("the suppressions page (%d) does not show %q", res.StatusCode, want)
+		}
+	}
+	res = b.post("/suppressions", url.Values{"csrf": {token}, "phone": {"nope"}, "reason": {"asked"}})
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(res.Body, "is not a phone number") || !strings.Contains(res.Body, `value="nope"`) {
+		t.Errorf("a refused number: %d; the page should keep it and say why", res.StatusCode)
+	}
+	res = b.post("/suppressions", url.Values{"csrf": {token}, "phone": {"+1 415 555 0124"}, "reason": {"asked by phone"}})
+	adds := f.api.calls("POST", "/v1/suppressions")
+	if res.Header.Get("Location") != "/suppressions?done=add" || !strings.Contains(adds[len(adds)-1].Body, `"reason":"asked by phone"`) {
+		t.Errorf("an add: to %q, the API got %+v", res.Header.Get("Location"), adds)
+	}
+	res = b.post("/suppressions/+14155550123/remove", url.Values{"csrf": {token}})
+	if res.Header.Get("Location") != "/suppressions?done=remove" || len(f.api.calls("DELETE", "/v1/suppressions/%2B14155550123")) != 1 {
+		t.Errorf("a removal: to %q; the API got %+v", res.Header.Get("Location"), f.api.seen())
+	}
+}

@@ -112,6 +112,8 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenReques
 		apiOK(w, http.StatusOK, f.quota())
 	case strings.HasPrefix(r.URL.Path, "/v1/campaigns/d1"):
 		f.draft(w, r, seen)
+	case strings.HasPrefix(r.URL.Path, "/v1/suppressions"):
+		f.suppressions(w, r, seen)
 	default:
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	}
@@ -232,6 +234,28 @@ func (f *fakeAPI) draft(w http.ResponseWriter, r *http.Request, seen seenRequest
 		apiOK(w, http.StatusCreated, map[string]any{"id": "d1.t2", "state": "queued"})
 	case "DELETE /v1/campaigns/d1":
 		apiOK(w, http.StatusOK, map[string]any{"id": "d1", "deleted": true})
+	default:
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
+	}
+}
+
+// suppressions answers the suppression list's endpoints: one entry, a
+// refused phone, a removal.
+func (f *fakeAPI) suppressions(w http.ResponseWriter, r *http.Request, seen seenRequest) {
+	switch r.Method + " " + r.URL.Path {
+	case "GET /v1/suppressions":
+		apiOK(w, http.StatusOK, map[string]any{"total": 1, "next_cursor": nil, "suppressions": []any{map[string]any{
+			"address": "+14155550123", "reason": "Stop", "source": "keyword", "at": "2026-11-30T04:31:00Z",
+			"why": `replied "Stop" on 2026-11-30 04:31 UTC to campaign c1`, "campaign": "c1"}}})
+	case "POST /v1/suppressions":
+		if strings.Contains(seen.Body, "nope") {
+			apiError(w, http.StatusBadRequest, "validation_error", `phone "nope" is not a phone number`,
+				[]apiProblem{{Fields: []string{"phone"}, Msg: `phone "nope" is not a phone number`}})
+			return
+		}
+		apiOK(w, http.StatusCreated, map[string]any{"address": "+14155550124"})
+	case "DELETE /v1/suppressions/+14155550123":
+		apiOK(w, http.StatusOK, map[string]any{"address": "+14155550123", "removed": true})
 	default:
 		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, nil)
 	}

@@ -150,8 +150,8 @@ func (j *journey) createFromExample(t *testing.T) {
 		t.Errorf("the new campaign's status reads %q, want draft", got)
 	}
 	rows := eval[string](b, `[...document.querySelectorAll('[data-rows]')].map(e => e.dataset.rows + '=' + e.innerText).join(' ')`)
-	if rows != "read=7 valid=5 duplicates=1 rejected=1" {
-		t.Errorf("the preview reads the file as %q; want 7 rows read, 5 recipients, 1 duplicate, 1 rejected", rows)
+	if rows != "read=7 valid=5 duplicates=1 suppressed=0 rejected=1" {
+		t.Errorf("the preview reads the file as %q; want 7 rows read, 5 recipients, 1 duplicate, none suppressed, 1 rejected", rows)
 	}
 	if got := b.text("table.rejected-rows"); !strings.Contains(got, "7") || !strings.Contains(got, "12345") {
 		t.Errorf("the rejected rows say %q, want row 7 with its phone 12345", got)

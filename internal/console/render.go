@@ -54,7 +54,7 @@ func parsePages() (pages, error) {
 // page is what every page template gets.
 type page struct {
 	Title    string
-	Section  string // the navigation entry to mark: campaigns, new, sequences, accounts
+	Section  string // the navigation entry to mark: campaigns, new, sequences, accounts, suppressions
 	CSRF     string // "" when signed out
 	SignedIn bool
 	Error    *APIError // the API's refusal, shown at the top and by its fields

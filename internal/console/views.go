@@ -209,7 +209,8 @@ type funnelBar struct {
 	BarY  int    // top of its bar, in px
 }
 
-// funnelOf draws the funnel: accepted → delivered → read, and failed, each
+// funnelOf draws the funnel: accepted → delivered → read, failed, and the
+// replies and opt-outs of the recipients, each
 // bar as wide as its count against the widest.
 func funnelOf(f campaign.Funnel) []funnelBar {
 	widest := max(f.Accepted, f.Failed, 1)
@@ -218,6 +219,8 @@ func funnelOf(f campaign.Funnel) []funnelBar {
 		{Label: "Delivered", Class: "delivered", Count: f.Delivered, Rate: rateText(f.DeliveryRate, "of accepted")},
 		{Label: "Read", Class: "read", Count: f.Read, Rate: rateText(f.ReadRate, "of delivered")},
 		{Label: "Failed", Class: "failed", Count: f.Failed, Rate: rateText(f.FailureRate, "of attempts")},
+		{Label: "Replied", Class: "read", Count: f.Replied, Rate: rateText(f.ReplyRate, "of accepted")},
+		{Label: "Opted out", Class: "failed", Count: f.OptedOut, Rate: rateText(f.OptOutRate, "of accepted")},
 	}
 	for i := range bars {
 		bars[i].W = percent(float64(bars[i].Count) / float64(widest) * 100)

@@ -16,6 +16,7 @@ const (
 	WebhookMessageSent                            // message:sent:new: a message went out from an account
 	WebhookAccountDisconnected                    // whatsapp:account:disconnected or :suspended
 	WebhookAccountConnected                       // whatsapp:account:connected or :resumed
+	WebhookMessageReceived                        // message:received:new: a person wrote to an account
 )
 
 // WebhookEvent is a TimelinesAI webhook body, parsed. Phones are as the
@@ -31,6 +32,11 @@ type WebhookEvent struct {
 	ChatPhone  string    // the chat's phone: the recipient when the message names none
 	Origin     string    // "Public API" for messages sent through the API
 	At         time.Time // the message's timestamp; zero when it has none that parses
+
+	// For WebhookMessageReceived (MessageUID, ChatPhone and At too):
+	Sender string // who wrote it
+	Text   string // what they wrote
+	Group  bool   // written in a group chat: not a reply to one of our messages to a person
 }
 
 // timelinesEvent is the part of a webhook payload read here
@@ -41,20 +47,26 @@ type timelinesEvent struct {
 		Phone string `json:"phone"`
 	} `json:"whatsapp_account"`
 	Chat *struct {
-		Phone string `json:"phone"`
+		Phone   string `json:"phone"`
+		IsGroup bool   `json:"is_group"`
 	} `json:"chat"`
 	Message *struct {
 		MessageUID string `json:"message_uid"`
 		Origin     string `json:"origin"`
 		Timestamp  string `json:"timestamp"`
+		Text       string `json:"text"`
 		Recipient  *struct {
 			Phone string `json:"phone"`
 		} `json:"recipient"`
+		Sender *struct {
+			Phone string `json:"phone"`
+		} `json:"sender"`
 	} `json:"message"`
 }
 
 var webhookKinds = map[string]WebhookKind{
 	"message:sent:new":              WebhookMessageSent,
+	"message:received:new":          WebhookMessageReceived,
 	"whatsapp:account:disconnected": WebhookAccountDisconnected,
 	"whatsapp:account:suspended":    WebhookAccountDisconnected,
 	"whatsapp:account:connected":    WebhookAccountConnected,
@@ -76,16 +88,19 @@ func ParseTimelinesWebhook(body []byte) (WebhookEvent, error) {
 		ev.Account = raw.WhatsAppAccount.Phone
 	}
 	if m := raw.Message; m != nil {
-		ev.MessageUID, ev.Origin = m.MessageUID, m.Origin
+		ev.MessageUID, ev.Origin, ev.Text = m.MessageUID, m.Origin, m.Text
 		if m.Recipient != nil {
 			ev.Recipient = m.Recipient.Phone
+		}
+		if m.Sender != nil {
+			ev.Sender = m.Sender.Phone
 		}
 		if at, err := ParseTimestamp(m.Timestamp); err == nil {
 			ev.At = at
 		}
 	}
 	if raw.Chat != nil {
-		ev.ChatPhone = raw.Chat.Phone
+		ev.ChatPhone, ev.Group = raw.Chat.Phone, raw.Chat.IsGroup
 	}
 	return ev, nil
 }

@@ -27,12 +27,21 @@ func TestParseTimelinesWebhook(t *testing.T) {
 		`{"event_type":"whatsapp:account:suspended"}`:                                      WebhookAccountDisconnected,
 		`{"event_type":"whatsapp:account:connected"}`:                                      WebhookAccountConnected,
 		`{"event_type":"whatsapp:account:resumed"}`:                                        WebhookAccountConnected,
-		`{"event_type":"message:received:new","message":{"timestamp":"yesterday"}}`:        WebhookOther,
+		`{"event_type":"message:received:new","message":{"timestamp":"yesterday"}}`:        WebhookMessageReceived,
+		`{"event_type":"message:reaction","message":{"timestamp":"yesterday"}}`:            WebhookOther,
 	} {
 		ev, err := ParseTimelinesWebhook([]byte(body))
 		if err != nil || ev.Kind != kind || !ev.At.IsZero() {
 			t.Errorf("%s: kind %v at %v, %v; want kind %v", body, ev.Kind, ev.At, err, kind)
 		}
+	}
+	received := `{"event_type":"message:received:new","chat":{"phone":"+12025550101","is_group":false},
+		"whatsapp_account":{"phone":"+14155550100"},
+		"message":{"text":"Stop","direction":"received","timestamp":"2026-11-30 10:20:30 +0000","message_uid":"m-2",
+		"sender":{"phone":"+12025550101"},"recipient":{"phone":"+14155550100"}}}`
+	if ev, err := ParseTimelinesWebhook([]byte(received)); err != nil || ev.Kind != WebhookMessageReceived || ev.Sender != "+12025550101" ||
+		ev.Text != "Stop" || ev.MessageUID != "m-2" || ev.Account != "+14155550100" || ev.Group || !ev.At.Equal(want) {
+		t.Errorf("message:received:new parsed as %+v, %v", ev, err)
 	}
 	if ev, _ := ParseTimelinesWebhook([]byte(`{"event_type":"whatsapp:account:suspended"}`)); ev.Suspension() != "suspended" {
 		t.Errorf("suspension %q", ev.Suspension())

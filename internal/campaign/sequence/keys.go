@@ -6,7 +6,7 @@ import "github.com/wacampaign/wacampaign/internal/campaign"
 // keys). The {id} hash tag keeps one sequence's keys in one cluster slot.
 //
 //	wac:sequences           ZSET  sequence id → created at (unix ms)
-//	wac:s:{id}              HASH  name, created_at, steps (JSON), fields (JSON), key_columns (JSON), simulation flags, next (enrolment counter), enrolled
+//	wac:s:{id}              HASH  name, created_at, steps (JSON), fields (JSON), key_columns (JSON), simulation flags, transactional, next (enrolment counter), enrolled
 //	wac:s:{id}:enrolled     HASH  contact's key (phone, JID or chat id) → its latest enrolment (JSON: n, at, status)
 const sequencesIndex = campaign.KeyPrefix + "sequences"
 
@@ -26,4 +26,6 @@ const (
 	sfFlags     = "simulation"  // JSON {"typing","presence"}; absent: the provider has none
 	sfNext      = "next"
 	sfEnrolled  = "enrolled"
+	// "1": exempt from FREQUENCY_CAP (its steps carry it too)
+	sfTransactional = "transactional"
 )

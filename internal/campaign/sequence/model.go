@@ -34,6 +34,9 @@ type Sequence struct {
 	PresenceSimulation *bool  `json:"presence_simulation,omitempty"`
 	Steps              []Step `json:"steps"`
 	Enrolled           int64  `json:"enrolled"` // enrolments made (each contact counts once per enrolment)
+	// Transactional messages (a receipt, a password reset) are exempt
+	// from FREQUENCY_CAP; suppressions still apply.
+	Transactional bool `json:"transactional,omitempty"`
 }
 
 // Step is one message of a sequence.
@@ -62,6 +65,7 @@ type Draft struct {
 	// without them refuses either).
 	TypingSimulation   *bool
 	PresenceSimulation *bool
+	Transactional      bool // exempt from FREQUENCY_CAP
 }
 
 // DraftStep is one step of a Draft.

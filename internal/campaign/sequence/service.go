@@ -55,7 +55,7 @@ func (s *Service) Create(ctx context.Context, d Draft, now time.Time) (*Sequence
 	}
 	name := strings.TrimSpace(d.Name)
 	seq := &Sequence{ID: campaign.NewID(now), Name: name, CreatedAt: now.UTC(), Accounts: accounts, Label: d.Label, Window: d.Window,
-		KeyColumns: campaign.KeyColumnsFor(s.caps), Fields: fields}
+		KeyColumns: campaign.KeyColumnsFor(s.caps), Fields: fields, Transactional: d.Transactional}
 	seq.TypingSimulation, seq.PresenceSimulation = campaign.SimulationFlags(s.caps, d.TypingSimulation, d.PresenceSimulation)
 	columns := append(slices.Clone(seq.KeyColumns), seq.Fields...)
 	phoneColumn := ""
@@ -73,6 +73,7 @@ func (s *Service) Create(ctx context.Context, d Draft, now time.Time) (*Sequence
 			Label: d.Label, FileUID: st.FileUID, Window: d.Window, Columns: columns, KeyColumns: seq.KeyColumns,
 			TypingSimulation: seq.TypingSimulation, PresenceSimulation: seq.PresenceSimulation,
 			Credits: campaign.Credits{Metered: s.caps.MeteredCredits}, SequenceID: seq.ID, SequenceStep: i + 1,
+			Transactional: d.Transactional,
 		}
 		if err := s.campaigns.CreateOpen(ctx, c, phoneColumn); err != nil {
 			return nil, err

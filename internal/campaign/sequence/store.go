@@ -35,6 +35,9 @@ func (s *store) save(ctx context.Context, seq *Sequence) error {
 	}
 	keys, _ := json.Marshal(seq.KeyColumns)
 	h[sfKeys] = string(keys)
+	if seq.Transactional {
+		h[sfTransactional] = "1"
+	}
 	if seq.TypingSimulation != nil {
 		flags, _ := json.Marshal(simulationFlags{seq.TypingSimulation, seq.PresenceSimulation})
 		h[sfFlags] = string(flags)
@@ -64,6 +67,7 @@ func (s *store) get(ctx context.Context, id string) (*Sequence, error) {
 		seq.CreatedAt = *t
 	}
 	seq.Enrolled, _ = strconv.ParseInt(h[sfEnrolled], 10, 64)
+	seq.Transactional = h[sfTransactional] == "1"
 	_ = json.Unmarshal([]byte(h[sfAccounts]), &seq.Accounts)
 	_ = json.Unmarshal([]byte(h[sfFields]), &seq.Fields)
 	if json.Unmarshal([]byte(h[sfKeys]), &seq.KeyColumns) != nil || len(seq.KeyColumns) == 0 {

@@ -1,0 +1,128 @@
+package campaign
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/audience"
+	"github.com/wacampaign/wacampaign/internal/sender"
+)
+
+// Reasons a recipient is skipped for its audience.
+const (
+	ReasonOptedOut     = "opted out"
+	ReasonFrequencyCap = "frequency cap"
+)
+
+// Cap policies: what a campaign does with a recipient the frequency cap
+// holds back.
+const (
+	CapSkip  = "skip"  // skipped, reason "frequency cap" (the default)
+	CapDefer = "defer" // sent when the cap frees
+)
+
+// ValidCapPolicy reports whether p names a cap policy ("" is the default).
+func ValidCapPolicy(p string) bool { return p == "" || p == CapSkip || p == CapDefer }
+
+// AudienceConfig is what the send path and the importer need of the
+// audience: the suppression list and caps (nil: none), FREQUENCY_CAP and
+// REPLY_WINDOW.
+type AudienceConfig struct {
+	Store       *audience.Store
+	Cap         audience.FrequencyCap
+	ReplyWindow time.Duration
+}
+
+// audienceAddress is the address a recipient is suppressed and capped
+// under: its phone (a person's JID is its phone), or a group's JID; "" for
+// a chat id, which names no one the audience knows.
+func (k recipientKey) audienceAddress() string {
+	if p := k.phone(); p != "" {
+		return p
+	}
+	if k.kind == KindJID {
+		return k.value
+	}
+	return ""
+}
+
+// messageAddress is audienceAddress of a message about to go out.
+func messageAddress(msg sender.Message) string {
+	if p := recipientPhone(msg); p != "" {
+		return p
+	}
+	return msg.JID
+}
+
+// admitAudience is the send path's one look at the audience, right after
+// the claim and before the render and the credits, in one Redis round trip
+// (audience.Store.Admit): a suppressed recipient is settled skipped,
+// "opted out"; one the frequency cap holds back is skipped, "frequency
+// cap", or, under cap_policy defer, given back to wait until the cap frees.
+// done says the task has nothing more to do (err is what it answers).
+func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *attemptRun, row []string) (done bool, err error) {
+	if h.audience.Store == nil {
+		return false, nil
+	}
+	key, err := spec.key(row)
+	address := key.audienceAddress()
+	if err != nil || address == "" {
+		return false, nil // a row without a key fails at the render
+	}
+	p := audience.AdmitParams{Address: address, Campaign: run.Campaign, Seq: run.Seq, Now: h.now()}
+	if !spec.transactional {
+		p.Cap = h.audience.Cap
+	}
+	adm, err := h.audience.Store.Admit(ctx, p)
+	if err != nil {
+		if rerr := h.releaseClaim(ctx, run, "the audience could not be checked"); rerr != nil {
+			return true, rerr
+		}
+		return true, err
+	}
+	switch {
+	case adm.Suppressed != nil:
+		return true, h.finish(ctx, run, record{State: StateSkipped, Reason: ReasonOptedOut, Account: run.account}, 0)
+	case !adm.CappedUntil.IsZero() && spec.capPolicy == CapDefer:
+		if err := h.releaseClaim(ctx, run, ReasonFrequencyCap); err != nil {
+			return true, err
+		}
+		return true, &WaitError{Delay: max(adm.CappedUntil.Sub(h.now()), time.Second), Reason: ReasonFrequencyCap, NotEarlier: true}
+	case !adm.CappedUntil.IsZero():
+		return true, h.finish(ctx, run, record{State: StateSkipped, Reason: ReasonFrequencyCap, Account: run.account}, 0)
+	}
+	if adm.Reserved {
+		run.capAddress = address
+	}
+	return false, nil
+}
+
+// releaseCap gives back the cap slot reserved for a message that did not
+// go out (a released claim, a failure, a skip). A failure costs the
+// recipient one slot of its cap until the period ends, never a message.
+func (h *SendHandler) releaseCap(ctx context.Context, run *attemptRun) {
+	if run.capAddress == "" {
+		return
+	}
+	if err := h.audience.Store.ReleaseCap(context.WithoutCancel(ctx), run.capAddress, run.Campaign, run.Seq); err != nil {
+		run.log.Warn("release a frequency-cap slot", zap.Error(err))
+	}
+	run.capAddress = ""
+}
+
+// noteMessaged records the message as the latest sent to its recipient, so
+// that a reply within REPLY_WINDOW is attributed to it (inbound.go). Replies
+// come only through the provider's webhook: without one (no WEBHOOK_SECRET)
+// nothing is recorded, and a send costs no extra Redis command.
+func (h *SendHandler) noteMessaged(ctx context.Context, run *attemptRun, msg sender.Message) {
+	address := messageAddress(msg)
+	if h.audience.Store == nil || !h.indexed || address == "" || h.audience.ReplyWindow <= 0 {
+		return
+	}
+	m := audience.LastMessage{Campaign: run.Campaign, Seq: run.Seq, Account: run.account, At: h.now()}
+	if err := h.audience.Store.NoteMessaged(context.WithoutCancel(ctx), address, m, h.audience.ReplyWindow); err != nil {
+		run.log.Warn("note the last message to the recipient, for replies", zap.Error(err))
+	}
+}
