@@ -160,19 +160,11 @@ func (in *ingest) ours() error {
 	}
 	in.campaign = c
 	total := c.Counts.Total
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if d, ok := poll.firstAtLeast(total); ok {
-			in.durable = d
-			break
-		}
-		if time.Now().After(deadline) {
-			poll.stop()
-			return fmt.Errorf("after the 201, the send queue never held the campaign's %d tasks (last count %d)", total, poll.last())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	err = in.awaitAllQueued(poll, total)
 	poll.stop()
+	if err != nil {
+		return err
+	}
 	in.firstTask, _ = poll.firstAtLeast(1)
 
 	if in.peakRSSKB, err = procStatusKB(api.Pid(), "VmHWM"); err != nil {
@@ -188,6 +180,29 @@ func (in *ingest) ours() error {
 	in.memory = memAfter - memBefore
 	in.profile, _ = b.commandProfile(ctx, total, 5)
 
+	return in.report(ctx, c)
+}
+
+// awaitAllQueued waits up to two minutes after the 201 for the send queue
+// to hold every task of the campaign, and notes when it did.
+func (in *ingest) awaitAllQueued(poll *queuePoller, total int64) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if d, ok := poll.firstAtLeast(total); ok {
+			in.durable = d
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("after the 201, the send queue never held the campaign's %d tasks (last count %d)", total, poll.last())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// report prints figure 1's lines for one run and warns when the queue or
+// the counts differ from what the generated file holds.
+func (in *ingest) report(ctx context.Context, c *harness.Campaign) error {
+	b, total := in.b, c.Counts.Total
 	queued, err := queuedTasks(ctx, b.rdb)
 	if err != nil {
 		return err

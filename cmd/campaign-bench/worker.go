@@ -77,78 +77,98 @@ func (w *workerBench) ours() error {
 	if err := w.syncLedger(ctx, client, srv.URL); err != nil {
 		return err
 	}
-	plan, err := harness.NewPhonePlan(b.sends)
+	id, err := w.queueCampaign(ctx, client)
 	if err != nil {
 		return err
+	}
+	b.resetCommandStats(ctx)
+	redis0, self0 := b.redisCPU(), selfCPU()
+	last, err := w.runWorker(ctx, client, id, srv.URL)
+	if err != nil {
+		return err
+	}
+	w.redisCPU = b.redisCPU() - redis0
+	w.sandboxCPU = selfCPU() - self0 // the sandbox and the 25 ms polling
+	w.report(ctx, last, len(sb.Messages()))
+	return nil
+}
+
+// queueCampaign creates the bench's campaign through the API and checks
+// that every recipient has its task queued.
+func (w *workerBench) queueCampaign(ctx context.Context, client *harness.APIClient) (string, error) {
+	b := w.b
+	plan, err := harness.NewPhonePlan(b.sends)
+	if err != nil {
+		return "", err
 	}
 	var csv bytes.Buffer
 	if _, err := harness.WriteContacts(&csv, b.sends, plan); err != nil {
-		return err
+		return "", err
 	}
 	c, err := client.CreateCampaign(ctx, []harness.Field{{Name: "name", Value: "bench worker"}, {Name: "template", Value: benchTemplate}}, &csv)
 	if err != nil {
-		return err
+		return "", err
 	}
 	w.n = c.Counts.Total
 	if queued, err := queuedTasks(ctx, b.rdb); err != nil || queued != w.n {
-		return fmt.Errorf("campaign %s has %d recipients but %d tasks are queued (%v)", c.ID, w.n, queued, err)
+		return "", fmt.Errorf("campaign %s has %d recipients but %d tasks are queued (%v)", c.ID, w.n, queued, err)
 	}
 	if w.payloadSize, err = samplePayloadSize(b.addr); err != nil {
-		return err
+		return "", err
 	}
+	return c.ID, nil
+}
 
-	b.resetCommandStats(ctx)
-	redis0, self0 := b.redisCPU(), selfCPU()
+// runWorker starts one campaign-worker and follows the campaign until it
+// completes, timing it and keeping its progress and the reasons it showed.
+func (w *workerBench) runWorker(ctx context.Context, client *harness.APIClient, id, sandboxURL string) (*harness.Campaign, error) {
+	b := w.b
 	start := time.Now()
 	env := []string{"SEND_INTERVAL=0s", "WORKER_CONCURRENCY=" + strconv.Itoa(workerConcurrency)}
 	if addr := os.Getenv("BENCH_WORKER_DEBUG_ADDR"); addr != "" {
 		// To profile the worker under load: go tool pprof http://<addr>/debug/pprof/profile
 		env = append(env, "DEBUG_ADDR="+addr)
 	}
-	worker, err := b.startProduct("worker-fig3", b.workBin, nil, b.productEnv(srv.URL, env...))
+	worker, err := b.startProduct("worker-fig3", b.workBin, nil, b.productEnv(sandboxURL, env...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer worker.Stop(30 * time.Second)
 	w.reasons = map[string]bool{}
-	var last *harness.Campaign
 	var progress []progressSample
 	deadline := start.Add(10 * time.Minute)
 	for {
-		cur, err := client.GetCampaign(ctx, c.ID)
+		cur, err := client.GetCampaign(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		last = cur
 		progress = append(progress, progressSample{time.Since(start), cur.Counts.Sent + cur.Counts.Failed + cur.Counts.Skipped + cur.Counts.Unknown})
 		if cur.Reason != "" {
 			w.reasons[cur.Reason] = true
 		}
-		if cur.Status == "completed" {
-			break
-		}
-		if !worker.Alive() {
-			return fmt.Errorf("campaign-worker exited: %v (campaign at %+v)", worker.WaitErr(), cur.Counts)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("campaign %s not completed after 10 minutes: %+v", c.ID, cur.Counts)
+		switch {
+		case cur.Status == "completed":
+			w.took = time.Since(start)
+			w.pace = describeProgress(progress, w.n)
+			w.cpu, err = cpuTime(worker.Pid())
+			return cur, err
+		case !worker.Alive():
+			return nil, fmt.Errorf("campaign-worker exited: %v (campaign at %+v)", worker.WaitErr(), cur.Counts)
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("campaign %s not completed after 10 minutes: %+v", id, cur.Counts)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.took = time.Since(start)
-	if w.cpu, err = cpuTime(worker.Pid()); err != nil {
-		return err
-	}
-	w.redisCPU = b.redisCPU() - redis0
-	w.sandboxCPU = selfCPU() - self0 // the sandbox and the 25 ms polling
-	worker.Stop(30 * time.Second)
+}
 
-	sent := len(sb.Messages())
+// report prints figure 3's lines and warns of anything that makes the
+// figure untrustworthy (recipients not all sent, reasons shown).
+func (w *workerBench) report(ctx context.Context, last *harness.Campaign, sent int) {
+	b := w.b
 	fmt.Printf("  %d recipients (payload of a send task: %d bytes): completed in %s → %.0f messages/s; worker CPU %s (%.0f µs/message); redis CPU %s\n",
 		w.n, w.payloadSize, roundDur(w.took), float64(w.n)/w.took.Seconds(), roundDur(w.cpu),
 		float64(w.cpu.Microseconds())/float64(w.n), roundDur(w.redisCPU))
 	fmt.Printf("  counts %+v; sandbox accepted %d messages\n", last.Counts, sent)
-	w.pace = describeProgress(progress, w.n)
 	fmt.Printf("  messages/s by tenth of the campaign: %s\n", w.pace)
 	w.profile, w.perMessage = b.commandProfile(ctx, w.n, 6)
 	fmt.Printf("  Redis per message: %s\n", w.profile)
@@ -158,7 +178,6 @@ func (w *workerBench) ours() error {
 	for r := range w.reasons {
 		b.warn(fmt.Sprintf("figure 3: the campaign showed the reason %q while sending", r))
 	}
-	return nil
 }
 
 // syncLedger runs a campaign-worker with nothing to send until the credit
