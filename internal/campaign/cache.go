@@ -56,7 +56,7 @@ func (s *sendSpec) message(values []string, campaignID, account string) (sender.
 	if s.testOf != "" {
 		campaignID = s.testOf // a test shows what the campaign itself sends
 	}
-	text, err := s.template.RenderUpTo(row, templating.Campaign{ID: campaignID, Name: s.name}, s.maxText)
+	text, err := s.template.RenderUpTo(row, templating.Campaign{ID: campaignID, Name: s.name, Recipient: key.value}, s.maxText)
 	if err != nil {
 		return sender.Message{}, err
 	}

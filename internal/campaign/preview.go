@@ -150,7 +150,7 @@ func (p *Previewer) message(c *Campaign, tmpl *templating.Template, r Recipient,
 	if row > 0 {
 		where = fmt.Sprintf("row %d", row)
 	}
-	campaignData := templating.Campaign{ID: c.ID, Name: c.Name}
+	campaignData := templating.Campaign{ID: c.ID, Name: c.Name, Recipient: r.Key}
 	text, err := tmpl.Render(r.Fields, campaignData)
 	m.Text, m.Length = text, utf8.RuneCountInString(text)
 	var tooLong *templating.TooLongError
