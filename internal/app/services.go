@@ -21,6 +21,8 @@ type Services struct {
 	Queue     *asynq.Client // the asynq client every enqueue goes through
 	Pacer     *quota.Pacer
 	Accounts  *quota.Accounts
+	Daily     *quota.DailyLimits // daily caps and warm-up ramps
+	Health    *quota.Health      // account health and what it does
 	Ledger    *quota.CreditLedger
 	Store     *campaign.Store
 	Enqueuer  *campaign.Enqueuer
@@ -39,11 +41,14 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	enqueuer := campaign.NewEnqueuer(queue, pacer)
 	caps := cfg.Capabilities()
 	campaigns := campaign.NewService(store, enqueuer, caps)
+	accounts := quota.NewAccounts(rdb)
 	return &Services{
 		Caps:      caps,
 		Queue:     queue,
 		Pacer:     pacer,
-		Accounts:  quota.NewAccounts(rdb),
+		Accounts:  accounts,
+		Daily:     quota.NewDailyLimits(rdb, pacer),
+		Health:    quota.NewHealth(rdb, accounts, pacer, cfg.Health),
 		Ledger:    quota.NewCreditLedger(rdb),
 		Store:     store,
 		Enqueuer:  enqueuer,

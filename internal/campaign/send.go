@@ -34,6 +34,8 @@ type SendHandler struct {
 	ledger    *quota.CreditLedger
 	pacer     *quota.Pacer
 	accounts  *quota.Accounts
+	daily     *quota.DailyLimits // nil: no account has daily limits
+	health    *quota.Health      // nil: no account health is kept
 	syncer    *quota.QuotaSyncer
 	queue     *Enqueuer
 	service   *Service // a released recipient back in the queue in the current round
@@ -61,7 +63,11 @@ type SendDeps struct {
 	Ledger   *quota.CreditLedger
 	Pacer    *quota.Pacer
 	Accounts *quota.Accounts
-	Syncer   *quota.QuotaSyncer // optional: resyncs the ledger after quota_exceeded
+	// Daily holds accounts to their daily caps and warm-up ramps (optional).
+	Daily *quota.DailyLimits
+	// Health records each send's outcome in its account's health (optional).
+	Health *quota.Health
+	Syncer *quota.QuotaSyncer // optional: resyncs the ledger after quota_exceeded
 	Queue    *Enqueuer          // status polls, reconciliation; recipients released into a newer round
 	Polls    PollSchedule
 	// Reconcile says when unconfirmed sends are looked up at the provider.
@@ -94,6 +100,8 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		ledger:        d.Ledger,
 		pacer:         d.Pacer,
 		accounts:      d.Accounts,
+		daily:         d.Daily,
+		health:        d.Health,
 		syncer:        d.Syncer,
 		queue:         d.Queue,
 		service:       NewService(d.Store, d.Queue),
@@ -138,6 +146,7 @@ type attemptRun struct {
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
 	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
+	day     *quota.DayReservation // one of the account's messages of today
 	log     *zap.Logger
 }
 
@@ -167,6 +176,9 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	reservation, err := h.reserveCredits(ctx, run, msg)
 	if err != nil {
+		return err
+	}
+	if err := h.reserveDay(ctx, run, reservation); err != nil {
 		return err
 	}
 	if ok, err := h.takeSlot(ctx, run, reservation); !ok {
@@ -227,6 +239,12 @@ func (h *SendHandler) chooseAccount(ctx context.Context, spec *sendSpec, run *at
 	}
 	if unusable != "" {
 		h.store.setReason(ctx, run.Campaign, ReasonWaitingForAccount+": "+unusable)
+		if h.allSpentToday(spec) {
+			// Nothing frees a message before midnight UTC but an operator
+			// raising a cap; pausing and resuming the campaign then sends
+			// its waiting recipients at once.
+			return &WaitError{Delay: h.daily.UntilTomorrow() + rand.N(time.Minute), Reason: ReasonWaitingForAccount + ": today's allowances are sent"}
+		}
 		return &WaitError{Delay: h.accountWait, Reason: ReasonWaitingForAccount}
 	}
 	run.account = account
@@ -317,6 +335,7 @@ func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation
 		var g sendGate
 		if g, err = h.gates.get(ctx, h.store, run.Campaign, true); err == nil && (g.status != StatusRunning || g.round != run.Round) {
 			h.settleCredits(reservation, false, run.log)
+			h.releaseDay(ctx, run)
 			h.endHold(ctx, run, 0)
 			return false, h.releaseClaim(ctx, run, "the campaign stopped")
 		}
@@ -324,6 +343,7 @@ func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation
 	if err != nil {
 		h.endHold(ctx, run, 0)
 		h.settleCredits(reservation, false, run.log)
+		h.releaseDay(ctx, run)
 		if rerr := h.releaseClaim(ctx, run, "waiting for the account's turn"); rerr != nil {
 			return false, rerr
 		}
@@ -365,6 +385,7 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 	if err := h.finish(ctx, run, record{State: StateSent, Account: run.account, UID: receipt.MessageUID}, h.caps.Credits(msg)); err != nil {
 		return err
 	}
+	h.noteHealth(ctx, run, quota.OutcomeSent)
 	if h.indexed {
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
@@ -451,6 +472,9 @@ func (h *SendHandler) pickAccount(ctx context.Context, spec *sendSpec, seq int64
 		ok, reason, err := h.accounts.Usable(ctx, a)
 		if err != nil {
 			return "", "", err
+		}
+		if ok && h.daily != nil && h.daily.SpentToday(a) {
+			ok, reason = false, "sender account "+a+" has sent today's allowance"
 		}
 		if !ok {
 			why = append(why, reason)

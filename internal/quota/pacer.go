@@ -223,6 +223,13 @@ func (h *Hold) Answered(ctx context.Context, ago time.Duration) error {
 	return nil
 }
 
+// parseHashInt reads an HMGET value as an integer (0 when absent or bad).
+func parseHashInt(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
 // ceilMillis is d in whole milliseconds, rounded up: slots are kept in ms,
 // and rounding down would put two sends closer than the interval.
 func ceilMillis(d time.Duration) int64 {
@@ -250,8 +257,28 @@ func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration
 	return nil
 }
 
+// SetSlowdown multiplies the account's interval by factor (1: back to its
+// own), for every worker: account health slows an account whose numbers
+// look bad. The override and the slowdown are kept apart, so that an
+// operator's interval and health's doubling never undo each other.
+func (p *Pacer) SetSlowdown(ctx context.Context, account string, factor int) error {
+	var err error
+	if factor <= 1 {
+		err = p.rdb.HDel(ctx, intervalsKey, slowdownField(account)).Err()
+	} else {
+		err = p.rdb.HSet(ctx, intervalsKey, slowdownField(account), factor).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("quota: slow account %q down by %d: %w", account, factor, err)
+	}
+	p.mu.Lock()
+	delete(p.overrides, account)
+	p.mu.Unlock()
+	return nil
+}
+
 // Interval is the account's least gap between two sends: its override, or
-// the Pacer's default.
+// the Pacer's default, times the slowdown health set (SetSlowdown).
 func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, error) {
 	p.mu.Lock()
 	c, ok := p.overrides[account]
@@ -260,13 +287,16 @@ func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, er
 		return c.d, nil
 	}
 	d := p.interval
-	ms, err := p.rdb.HGet(ctx, intervalsKey, accountKey(account)).Int64()
-	switch {
-	case errors.Is(err, redis.Nil):
-	case err != nil:
+	// One read for both: the override, and the slowdown health set.
+	vals, err := p.rdb.HMGet(ctx, intervalsKey, accountKey(account), slowdownField(account)).Result()
+	if err != nil {
 		return 0, fmt.Errorf("quota: read send interval of account %q: %w", account, err)
-	case ms > 0:
+	}
+	if ms := parseHashInt(vals[0]); ms > 0 {
 		d = time.Duration(ms) * time.Millisecond
+	}
+	if factor := parseHashInt(vals[1]); factor > 1 {
+		d *= time.Duration(factor)
 	}
 	p.mu.Lock()
 	p.overrides[account] = cachedInterval{d: d, at: time.Now()}
