@@ -68,8 +68,8 @@ type SendDeps struct {
 	// Health records each send's outcome in its account's health (optional).
 	Health *quota.Health
 	Syncer *quota.QuotaSyncer // optional: resyncs the ledger after quota_exceeded
-	Queue    *Enqueuer          // status polls, reconciliation; recipients released into a newer round
-	Polls    PollSchedule
+	Queue  *Enqueuer          // status polls, reconciliation; recipients released into a newer round
+	Polls  PollSchedule
 	// Reconcile says when unconfirmed sends are looked up at the provider.
 	Reconcile ReconcilePolicy
 	// IndexForWebhooks keeps the indexes that let the provider's
@@ -145,7 +145,7 @@ type attemptRun struct {
 	sendPayload
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
-	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
+	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
 	day     *quota.DayReservation // one of the account's messages of today
 	log     *zap.Logger
 }

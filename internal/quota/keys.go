@@ -25,8 +25,8 @@ const (
 	intervalsKey = keyPrefix + "intervals"
 	apiCallsKey  = keyPrefix + "apicalls"
 
-	accountsKey      = keyPrefix + "accounts"       // HASH account → state JSON
-	knownAccountsKey = keyPrefix + "accounts:known" // SET of accounts campaigns use
+	accountsKey      = keyPrefix + "accounts"        // HASH account → state JSON
+	knownAccountsKey = keyPrefix + "accounts:known"  // SET of accounts campaigns use
 	limitsKey        = keyPrefix + "accounts:limits" // HASH account → Limits JSON
 
 	// defaultAccountKey stands for account "" (the provider picks its most
