@@ -123,6 +123,10 @@ type Campaign struct {
 	Importing    bool       `json:"importing"` // rows are still being read from the upload
 	Template     string     `json:"template"`
 	TemplateName string     `json:"template_name,omitempty"`
+	// Variants are the A/B templates (Template is the first's); Winner the
+	// test-then-winner mode and its choice.
+	Variants []Variant `json:"variants,omitempty"`
+	Winner   *Winner   `json:"winner,omitempty"`
 	Accounts     []string   `json:"accounts"` // sender WhatsApp accounts; empty: the provider's default
 	Label        string     `json:"label,omitempty"`
 	Window       *Window    `json:"window,omitempty"` // send window in each recipient's local time

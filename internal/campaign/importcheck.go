@@ -41,6 +41,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		name = "Campaign of " + now.Format("2006-01-02 15:04 MST")
 	}
 	problems = append(problems, im.providerProblems(d)...)
+	problems = append(problems, draftVariantProblems(d)...)
 	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
 	problems = append(problems, accountProblems...)
 	status := StatusRunning
@@ -80,6 +81,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		Credits:      Credits{Metered: im.caps.MeteredCredits},
 	}
 	c.TypingSimulation, c.PresenceSimulation = SimulationFlags(im.caps, d.TypingSimulation, d.PresenceSimulation)
+	setVariants(c, d, now)
 	return c, nil
 }
 

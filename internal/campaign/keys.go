@@ -129,6 +129,8 @@ const (
 	fTotal        = "total"
 	fTestOf       = "test_of"    // on a test send: the campaign it tests
 	fTestsMade    = "tests_made" // test sends made of the campaign so far
+	fVariants     = "variants"   // JSON list of the A/B variants (absent: one template)
+	fWinner       = "winner"     // JSON Winner: test-then-winner mode, and its choice once made
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a
@@ -140,6 +142,9 @@ func uidIndexKey(uid string) string {
 	h.Write([]byte(uid))
 	return KeyPrefix + "uid:" + strconv.FormatUint(uint64(h.Sum32()%uidIndexBuckets), 10)
 }
+
+// winnerLockKey is taken by the process choosing a campaign's winner.
+func winnerLockKey(id string) string { return KeyPrefix + "winner-lock:" + id }
 
 func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
 

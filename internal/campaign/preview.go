@@ -50,6 +50,7 @@ type PreviewMessage struct {
 	Text     string           `json:"text"`
 	Length   int              `json:"length"` // in characters (Unicode code points)
 	Credits  int              `json:"credits"`
+	Variant  string           `json:"variant,omitempty"` // its A/B variant
 	Warnings []PreviewWarning `json:"warnings"`
 }
 
@@ -133,8 +134,17 @@ func (p *Previewer) Preview(ctx context.Context, id string, limit int) (*Preview
 	if err != nil {
 		return nil, err
 	}
+	variants, err := variantTemplates(c)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range recipients {
-		m := p.message(c, tmpl, r, rows[r.Seq])
+		t, variant := tmpl, c.VariantOf(r.Key)
+		if variant != "" {
+			t = variants[variant]
+		}
+		m := p.message(c, t, r, rows[r.Seq])
+		m.Variant = variant
 		if len(m.Warnings) > 0 {
 			out.Warned++
 		}

@@ -147,6 +147,7 @@ type attemptRun struct {
 	account string
 	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
 	day     *quota.DayReservation // one of the account's messages of today
+	winner  string                // the campaign's A/B winner once chosen
 	log     *zap.Logger
 }
 
@@ -170,7 +171,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if row == nil || err != nil {
 		return err
 	}
-	msg, err := spec.message(row, run.Campaign, run.account)
+	msg, err := spec.message(row, run.Campaign, run.account, run.winner)
 	if err != nil {
 		return h.finish(ctx, run, record{State: StateFailed, Reason: err.Error(), Account: run.account}, 0)
 	}
@@ -221,6 +222,12 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	spec, err := h.specs.get(ctx, run.Campaign)
 	if err != nil {
 		return nil, err
+	}
+	run.winner = gate.winner
+	if spec.winner != nil && gate.winner == "" {
+		if err := h.untilWinner(ctx, spec, run); err != nil {
+			return nil, err
+		}
 	}
 	if spec.window != nil {
 		if err := h.untilWindowOpens(ctx, spec, run.sendPayload); err != nil {

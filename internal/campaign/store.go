@@ -92,6 +92,7 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	if c.TestOf != "" {
 		fields[fTestOf] = c.TestOf
 	}
+	addVariantFields(fields, c)
 	addProviderFields(fields, c)
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
@@ -298,6 +299,7 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		Duplicates:    n(fDuplicates),
 		RejectedCount: n(fRejected),
 	}
+	readVariantFields(c, h)
 	if t := ParseUnixMilli(h[fCreatedAt]); t != nil {
 		c.CreatedAt = *t
 	}
@@ -346,7 +348,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fVariants, fWinner}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)
@@ -397,11 +399,12 @@ type sendGate struct {
 	status Status
 	round  int64
 	held   bool
+	winner string // the A/B winner once chosen ("" before, or no winner mode)
 }
 
 // gate reads a campaign's status and round (ErrNotFound when it is gone).
 func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
-	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld).Result()
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld, fWinner).Result()
 	if err != nil {
 		return sendGate{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -413,6 +416,11 @@ func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
 	g := sendGate{status: Status(status)}
 	g.round, _ = strconv.ParseInt(round, 10, 64)
 	g.held = v[2] == "1"
+	if raw, _ := v[3].(string); raw != "" {
+		var w Winner
+		_ = json.Unmarshal([]byte(raw), &w)
+		g.winner = w.Variant
+	}
 	return g, nil
 }
 
