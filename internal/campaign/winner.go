@@ -2,10 +2,10 @@ package campaign
 
 import (
 	"context"
-	"math/rand/v2"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"time"
