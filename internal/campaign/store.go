@@ -396,15 +396,16 @@ func (s *Store) notePlanEnd(ctx context.Context, id string, t time.Time) error {
 // sending, in which round, and whether the request creating it is still
 // being read (held: nothing may be sent before the upload has arrived whole).
 type sendGate struct {
-	status Status
-	round  int64
-	held   bool
-	winner string // the A/B winner once chosen ("" before, or no winner mode)
+	status  Status
+	round   int64
+	held    bool
+	winner  string     // the A/B winner once chosen ("" before, or no winner mode)
+	started *time.Time // when its first recipient was claimed
 }
 
 // gate reads a campaign's status and round (ErrNotFound when it is gone).
 func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
-	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld, fWinner).Result()
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld, fWinner, fStartedAt).Result()
 	if err != nil {
 		return sendGate{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -421,6 +422,8 @@ func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
 		_ = json.Unmarshal([]byte(raw), &w)
 		g.winner = w.Variant
 	}
+	started, _ := v[4].(string)
+	g.started = ParseUnixMilli(started)
 	return g, nil
 }
 

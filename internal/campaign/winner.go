@@ -202,7 +202,7 @@ func (h *SendHandler) untilWinner(ctx context.Context, spec *sendSpec, run *atte
 	if inTestShare(run.Campaign, key.value, spec.winner) {
 		return nil
 	}
-	if wait := time.Until(spec.winner.DecideAt); wait > 0 {
+	if wait := time.Until(h.decideAt(ctx, spec, run)); wait > 0 {
 		return &WaitError{Delay: wait + rand.N(5*time.Second), Reason: errNoWinnerYet.Error(), NotEarlier: true}
 	}
 	if err := h.store.decideWinner(ctx, run.Campaign); err != nil {
@@ -217,4 +217,28 @@ func (h *SendHandler) untilWinner(ctx context.Context, spec *sendSpec, run *atte
 	}
 	run.winner = gate.winner
 	return nil
+}
+
+// decideAt is when a winner-mode campaign chooses: its DecideAt, or, for a
+// campaign that started later (a draft started since), After past its
+// start; After from now while nothing has been claimed yet.
+func (h *SendHandler) decideAt(ctx context.Context, spec *sendSpec, run *attemptRun) time.Time {
+	after, _ := time.ParseDuration(spec.winner.After)
+	at := spec.winner.DecideAt
+	gate, err := h.gates.get(ctx, h.store, run.Campaign, false)
+	switch {
+	case err != nil:
+	case gate.started == nil:
+		at = maxTime(at, time.Now().Add(after))
+	default:
+		at = maxTime(at, gate.started.Add(after))
+	}
+	return at
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
