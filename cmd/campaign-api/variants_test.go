@@ -219,3 +219,23 @@ func TestPickPreviewIsWhatIsSent(t *testing.T) {
 		t.Errorf("%d previews; %d different texts among 40 recipients, want the picks to vary", len(previewed), len(texts))
 	}
 }
+
+// TestDraftEditsKeepVariants: renaming a draft with variants keeps them;
+// changing its template, which the variants replace, is refused.
+func TestDraftEditsKeepVariants(t *testing.T) {
+	h := newHarness(t)
+	c := h.createCampaign(form{fields: [][2]string{{"draft", "true"},
+		{"variants", `[{"template":"A: Hi","weight":1},{"template":"B: Hello","weight":2}]`}},
+		contacts: csvLines("phone", "+14155550100")})
+	if res := h.call(http.MethodPatch, "/v1/campaigns/"+c.ID, `{"name":"Spring A/B"}`); res.Code != http.StatusOK {
+		t.Fatalf("rename: %d %s", res.Code, res.Raw)
+	}
+	got := h.campaign(c.ID)
+	if got.Name != "Spring A/B" || len(got.Variants) != 2 || got.Variants[1].Template != "B: Hello" || got.Variants[1].Weight != 2 {
+		t.Errorf("after a rename: %q %+v", got.Name, got.Variants)
+	}
+	res := h.call(http.MethodPatch, "/v1/campaigns/"+c.ID, `{"template":"Yo"}`)
+	if res.Code != http.StatusBadRequest || len(res.Errors) == 0 || res.Errors[0].Fields[0] != "template" {
+		t.Errorf("PATCH template of a campaign with variants: %d %s", res.Code, res.Raw)
+	}
+}

@@ -280,3 +280,20 @@ func lateVariantChanges(changes map[string]any, c *Campaign, final Draft, want *
 	}
 	return nil
 }
+
+// draftVariantsOf gives d the stored campaign's variants and winner mode,
+// so that editing another field of a draft keeps them.
+func draftVariantsOf(c *Campaign, d *Draft) error {
+	templates, err := variantTemplates(c)
+	if err != nil {
+		return err
+	}
+	for _, v := range c.Variants {
+		d.Variants = append(d.Variants, DraftVariant{Template: templates[v.Name], TemplateName: v.TemplateName, Weight: v.Weight})
+	}
+	if c.Winner != nil {
+		w := *c.Winner
+		d.Winner = &w
+	}
+	return nil
+}
