@@ -1,7 +1,8 @@
 // Package quota keeps what every worker process must agree on before a
 // message goes out, all of it in Redis so that any number of processes share
 // it: the credit ledger synced from the provider's GET /quotas, the pacing of
-// each WhatsApp account, and the ceiling on API calls.
+// each WhatsApp account, its daily cap and warm-up ramp (daily.go) and its
+// health (health.go), and the ceiling on API calls.
 //
 // Every decision is one atomic Redis operation (a Lua script, or redis_rate's
 // GCRA script); no process keeps state that matters for correctness, so
