@@ -123,10 +123,26 @@ type accountView struct {
 	SendInterval string `json:"send_interval"`
 	// PlannedUntil is the last send slot booked on the account: its backlog.
 	PlannedUntil *time.Time `json:"planned_until,omitempty"`
+	// DailyCap and Warmup are the account's limits (PUT), Today what they
+	// allow today (allowance -1: unlimited), Ramp the allowance of each
+	// day of the warm-up, its first day first, then the full rate.
+	DailyCap int                 `json:"daily_cap,omitempty"`
+	Warmup   *quota.Warmup       `json:"warmup,omitempty"`
+	Today    quota.Today         `json:"today"`
+	Ramp     []int               `json:"ramp,omitempty"`
+	Health   quota.AccountHealth `json:"health"`
 }
 
 func (s *server) accountView(r *http.Request, a quota.Account) (accountView, error) {
 	v := accountView{Account: a, SendInterval: a.Interval.String()}
+	today, limits, err := s.services.Daily.Today(r.Context(), a.Phone)
+	if err != nil {
+		return v, err
+	}
+	v.Today, v.DailyCap, v.Warmup, v.Ramp = today, limits.DailyCap, limits.Warmup, limits.Ramp(a.Interval)
+	if v.Health, err = s.services.Health.Of(r.Context(), a.Phone); err != nil {
+		return v, err
+	}
 	tail, err := s.pacer.PlanTail(r.Context(), a.Phone)
 	if err != nil {
 		return v, err
@@ -197,34 +213,57 @@ func (s *server) resumeAccount(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
+	// A resumed account starts afresh: the numbers that stopped it would
+	// stop it again at its next message.
+	if err := s.services.Health.Reset(r.Context(), phone); err != nil {
+		s.internalError(w, r, err)
+		return
+	}
 	s.writeAccount(w, r, phone)
 }
 
-// updateAccount sets an account's send interval: {"send_interval":"5s"};
-// "0s" goes back to SEND_INTERVAL.
+// accountUpdate is the body of PUT /v1/accounts/{phone}: any of the send
+// interval ("0s": back to SEND_INTERVAL), the daily cap (0: none) and the
+// warm-up (null: none); what is absent stays.
+type accountUpdate struct {
+	SendInterval *string         `json:"send_interval"`
+	DailyCap     *int            `json:"daily_cap"`
+	Warmup       json.RawMessage `json:"warmup"`
+}
+
+// updateAccount sets an account's send interval and daily limits.
 func (s *server) updateAccount(w http.ResponseWriter, r *http.Request) {
 	phone, ok := s.accountPhone(w, r)
 	if !ok {
 		return
 	}
-	var body struct {
-		SendInterval *string `json:"send_interval"`
-	}
+	var body accountUpdate
 	if !readOptionalJSON(w, r, &body) {
 		return
 	}
-	if body.SendInterval == nil {
-		writeProblem(w, fieldProblem("send_interval", `send {"send_interval":"5s"} ("0s": back to SEND_INTERVAL)`))
+	if body.SendInterval == nil && body.DailyCap == nil && body.Warmup == nil {
+		writeProblem(w, fieldProblem("body", `send any of {"send_interval":"5s","daily_cap":500,"warmup":{"start":20,"days":14}}`))
 		return
 	}
-	d, err := time.ParseDuration(*body.SendInterval)
-	if err != nil || d < 0 || (d > 0 && d < time.Millisecond) || d > 24*time.Hour {
-		writeProblem(w, fieldProblem("send_interval", fmt.Sprintf("send_interval %q is not a duration from 1ms to 24h (like 500ms, 2s)", *body.SendInterval)))
+	interval, okInterval := parseSendInterval(w, body.SendInterval)
+	if !okInterval {
 		return
 	}
-	if err := s.pacer.SetInterval(r.Context(), phone, d); err != nil {
-		s.internalError(w, r, err)
+	limits, changed, okLimits := s.limitsUpdate(w, r, phone, body)
+	if !okLimits {
 		return
+	}
+	if body.SendInterval != nil {
+		if err := s.pacer.SetInterval(r.Context(), phone, interval); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	if changed {
+		if err := s.services.Daily.Set(r.Context(), phone, limits); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
 	}
 	if err := s.accounts.Remember(r.Context(), phone); err != nil {
 		s.internalError(w, r, err)
@@ -270,4 +309,62 @@ func readOptionalJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// parseSendInterval reads send_interval (nil: not given).
+func parseSendInterval(w http.ResponseWriter, v *string) (time.Duration, bool) {
+	if v == nil {
+		return 0, true
+	}
+	d, err := time.ParseDuration(*v)
+	if err != nil || d < 0 || (d > 0 && d < time.Millisecond) || d > 24*time.Hour {
+		writeProblem(w, fieldProblem("send_interval", fmt.Sprintf("send_interval %q is not a duration from 1ms to 24h (like 500ms, 2s)", *v)))
+		return 0, false
+	}
+	return d, true
+}
+
+// limitsUpdate is the account's limits with the body's daily_cap and
+// warmup applied, checked; changed is false when the body sets neither.
+func (s *server) limitsUpdate(w http.ResponseWriter, r *http.Request, phone string, body accountUpdate) (quota.Limits, bool, bool) {
+	if body.DailyCap == nil && body.Warmup == nil {
+		return quota.Limits{}, false, true
+	}
+	limits, err := s.services.Daily.Get(r.Context(), phone)
+	if err != nil {
+		s.internalError(w, r, err)
+		return limits, false, false
+	}
+	if body.DailyCap != nil {
+		limits.DailyCap = *body.DailyCap
+	}
+	if body.Warmup != nil {
+		if limits.Warmup, err = decodeWarmup(body.Warmup); err != nil {
+			writeProblem(w, fieldProblem("warmup", err.Error()))
+			return limits, false, false
+		}
+	}
+	if field, problem := limits.Check(); field != "" {
+		writeProblem(w, fieldProblem(field, problem))
+		return limits, false, false
+	}
+	return limits, true, true
+}
+
+// decodeWarmup reads {"start":20,"days":14,"started_on":"2026-01-31"}
+// (started_on: today, UTC, when absent); null removes the warm-up.
+func decodeWarmup(raw json.RawMessage) (*quota.Warmup, error) {
+	if strings.TrimSpace(string(raw)) == "null" {
+		return nil, nil
+	}
+	var wu quota.Warmup
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&wu); err != nil {
+		return nil, errors.New(`warmup is not {"start":20,"days":14} (optionally "started_on":"2026-01-31"), or null for none: ` + err.Error())
+	}
+	if wu.StartedOn == "" {
+		wu.StartedOn = time.Now().UTC().Format(quota.DayFormat)
+	}
+	return &wu, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,8 @@ var createFields = map[string]int64{
 	"window_hours":  64,
 	"window_zone":   64,
 	"draft":         16,
+	"variants":      256 << 10, // JSON: [{"template":"…","weight":1}, …]
+	"winner":        1 << 10,   // JSON: {"test_share":0.2,"after":"2h","metric":"read_rate"}
 
 	"typing_simulation":   16,
 	"cap_policy":          16,
@@ -174,6 +177,9 @@ func (s *server) draft(form map[string]string) (campaign.Draft, *campaign.InputE
 			return d, problem
 		}
 		*f.to = v
+	}
+	if form["variants"] != "" || form["winner"] != "" {
+		return s.draftVariants(d, form)
 	}
 	text, name := form["template"], strings.TrimSpace(form["template_name"])
 	switch {
@@ -384,4 +390,68 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// draftVariants reads the form's A/B variants (a JSON list of {"template"
+// or "template_name", "weight"}) and winner mode (JSON) into d; the first
+// variant is the campaign's template.
+func (s *server) draftVariants(d campaign.Draft, form map[string]string) (campaign.Draft, *campaign.InputError) {
+	if form["template"] != "" || form["template_name"] != "" {
+		return d, fieldProblem("variants", "send variants or template (template_name), not both")
+	}
+	if strings.TrimSpace(form["variants"]) == "" {
+		return d, fieldProblem("variants", "winner picks among variants: send variants too")
+	}
+	var vs []struct {
+		Template     string `json:"template"`
+		TemplateName string `json:"template_name"`
+		Weight       *int   `json:"weight"`
+	}
+	if err := strictJSON(form["variants"], &vs); err != nil {
+		return d, fieldProblem("variants", `variants is not a list like [{"template":"Hi {{.name}}","weight":1},{"template_name":"promo","weight":3}]: `+err.Error())
+	}
+	for i, v := range vs {
+		at := fmt.Sprintf("variants[%d].", i)
+		dv := campaign.DraftVariant{Weight: 1, TemplateName: strings.TrimSpace(v.TemplateName)}
+		if v.Weight != nil {
+			dv.Weight = *v.Weight
+		}
+		text := v.Template
+		switch {
+		case text != "" && dv.TemplateName != "":
+			return d, fieldProblem(at+"template", "send template or template_name, not both")
+		case dv.TemplateName != "":
+			src, problem := s.readTemplate(dv.TemplateName)
+			if problem != nil {
+				return d, fieldProblem(at+"template_name", problem.Msg)
+			}
+			text = src
+		}
+		if strings.TrimSpace(text) != "" {
+			tmpl, err := templating.Parse("variant", text)
+			if err != nil {
+				return d, fieldProblem(at+"template", err.Error())
+			}
+			dv.Template = tmpl
+		}
+		d.Variants = append(d.Variants, dv)
+	}
+	if raw := strings.TrimSpace(form["winner"]); raw != "" {
+		d.Winner = new(campaign.Winner)
+		if err := strictJSON(raw, d.Winner); err != nil {
+			return d, fieldProblem("winner", `winner is not like {"test_share":0.2,"after":"2h","metric":"read_rate"}: `+err.Error())
+		}
+	}
+	if problems := campaign.CheckVariants(d.Variants, d.Winner); len(problems) > 0 {
+		return d, &campaign.InputError{Msg: problems[0].Msg, Problems: problems}
+	}
+	d.Template, d.TemplateName = d.Variants[0].Template, d.Variants[0].TemplateName
+	return d, nil
+}
+
+// strictJSON decodes one JSON value, refusing unknown fields.
+func strictJSON(raw string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }

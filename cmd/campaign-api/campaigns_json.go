@@ -94,6 +94,12 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 			return err
 		}
 		return c.setField(key, strconv.FormatBool(v))
+	case "variants", "winner":
+		var v json.RawMessage
+		if err := decodeField(dec, &v, key, key+" is JSON (see the form's field)"); err != nil {
+			return err
+		}
+		return c.setField(key, string(v))
 	case "window":
 		var v struct{ Days, Hours, Zone string }
 		if err := decodeField(dec, &v, key, `window is {"days":"mon-fri","hours":"09:00-18:00","zone":"Europe/Madrid"}`); err != nil {
@@ -102,7 +108,7 @@ func readJSONField(c *creation, dec *json.Decoder, key string) error {
 		return errors.Join(c.setField("window_days", v.Days), c.setField("window_hours", v.Hours), c.setField("window_zone", v.Zone))
 	}
 	return &campaign.InputError{Msg: fmt.Sprintf("unknown field %q", key),
-		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, cap_policy, contacts, draft, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, window"}}}
+		Problems: []campaign.Problem{{Fields: []string{key}, Msg: "unknown field; known fields: accounts, cap_policy, contacts, draft, file_uid, label, name, presence_simulation, send_at, template, template_name, typing_simulation, variants, window, winner"}}}
 }
 
 // decodeField decodes a field's value: a value of the wrong type is the

@@ -60,7 +60,7 @@ func (c *creation) contacts(stream func(context.Context, campaign.Draft) (*campa
 		return false
 	}
 	c.contactsSeen = true
-	if c.form["template"] == "" && c.form["template_name"] == "" {
+	if c.form["template"] == "" && c.form["template_name"] == "" && c.form["variants"] == "" {
 		f, err := spool()
 		if err != nil {
 			c.fail(err)

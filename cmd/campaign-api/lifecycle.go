@@ -36,6 +36,17 @@ func (s *server) getCampaign(w http.ResponseWriter, r *http.Request) {
 		s.campaignError(w, r, err)
 		return
 	}
+	if len(c.Variants) > 0 {
+		// The funnel split by variant: read from the recipients (bounded).
+		funnels, err := s.store.VariantFunnels(r.Context(), c, false)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		for i := range c.Variants {
+			c.Variants[i].Funnel = funnels[c.Variants[i].Name]
+		}
+	}
 	s.writeCampaign(w, r, http.StatusOK, c)
 }
 

@@ -16,7 +16,8 @@ import (
 
 // report streams GET /v1/campaigns/{id}/report.csv: one row per recipient in
 // upload order, with the CSV's own columns, the final state and reason, the
-// message_uid and the times it was sent, delivered and read. A campaign
+// message_uid and the times it was sent, delivered and read (and the A/B
+// variant of a campaign with variants). A campaign
 // whose recipients may be addressed by JID or chat id has key and kind
 // beside phone (which is empty for them). It reads and writes a page of
 // recipients at a time, so a campaign of any size streams in constant
@@ -43,6 +44,10 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	header = append(header, "state", "reason", "message_uid", "account", "sent_at", "delivered_at", "read_at", "replied_at", "opted_out_at")
+	withVariant := len(c.Variants) > 0
+	if withVariant {
+		header = append(header, "variant")
+	}
 	if err := out.Write(header); err != nil {
 		return
 	}
@@ -68,6 +73,9 @@ func (s *server) report(w http.ResponseWriter, r *http.Request) {
 			row = append(row, string(rc.State), cell(rc.Reason), rc.MessageUID, rc.Account,
 				stamp(rc, campaign.StateSent), stamp(rc, campaign.StateDelivered), stamp(rc, campaign.StateRead),
 				eventStamp(rc, campaign.EventReplied), eventStamp(rc, campaign.EventOptedOut))
+			if withVariant {
+				row = append(row, c.VariantOf(rc.Key))
+			}
 			if err := out.Write(row); err != nil {
 				return // the client went away
 			}

@@ -392,7 +392,7 @@ func TestAccountEndpointsRefuseBadInput(t *testing.T) {
 	for _, tc := range []struct{ method, path, body, field string }{
 		{http.MethodPost, "/v1/accounts/not-a-phone/pause", "", "phone"},
 		{http.MethodPut, "/v1/accounts/%2B14155550100", `{"send_interval":"fast"}`, "send_interval"},
-		{http.MethodPut, "/v1/accounts/%2B14155550100", `{}`, "send_interval"},
+		{http.MethodPut, "/v1/accounts/%2B14155550100", `{}`, "body"},
 		{http.MethodPut, "/v1/accounts/%2B14155550100", `{"send_intervall":"2s"}`, "body"},
 		{http.MethodPost, "/v1/accounts/%2B14155550100/pause", `not json`, "body"},
 	} {

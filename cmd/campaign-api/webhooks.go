@@ -9,7 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/campaign"
+	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
@@ -117,11 +119,28 @@ func (s *server) onMessageReceived(ctx context.Context, ev sender.WebhookEvent, 
 	if err != nil {
 		return false, err
 	}
+	s.noteHealth(ctx, res)
 	if res.Suppressed || res.Lifted || res.Attributed != nil {
 		s.log.Info("incoming message", zap.Bool("opted_out", res.Suppressed), zap.Bool("opted_in", res.Lifted),
 			zap.Bool("reply", res.Attributed != nil))
 	}
 	return res.Suppressed || res.Lifted || res.Attributed != nil, nil
+}
+
+// noteHealth hands a reply or an opt-out, the first time it is recorded, to
+// the health of the account whose message it answers: opt-outs count
+// against an account, replies for it.
+func (s *server) noteHealth(ctx context.Context, res campaign.InboundResult) {
+	if res.Attributed == nil || !res.Recorded || s.services.Health == nil {
+		return
+	}
+	outcome := quota.OutcomeReply
+	if res.Verdict == audience.OptOut {
+		outcome = quota.OutcomeOptOut
+	}
+	if err := s.services.Health.Note(ctx, res.Attributed.Account, outcome); err != nil {
+		s.log.Warn("note a reply in the account's health", zap.Error(err))
+	}
 }
 
 // phoneOrEmpty normalises a phone from a payload; "" when it is not one.

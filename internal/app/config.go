@@ -65,6 +65,7 @@ type Config struct {
 	ReplyWindow        time.Duration
 	OptOutKeywords     []string // nil: audience.DefaultOptOut
 	OptInKeywords      []string // nil: audience.DefaultOptIn
+	Health             quota.HealthThresholds
 }
 
 // Keywords is the opt-out and opt-in matcher OPTOUT_KEYWORDS and
@@ -316,6 +317,71 @@ var Vars = []Var{
 		func(c *Config, v string) error { c.OptOutKeywords = splitList(v); return nil }},
 	{"OPTIN_KEYWORDS", "", "comma-separated opt-in keywords, which lift the writer's suppression; unset: START, UNSTOP, SUBSCRIBE and their equivalents",
 		func(c *Config, v string) error { c.OptInKeywords = splitList(v); return nil }},
+	{"HEALTH_WINDOW", "200", "account health: the recent messages of an account its rates are counted over, and the fewest messages with a verdict: `<window>` or `<window>/<least>` (default least: a quarter of the window)",
+		func(c *Config, v string) error {
+			window, least, err := parseHealthWindow(v)
+			c.Health.Window, c.Health.MinMessages = window, least
+			return err
+		}},
+	{"HEALTH_FAILURE_RATES", "10%,25%", "account health: the share of an account's recent messages refused by the provider or failed/undelivered past which its send interval is doubled, then it is paused (`off` for either: never)",
+		func(c *Config, v string) error {
+			var err error
+			c.Health.FailureWarn, c.Health.FailureStop, err = parseRatePair(v)
+			return err
+		}},
+	{"HEALTH_OPTOUT_RATES", "2%,4%", "account health: the same for opt-outs (a person opting out after a message of the account)",
+		func(c *Config, v string) error {
+			var err error
+			c.Health.OptOutWarn, c.Health.OptOutStop, err = parseRatePair(v)
+			return err
+		}},
+}
+
+// parseHealthWindow reads HEALTH_WINDOW: "200" or "200/50".
+func parseHealthWindow(v string) (window, least int, err error) {
+	w, l, hasLeast := strings.Cut(v, "/")
+	window, err = strconv.Atoi(strings.TrimSpace(w))
+	if err != nil || window < 10 || window > 10_000 {
+		return 0, 0, fmt.Errorf("%q is not a window of 10 to 10000 messages, optionally /the fewest to judge (like 200 or 200/50)", v)
+	}
+	least = max(window/4, 1)
+	if hasLeast {
+		least, err = strconv.Atoi(strings.TrimSpace(l))
+		if err != nil || least < 1 || least > window {
+			return 0, 0, fmt.Errorf("%q: the fewest messages to judge must be from 1 to the window", v)
+		}
+	}
+	return window, least, nil
+}
+
+// parseRatePair reads "<warn>,<stop>" percentages ("10%,25%"; "off": never).
+func parseRatePair(v string) (warn, stop float64, err error) {
+	a, b, ok := strings.Cut(v, ",")
+	if !ok {
+		return 0, 0, fmt.Errorf("%q is not two percentages, warn then stop (like 10%%,25%%; off for never)", v)
+	}
+	if warn, err = parsePercent(a); err == nil {
+		stop, err = parsePercent(b)
+	}
+	if err == nil && warn > 0 && stop > 0 && warn > stop {
+		err = errors.New("the warning percentage is above the stop percentage")
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%q: %w", v, err)
+	}
+	return warn, stop, nil
+}
+
+func parsePercent(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	if v == "off" {
+		return 0, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+	if err != nil || f <= 0 || f > 100 {
+		return 0, fmt.Errorf("%q is not a percentage above 0 and at most 100, or off", v)
+	}
+	return f / 100, nil
 }
 
 // REDIS_MODE values.

@@ -22,6 +22,8 @@ type Services struct {
 	Queue     *asynq.Client // the asynq client every enqueue goes through
 	Pacer     *quota.Pacer
 	Accounts  *quota.Accounts
+	Daily     *quota.DailyLimits // daily caps and warm-up ramps
+	Health    *quota.Health      // account health and what it does
 	Ledger    *quota.CreditLedger
 	Store     *campaign.Store
 	Enqueuer  *campaign.Enqueuer
@@ -48,11 +50,14 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	caps := cfg.Capabilities()
 	campaigns := campaign.NewService(store, enqueuer, caps)
 	aud := audience.NewStore(rdb)
+	accounts := quota.NewAccounts(rdb)
 	return &Services{
 		Caps:      caps,
 		Queue:     queue,
 		Pacer:     pacer,
-		Accounts:  quota.NewAccounts(rdb),
+		Accounts:  accounts,
+		Daily:     quota.NewDailyLimits(rdb, pacer),
+		Health:    quota.NewHealth(rdb, accounts, pacer, cfg.Health),
 		Ledger:    quota.NewCreditLedger(rdb),
 		Store:     store,
 		Enqueuer:  enqueuer,

@@ -107,6 +107,8 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 		Ledger:     svc.Ledger,
 		Pacer:      svc.Pacer,
 		Accounts:   svc.Accounts,
+		Daily:      svc.Daily,
+		Health:     svc.Health,
 		Syncer:     syncer,
 		Log:        log.Named("send"),
 		QuotaWait:  cfg.QuotaSyncInterval,
@@ -124,7 +126,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 	control := campaign.NewControlHandler(svc.Store, svc.Enqueuer, log.Named("control"))
 	mux.Handle(campaign.TypeStart, control)
 	mux.Handle(campaign.TypeRetry, control)
-	mux.Handle(campaign.TypePoll, campaign.NewTracker(svc.Store, provider, svc.Enqueuer, svc.Polls, budget, log.Named("track")))
+	mux.Handle(campaign.TypePoll, campaign.NewTracker(svc.Store, provider, svc.Enqueuer, svc.Polls, budget, log.Named("track")).WithHealth(svc.Health))
 	mux.Handle(campaign.TypeReconcile, campaign.NewReconciler(campaign.ReconcilerDeps{
 		Store: svc.Store, Provider: provider, Queue: svc.Enqueuer, Budget: budget, Polls: svc.Polls, Policy: reconcile,
 		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),

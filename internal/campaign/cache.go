@@ -18,6 +18,11 @@ import (
 type sendSpec struct {
 	name     string
 	template *templating.Template
+	// variants are the A/B templates with their weights (none: template);
+	// winner the test-then-winner mode (its choice comes from the gate).
+	variants []*templating.Template
+	weights  []int
+	winner   *Winner
 	accounts []string
 	label    string
 	fileUID  string
@@ -45,12 +50,32 @@ func (s *sendSpec) key(values []string) (recipientKey, error) {
 	return k, nil
 }
 
-// message renders one recipient's message from its row.
-func (s *sendSpec) message(values []string, campaignID, account string) (sender.Message, error) {
+// templateFor is the template of recipient key: its variant's (winner:
+// the A/B winner once chosen), or the campaign's only one.
+func (s *sendSpec) templateFor(campaignID, key, winner string) *templating.Template {
+	if len(s.variants) == 0 {
+		return s.template
+	}
+	w := s.winner
+	if w != nil {
+		chosen := *w
+		chosen.Variant = winner
+		w = &chosen
+	}
+	if i := variantIndex(campaignID, key, s.weights, w); i >= 0 {
+		return s.variants[i]
+	}
+	return s.variants[0] // not reached: admit holds back a recipient with no variant yet
+}
+
+// message renders one recipient's message from its row; winner is the
+// A/B winner once chosen.
+func (s *sendSpec) message(values []string, campaignID, account, winner string) (sender.Message, error) {
 	key, err := s.key(values)
 	if err != nil {
 		return sender.Message{}, err
 	}
+	tmpl := s.templateFor(campaignID, key.value, winner)
 	row := make(map[string]string, len(s.columns))
 	for i, col := range s.columns {
 		if i < len(values) {
@@ -60,7 +85,7 @@ func (s *sendSpec) message(values []string, campaignID, account string) (sender.
 	if s.testOf != "" {
 		campaignID = s.testOf // a test shows what the campaign itself sends
 	}
-	text, err := s.template.RenderUpTo(row, templating.Campaign{ID: campaignID, Name: s.name}, s.maxText)
+	text, err := tmpl.RenderUpTo(row, templating.Campaign{ID: campaignID, Name: s.name, Recipient: key.value}, s.maxText)
 	if err != nil {
 		return sender.Message{}, err
 	}
@@ -159,6 +184,9 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	s.testOf = h[fTestOf]
 	s.transactional = h[fTransactional] == "1" || s.testOf != ""
 	s.capPolicy = h[fCapPolicy]
+	if err := s.parseVariants(id, h); err != nil {
+		return nil, err
+	}
 	s.maxText = c.caps.MaxTextLength
 	if c.caps.TypingSimulation {
 		// A campaign made under another provider has no flags: the default.
@@ -171,4 +199,20 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	c.specs[id] = s
 	c.mu.Unlock()
 	return s, nil
+}
+
+// parseVariants reads a campaign's A/B variants and winner mode.
+func (s *sendSpec) parseVariants(id string, h map[string]string) error {
+	c := &Campaign{ID: id}
+	readVariantFields(c, h)
+	for _, v := range c.Variants {
+		tmpl, err := templating.Parse(id+" variant "+v.Name, v.Template)
+		if err != nil {
+			return fmt.Errorf("campaign %s has a variant %s that does not parse: %w", id, v.Name, err)
+		}
+		s.variants = append(s.variants, tmpl)
+		s.weights = append(s.weights, v.Weight)
+	}
+	s.winner = c.Winner
+	return nil
 }

@@ -123,12 +123,16 @@ type Campaign struct {
 	Importing    bool       `json:"importing"` // rows are still being read from the upload
 	Template     string     `json:"template"`
 	TemplateName string     `json:"template_name,omitempty"`
-	Accounts     []string   `json:"accounts"` // sender WhatsApp accounts; empty: the provider's default
-	Label        string     `json:"label,omitempty"`
-	Window       *Window    `json:"window,omitempty"` // send window in each recipient's local time
-	FileUID      string     `json:"file_uid,omitempty"`
-	Columns      []string   `json:"columns"`      // template field names, in CSV order
-	PhoneColumn  string     `json:"phone_column"` // the one holding the phone, in E.164 ("": none)
+	// Variants are the A/B templates (Template is the first's); Winner the
+	// test-then-winner mode and its choice.
+	Variants    []Variant `json:"variants,omitempty"`
+	Winner      *Winner   `json:"winner,omitempty"`
+	Accounts    []string  `json:"accounts"` // sender WhatsApp accounts; empty: the provider's default
+	Label       string    `json:"label,omitempty"`
+	Window      *Window   `json:"window,omitempty"` // send window in each recipient's local time
+	FileUID     string    `json:"file_uid,omitempty"`
+	Columns     []string  `json:"columns"`      // template field names, in CSV order
+	PhoneColumn string    `json:"phone_column"` // the one holding the phone, in E.164 ("": none)
 	// KeyColumns are the columns a recipient is addressed by (address.go):
 	// a row's key is the first of them that is filled.
 	KeyColumns []string `json:"key_columns"`

@@ -75,6 +75,9 @@ func DraftOf(c *Campaign) (Draft, error) {
 	if c.SendAt != nil {
 		d.SendAt = *c.SendAt
 	}
+	if err := draftVariantsOf(c, &d); err != nil {
+		return Draft{}, err
+	}
 	return d, nil
 }
 
@@ -96,6 +99,9 @@ func (im *Importer) Edit(ctx context.Context, id string, d Draft) (*Campaign, er
 		return nil, err
 	}
 	d.ID, d.AsDraft, d.Hold = id, true, false
+	if len(d.Variants) > 0 && (d.Template.Source() != early.Template.Source() || d.TemplateName != early.TemplateName) {
+		return nil, FieldError("template", "this campaign sends A/B variants, which a PATCH cannot change; make a new draft to change them")
+	}
 	keepSendAt := d.SendAt.Equal(early.SendAt)
 	if keepSendAt {
 		d.SendAt = time.Time{} // checked when it was set; that it has passed since is no mistake

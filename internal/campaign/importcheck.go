@@ -44,6 +44,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 	if !ValidCapPolicy(d.CapPolicy) {
 		problems = append(problems, Problem{Fields: []string{"cap_policy"}, Msg: fmt.Sprintf("cap_policy %q is neither %s nor %s", d.CapPolicy, CapSkip, CapDefer)})
 	}
+	problems = append(problems, draftVariantProblems(d)...)
 	accounts, accountProblems := NormalizeAccounts(d.Accounts, im.region)
 	problems = append(problems, accountProblems...)
 	status := StatusRunning
@@ -85,6 +86,7 @@ func (im *Importer) Check(d Draft) (*Campaign, error) {
 		Transactional: d.Transactional,
 	}
 	c.TypingSimulation, c.PresenceSimulation = SimulationFlags(im.caps, d.TypingSimulation, d.PresenceSimulation)
+	setVariants(c, d, now)
 	return c, nil
 }
 

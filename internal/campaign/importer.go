@@ -56,6 +56,11 @@ type Draft struct {
 	// AsDraft imports and checks the contacts but queues nothing: the
 	// campaign is a draft until Service.Start (drafts.go).
 	AsDraft bool
+
+	// Variants are the A/B templates (2 to 4; Template is the first's),
+	// Winner the optional test-then-winner mode (variants.go).
+	Variants []DraftVariant
+	Winner   *Winner
 }
 
 // Importer turns an upload into a campaign: it streams the CSV, normalises
@@ -144,6 +149,9 @@ func (im *Importer) ImportJSON(ctx context.Context, d Draft, dec *json.Decoder, 
 func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource) (*Campaign, error) {
 	lay := src.columnsOf()
 	if err := checkTemplate(d.Template, lay.columns); err != nil {
+		return nil, err
+	}
+	if err := checkVariantColumns(d.Variants, lay.columns); err != nil {
 		return nil, err
 	}
 	run, err := im.newRun(c, src)

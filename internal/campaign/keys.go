@@ -135,6 +135,8 @@ const (
 	fCapPolicy     = "cap_policy"    // CapSkip (absent) or CapDefer
 	fReplied       = "replied"       // recipients who replied within REPLY_WINDOW
 	fOptedOut      = "opted_out"     // recipients who answered with an opt-out keyword
+	fVariants      = "variants"      // JSON list of the A/B variants (absent: one template)
+	fWinner        = "winner"        // JSON Winner: test-then-winner mode, and its choice once made
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a
@@ -146,6 +148,9 @@ func uidIndexKey(uid string) string {
 	h.Write([]byte(uid))
 	return KeyPrefix + "uid:" + strconv.FormatUint(uint64(h.Sum32()%uidIndexBuckets), 10)
 }
+
+// winnerLockKey is taken by the process choosing a campaign's winner.
+func winnerLockKey(id string) string { return KeyPrefix + "winner-lock:" + id }
 
 func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
 

@@ -24,8 +24,12 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 		pe = &sender.Error{Kind: sender.Transient, Message: sendErr.Error(), Err: sendErr}
 	}
 	run.log = run.log.With(zap.String("kind", pe.Kind.String()), zap.Int("http_status", pe.HTTPStatus), zap.String("code", pe.Code))
-	// Only a message that may have gone out keeps its credits spent.
+	// Only a message that may have gone out keeps its credits spent, and
+	// its place in the account's day.
 	h.settleCredits(res, pe.Kind == sender.Unconfirmed, run.log)
+	if pe.Kind != sender.Unconfirmed {
+		h.releaseDay(ctx, run)
+	}
 
 	switch {
 	case errors.Is(sendErr, errClaimLost):
@@ -36,6 +40,7 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 	case pe.Kind == sender.Invalid && run.account != "" && onlyField(pe, "whatsapp_account_phone"):
 		return h.restAccount(ctx, run, pe)
 	case pe.Kind == sender.Invalid || pe.Kind == sender.NotFound:
+		h.noteHealth(ctx, run, quota.OutcomeRefused)
 		return h.finish(ctx, run, record{State: StateFailed, Reason: "provider rejected the message: " + pe.Reason(), Account: run.account}, 0)
 	case pe.Kind == sender.AuthFailed || pe.Kind == sender.Forbidden:
 		return h.pauseCampaign(ctx, run, pe)

@@ -51,6 +51,7 @@ type PreviewMessage struct {
 	Text     string           `json:"text"`
 	Length   int              `json:"length"` // in characters (Unicode code points)
 	Credits  int              `json:"credits"`
+	Variant  string           `json:"variant,omitempty"` // its A/B variant
 	Warnings []PreviewWarning `json:"warnings"`
 }
 
@@ -134,8 +135,17 @@ func (p *Previewer) Preview(ctx context.Context, id string, limit int) (*Preview
 	if err != nil {
 		return nil, err
 	}
+	variants, err := variantTemplates(c)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range recipients {
-		m := p.message(c, tmpl, r, rows[r.Seq])
+		t, variant := tmpl, c.VariantOf(r.Key)
+		if variant != "" {
+			t = variants[variant]
+		}
+		m := p.message(c, t, r, rows[r.Seq])
+		m.Variant = variant
 		if len(m.Warnings) > 0 {
 			out.Warned++
 		}
@@ -151,7 +161,7 @@ func (p *Previewer) message(c *Campaign, tmpl *templating.Template, r Recipient,
 	if row > 0 {
 		where = fmt.Sprintf("row %d", row)
 	}
-	campaignData := templating.Campaign{ID: c.ID, Name: c.Name}
+	campaignData := templating.Campaign{ID: c.ID, Name: c.Name, Recipient: r.Key}
 	text, err := tmpl.Render(r.Fields, campaignData)
 	m.Text, m.Length = text, utf8.RuneCountInString(text)
 	var tooLong *templating.TooLongError

@@ -230,7 +230,7 @@ func (r *Reconciler) takeBudget(ctx context.Context) error {
 }
 
 // message renders the recipient's message again, as it was sent: a message
-// depends only on its row, its campaign and its account.
+// depends only on its row, its campaign, its account and (A/B) the winner.
 func (r *Reconciler) message(ctx context.Context, p reconcilePayload, account string) (sender.Message, error) {
 	spec, err := r.specs.get(ctx, p.Campaign)
 	if err != nil {
@@ -240,7 +240,15 @@ func (r *Reconciler) message(ctx context.Context, p reconcilePayload, account st
 	if err != nil {
 		return sender.Message{}, err
 	}
-	return spec.message(values, p.Campaign, account)
+	winner := ""
+	if spec.winner != nil { // an A/B winner chosen since: the variant it was sent with
+		gate, err := r.store.gate(ctx, p.Campaign)
+		if err != nil {
+			return sender.Message{}, err
+		}
+		winner = gate.winner
+	}
+	return spec.message(values, p.Campaign, account, winner)
 }
 
 // sentQuery is how the provider is asked for what was sent to msg's

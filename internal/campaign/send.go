@@ -34,6 +34,8 @@ type SendHandler struct {
 	ledger    *quota.CreditLedger
 	pacer     *quota.Pacer
 	accounts  *quota.Accounts
+	daily     *quota.DailyLimits // nil: no account has daily limits
+	health    *quota.Health      // nil: no account health is kept
 	syncer    *quota.QuotaSyncer
 	queue     *Enqueuer
 	service   *Service // a released recipient back in the queue in the current round
@@ -62,9 +64,13 @@ type SendDeps struct {
 	Ledger   *quota.CreditLedger
 	Pacer    *quota.Pacer
 	Accounts *quota.Accounts
-	Syncer   *quota.QuotaSyncer // optional: resyncs the ledger after quota_exceeded
-	Queue    *Enqueuer          // status polls, reconciliation; recipients released into a newer round
-	Polls    PollSchedule
+	// Daily holds accounts to their daily caps and warm-up ramps (optional).
+	Daily *quota.DailyLimits
+	// Health records each send's outcome in its account's health (optional).
+	Health *quota.Health
+	Syncer *quota.QuotaSyncer // optional: resyncs the ledger after quota_exceeded
+	Queue  *Enqueuer          // status polls, reconciliation; recipients released into a newer round
+	Polls  PollSchedule
 	// Reconcile says when unconfirmed sends are looked up at the provider.
 	Reconcile ReconcilePolicy
 	// IndexForWebhooks keeps the indexes that let the provider's
@@ -98,6 +104,8 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		ledger:        d.Ledger,
 		pacer:         d.Pacer,
 		accounts:      d.Accounts,
+		daily:         d.Daily,
+		health:        d.Health,
 		syncer:        d.Syncer,
 		queue:         d.Queue,
 		service:       NewService(d.Store, d.Queue),
@@ -142,7 +150,9 @@ type attemptRun struct {
 	sendPayload
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
-	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
+	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
+	day     *quota.DayReservation // one of the account's messages of today
+	winner  string                // the campaign's A/B winner once chosen
 	// capAddress is the address whose frequency-cap slot this attempt
 	// reserved ("": none), released when the message does not go out.
 	capAddress string
@@ -172,12 +182,15 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if done, err := h.admitAudience(ctx, spec, run, row); done {
 		return err
 	}
-	msg, err := spec.message(row, run.Campaign, run.account)
+	msg, err := spec.message(row, run.Campaign, run.account, run.winner)
 	if err != nil {
 		return h.finish(ctx, run, record{State: StateFailed, Reason: err.Error(), Account: run.account}, 0)
 	}
 	reservation, err := h.reserveCredits(ctx, run, msg)
 	if err != nil {
+		return err
+	}
+	if err := h.reserveDay(ctx, run, reservation); err != nil {
 		return err
 	}
 	if ok, err := h.takeSlot(ctx, run, reservation); !ok {
@@ -221,6 +234,12 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	if err != nil {
 		return nil, err
 	}
+	run.winner = gate.winner
+	if spec.winner != nil && gate.winner == "" {
+		if err := h.untilWinner(ctx, spec, run); err != nil {
+			return nil, err
+		}
+	}
 	if spec.window != nil {
 		if err := h.untilWindowOpens(ctx, spec, run.sendPayload); err != nil {
 			return nil, err
@@ -238,6 +257,12 @@ func (h *SendHandler) chooseAccount(ctx context.Context, spec *sendSpec, run *at
 	}
 	if unusable != "" {
 		h.store.setReason(ctx, run.Campaign, ReasonWaitingForAccount+": "+unusable)
+		if h.allSpentToday(spec) {
+			// Nothing frees a message before midnight UTC but an operator
+			// raising a cap; pausing and resuming the campaign then sends
+			// its waiting recipients at once.
+			return &WaitError{Delay: h.daily.UntilTomorrow() + rand.N(time.Minute), Reason: ReasonWaitingForAccount + ": today's allowances are sent"}
+		}
 		return &WaitError{Delay: h.accountWait, Reason: ReasonWaitingForAccount}
 	}
 	run.account = account
@@ -328,6 +353,7 @@ func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation
 		var g sendGate
 		if g, err = h.gates.get(ctx, h.store, run.Campaign, true); err == nil && (g.status != StatusRunning || g.round != run.Round) {
 			h.settleCredits(reservation, false, run.log)
+			h.releaseDay(ctx, run)
 			h.endHold(ctx, run, 0)
 			return false, h.releaseClaim(ctx, run, "the campaign stopped")
 		}
@@ -335,6 +361,7 @@ func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation
 	if err != nil {
 		h.endHold(ctx, run, 0)
 		h.settleCredits(reservation, false, run.log)
+		h.releaseDay(ctx, run)
 		if rerr := h.releaseClaim(ctx, run, "waiting for the account's turn"); rerr != nil {
 			return false, rerr
 		}
@@ -376,6 +403,7 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 	if err := h.finish(ctx, run, record{State: StateSent, Account: run.account, UID: receipt.MessageUID}, h.caps.Credits(msg)); err != nil {
 		return err
 	}
+	h.noteHealth(ctx, run, quota.OutcomeSent)
 	if h.indexed {
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
@@ -461,7 +489,7 @@ func (h *SendHandler) pickAccount(ctx context.Context, spec *sendSpec, seq int64
 		return "", "", nil // the provider's default account
 	}
 	preferred := accountOf(spec.accounts, seq)
-	if ok, _, err := h.accounts.Usable(ctx, preferred); err != nil || ok {
+	if ok, _, err := h.canSend(ctx, preferred); err != nil || ok {
 		if err != nil {
 			return "", "", err
 		}
@@ -469,7 +497,7 @@ func (h *SendHandler) pickAccount(ctx context.Context, spec *sendSpec, seq int64
 	}
 	var usable, why []string
 	for _, a := range spec.accounts {
-		ok, reason, err := h.accounts.Usable(ctx, a)
+		ok, reason, err := h.canSend(ctx, a)
 		if err != nil {
 			return "", "", err
 		}
@@ -483,6 +511,16 @@ func (h *SendHandler) pickAccount(ctx context.Context, spec *sendSpec, seq int64
 		return "", strings.Join(why, "; "), nil
 	}
 	return usable[seq%int64(len(usable))], "", nil
+}
+
+// canSend says whether the account may send now: it is active and has not
+// sent today's allowance; else why not.
+func (h *SendHandler) canSend(ctx context.Context, account string) (bool, string, error) {
+	ok, reason, err := h.accounts.Usable(ctx, account)
+	if err == nil && ok && h.daily != nil && h.daily.SpentToday(account) {
+		return false, "sender account " + account + " has sent today's allowance", nil
+	}
+	return ok, reason, err
 }
 
 // waitForSlot takes the account's pacing slot, sleeping through short waits

@@ -98,6 +98,7 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	if c.Transactional {
 		fields[fTransactional] = "1"
 	}
+	addVariantFields(fields, c)
 	addProviderFields(fields, c)
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
@@ -304,6 +305,7 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		Duplicates:    n(fDuplicates),
 		RejectedCount: n(fRejected),
 	}
+	readVariantFields(c, h)
 	if t := ParseUnixMilli(h[fCreatedAt]); t != nil {
 		c.CreatedAt = *t
 	}
@@ -355,7 +357,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)
@@ -403,14 +405,16 @@ func (s *Store) notePlanEnd(ctx context.Context, id string, t time.Time) error {
 // sending, in which round, and whether the request creating it is still
 // being read (held: nothing may be sent before the upload has arrived whole).
 type sendGate struct {
-	status Status
-	round  int64
-	held   bool
+	status  Status
+	round   int64
+	held    bool
+	winner  string     // the A/B winner once chosen ("" before, or no winner mode)
+	started *time.Time // when its first recipient was claimed
 }
 
 // gate reads a campaign's status and round (ErrNotFound when it is gone).
 func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
-	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld).Result()
+	v, err := s.rdb.HMGet(ctx, campaignKey(id), fStatus, fRound, fHeld, fWinner, fStartedAt).Result()
 	if err != nil {
 		return sendGate{}, fmt.Errorf("read campaign %s: %w", id, err)
 	}
@@ -422,6 +426,13 @@ func (s *Store) gate(ctx context.Context, id string) (sendGate, error) {
 	g := sendGate{status: Status(status)}
 	g.round, _ = strconv.ParseInt(round, 10, 64)
 	g.held = v[2] == "1"
+	if raw, _ := v[3].(string); raw != "" {
+		var w Winner
+		_ = json.Unmarshal([]byte(raw), &w)
+		g.winner = w.Variant
+	}
+	started, _ := v[4].(string)
+	g.started = ParseUnixMilli(started)
 	return g, nil
 }
 

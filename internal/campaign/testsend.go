@@ -115,7 +115,7 @@ func (s *Service) testMessage(ctx context.Context, c *Campaign, phone string) ([
 			row[col] = values[i]
 		}
 	}
-	text, err := tmpl.Render(row, templating.Campaign{ID: c.ID, Name: c.Name})
+	text, err := tmpl.Render(row, templating.Campaign{ID: c.ID, Name: c.Name, Recipient: phone})
 	if err == nil && strings.TrimSpace(text) == "" && c.FileUID == "" {
 		err = errors.New("it is empty")
 	}
@@ -161,7 +161,7 @@ func (s *Service) testSend(ctx context.Context, id string) (*TestSend, error) {
 	t := &TestSend{ID: id, CampaignID: c.TestOf, Phone: r.Phone, CreatedAt: c.CreatedAt, State: r.State,
 		Reason: r.Reason, Account: r.Account, MessageUID: r.MessageUID, History: r.History}
 	if tmpl, err := templating.Parse("template", c.Template); err == nil {
-		t.Text, _ = tmpl.Render(r.Fields, templating.Campaign{ID: c.TestOf, Name: c.Name})
+		t.Text, _ = tmpl.Render(r.Fields, templating.Campaign{ID: c.TestOf, Name: c.Name, Recipient: r.Key})
 	}
 	return t, nil
 }

@@ -110,12 +110,20 @@ type Tracker struct {
 	queue    *Enqueuer
 	schedule PollSchedule
 	budget   *quota.PollBudget
+	health   *quota.Health // nil: failures are not noted in account health
 	log      *zap.Logger
 }
 
 // NewTracker returns the handler of TypePoll tasks.
 func NewTracker(store *Store, provider sender.Provider, queue *Enqueuer, schedule PollSchedule, budget *quota.PollBudget, log *zap.Logger) *Tracker {
 	return &Tracker{store: store, provider: provider, queue: queue, schedule: schedule.For(provider.Capabilities()), budget: budget, log: log}
+}
+
+// WithHealth notes every message the polls find failed in its sending
+// account's health.
+func (tr *Tracker) WithHealth(h *quota.Health) *Tracker {
+	tr.health = h
+	return tr
 }
 
 // ProcessTask implements asynq.Handler.
@@ -166,6 +174,12 @@ func (tr *Tracker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	state, err := tr.store.applyStatuses(ctx, p.Campaign, p.Seq, events, time.Now())
 	if err != nil {
 		return err
+	}
+	if state == StateFailed && rec.State != StateFailed && tr.health != nil {
+		// Only this poll moved it: the polls of a message run one after another.
+		if err := tr.health.Note(ctx, rec.Account, quota.OutcomeFailed); err != nil {
+			tr.log.Warn("note a failed message in its account's health", zap.String("account", rec.Account), zap.Error(err))
+		}
 	}
 	if terminal(state) {
 		return nil

@@ -218,6 +218,9 @@ func (im *Importer) lateChanges(c *Campaign, early, final Draft, want *Campaign)
 		accounts, _ := json.Marshal(want.Accounts)
 		changes[fAccounts] = string(accounts)
 	}
+	if err := lateVariantChanges(changes, c, final, want); err != nil {
+		return nil, err
+	}
 	return changes, nil
 }
 

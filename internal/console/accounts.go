@@ -15,6 +15,25 @@ type accountJSON struct {
 	Since        *time.Time `json:"since"`
 	SendInterval string     `json:"send_interval"`
 	PlannedUntil *time.Time `json:"planned_until"` // its last booked send: the backlog
+	DailyCap     int        `json:"daily_cap"`
+	Warmup       *struct {
+		Start     int    `json:"start"`
+		Days      int    `json:"days"`
+		StartedOn string `json:"started_on"`
+	} `json:"warmup"`
+	Today struct {
+		Allowance int  `json:"allowance"` // -1: unlimited
+		Sent      int  `json:"sent"`
+		WarmupDay *int `json:"warmup_day"`
+	} `json:"today"`
+	Ramp   []int `json:"ramp"`
+	Health struct {
+		State       string  `json:"state"` // ok, slowed, stopped
+		Messages    int     `json:"messages"`
+		FailureRate float64 `json:"failure_rate"`
+		OptOutRate  float64 `json:"opt_out_rate"`
+		ReplyRate   float64 `json:"reply_rate"`
+	} `json:"health"`
 }
 
 // quotaJSON is GET /v1/quota.

@@ -513,3 +513,18 @@ func TestSuppressionsPageListsAddsAndRemoves(t *testing.T) {
 		t.Errorf("a removal: to %q; the API got %+v", res.Header.Get("Location"), f.api.seen())
 	}
 }
+
+func TestCampaignPageSplitsTheFunnelByVariant(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser()
+	b.signIn(goodKey)
+	page := b.get("/campaigns/ab")
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("GET /campaigns/ab: %d %s", page.StatusCode, page.Body)
+	}
+	for _, want := range []string{"By A/B variant: B won. B by read_rate: A 25.0 % of 40 sent", `<td data-label="Variant">B</td>`, "30 · 50 %", "1 · 1.7 %"} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("the campaign page lacks %q", want)
+		}
+	}
+}

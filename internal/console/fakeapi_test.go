@@ -88,6 +88,17 @@ func (f *fakeAPI) answer(w http.ResponseWriter, r *http.Request, seen seenReques
 		apiOK(w, http.StatusOK, map[string]any{"campaigns": []any{fakeCampaign("c1", "running")}, "next_after": nil})
 	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1":
 		apiOK(w, http.StatusOK, fakeCampaign("c1", "running"))
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/ab":
+		c := fakeCampaign("ab", "completed")
+		c["variants"] = []map[string]any{
+			{"name": "A", "template": "Hi", "weight": 1, "funnel": map[string]any{"sent": 40, "read": 10, "read_rate": 25.0}},
+			{"name": "B", "template": "Hello", "weight": 1, "funnel": map[string]any{"sent": 60, "read": 30, "read_rate": 50.0, "opted_out": 1, "opt_out_rate": 1.7}},
+		}
+		c["winner"] = map[string]any{"test_share": 0.2, "after": "2h", "metric": "read_rate", "decide_at": "2026-11-30T11:00:00Z",
+			"variant": "B", "why": "B by read_rate: A 25.0 % of 40 sent (opt-outs 0.0 %); B 50.0 % of 60 sent (opt-outs 1.7 %)"}
+		apiOK(w, http.StatusOK, c)
+	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/ab/recipients":
+		apiOK(w, http.StatusOK, map[string]any{"recipients": []any{}, "next_cursor": nil})
 	case r.Method == "GET" && r.URL.Path == "/v1/campaigns/c1/recipients":
 		apiOK(w, http.StatusOK, map[string]any{"recipients": []any{}, "next_cursor": nil})
 	case r.Method == "POST" && r.URL.Path == "/v1/campaigns/c1/pause":

@@ -549,6 +549,10 @@ func (j *journey) pauseAccount(t *testing.T) {
 	if got := b.text(`[data-account-status]`); got != "paused" {
 		t.Errorf("the account's status reads %q, want paused", got)
 	}
+	if today, health := b.text(`[data-account-today]`), b.text(`[data-account-health]`); !strings.Contains(today, "sent, no daily limit") ||
+		!strings.HasPrefix(health, "ok") || !strings.Contains(health, "recent messages:") {
+		t.Errorf("the account's day reads %q and its health %q; want what it sent today and its health", today, health)
+	}
 	var list struct {
 		Accounts []struct{ Phone, Status string } `json:"accounts"`
 	}

@@ -1,7 +1,8 @@
 // Package quota keeps what every worker process must agree on before a
 // message goes out, all of it in Redis so that any number of processes share
 // it: the credit ledger synced from the provider's GET /quotas, the pacing of
-// each WhatsApp account, and the ceiling on API calls.
+// each WhatsApp account, its daily cap and warm-up ramp (daily.go) and its
+// health (health.go), and the ceiling on API calls.
 //
 // Every decision is one atomic Redis operation (a Lua script, or redis_rate's
 // GCRA script); no process keeps state that matters for correctness, so
@@ -19,9 +20,13 @@
 //	wac:quota:now-lock        STR   on-demand quota read taken (SET NX PX gap)
 //	wac:pace:<account>        STR   the account's next free send slot (ms, Redis clock; GCRA with a burst of one)
 //	wac:plan:<account>        HASH  the account's booked timeline: tail (next free slot, ms), last (last booked slot, ms)
-//	wac:intervals             HASH  account → send interval override (ms)
+//	wac:intervals             HASH  account → send interval override (ms); account#slow → health's slowdown factor
+//	wac:health:{<account>}    LIST  the account's recent outcomes, newest first (health.go)
+//	wac:health:{<account>}:state STR ok, slowed or stopped: health's last verdict
 //	wac:accounts              HASH  account → status (paused, disconnected) with reason and since
 //	wac:accounts:known        SET   accounts campaigns use, for listings
+//	wac:accounts:limits       HASH  account → daily cap and warm-up ramp (JSON)
+//	wac:day:<account>:<day>   STR   messages the account sent or reserved that UTC day (kept 48h)
 //	wac:apicalls              STR   GCRA state of the API-call ceiling (redis_rate)
 //
 // The provider's default account (account "") is keyed "_default"; real

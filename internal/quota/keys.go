@@ -25,8 +25,9 @@ const (
 	intervalsKey = keyPrefix + "intervals"
 	apiCallsKey  = keyPrefix + "apicalls"
 
-	accountsKey      = keyPrefix + "accounts"       // HASH account → state JSON
-	knownAccountsKey = keyPrefix + "accounts:known" // SET of accounts campaigns use
+	accountsKey      = keyPrefix + "accounts"        // HASH account → state JSON
+	knownAccountsKey = keyPrefix + "accounts:known"  // SET of accounts campaigns use
+	limitsKey        = keyPrefix + "accounts:limits" // HASH account → Limits JSON
 
 	// defaultAccountKey stands for account "" (the provider picks its most
 	// recently connected account), which is paced like any other.
@@ -50,6 +51,25 @@ func phoneOfKey(k string) string {
 
 func paceKey(account string) string { return keyPrefix + "pace:" + accountKey(account) }
 func planKey(account string) string { return keyPrefix + "plan:" + accountKey(account) }
+
+// slowdownField is the field of intervalsKey holding the factor by which
+// health slows the account; "#" never occurs in an account key.
+func slowdownField(account string) string { return accountKey(account) + slowdownSuffix }
+
+const slowdownSuffix = "#slow"
+
+// healthKey and healthStateKey are an account's recent outcomes and its
+// health verdict, which one script updates together: they share the
+// account's hash tag.
+func healthKey(account string) string { return keyPrefix + "health:{" + accountKey(account) + "}" }
+func healthStateKey(account string) string {
+	return keyPrefix + "health:{" + accountKey(account) + "}:state"
+}
+
+// dayCountKey counts what an account sent (or reserved) on a UTC day.
+func dayCountKey(account, day string) string {
+	return keyPrefix + "day:" + accountKey(account) + ":" + day
+}
 
 // redisRatePrefix is what redis_rate puts in front of every key it is given.
 const redisRatePrefix = "rate:"

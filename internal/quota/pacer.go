@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,8 +249,28 @@ func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration
 	return nil
 }
 
+// SetSlowdown multiplies the account's interval by factor (1: back to its
+// own), for every worker: account health slows an account whose numbers
+// look bad. The override and the slowdown are kept apart, so that an
+// operator's interval and health's doubling never undo each other.
+func (p *Pacer) SetSlowdown(ctx context.Context, account string, factor int) error {
+	var err error
+	if factor <= 1 {
+		err = p.rdb.HDel(ctx, intervalsKey, slowdownField(account)).Err()
+	} else {
+		err = p.rdb.HSet(ctx, intervalsKey, slowdownField(account), factor).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("quota: slow account %q down by %d: %w", account, factor, err)
+	}
+	p.mu.Lock()
+	p.readAt = time.Time{} // this process sees it at once
+	p.mu.Unlock()
+	return nil
+}
+
 // Interval is the account's least gap between two sends: its override, or
-// the Pacer's default.
+// the Pacer's default, times the slowdown health set (SetSlowdown).
 func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, error) {
 	if d, ok := p.fromSnapshot(account); ok {
 		return d, nil
@@ -263,16 +284,37 @@ func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, er
 	if err != nil {
 		return 0, fmt.Errorf("quota: read send intervals: %w", err)
 	}
-	overrides := make(map[string]time.Duration, len(raw))
-	for k, v := range raw {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil && ms > 0 {
-			overrides[phoneOfKey(k)] = time.Duration(ms) * time.Millisecond
-		}
-	}
+	overrides := p.effectiveIntervals(raw)
 	p.mu.Lock()
 	p.overrides, p.readAt = overrides, time.Now()
 	p.mu.Unlock()
 	return p.intervalIn(overrides, account), nil
+}
+
+// effectiveIntervals turns the intervals hash (each account's override, in
+// ms, and the slowdown factor health set, in its "#slow" field) into each
+// such account's interval: its override or the default, times its factor.
+func (p *Pacer) effectiveIntervals(raw map[string]string) map[string]time.Duration {
+	own := make(map[string]time.Duration, len(raw))
+	factors := map[string]int64{}
+	for k, v := range raw {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			continue
+		}
+		if account, slow := strings.CutSuffix(k, slowdownSuffix); slow {
+			factors[phoneOfKey(account)] = n
+			continue
+		}
+		own[phoneOfKey(k)] = time.Duration(n) * time.Millisecond
+	}
+	for account, factor := range factors {
+		if _, ok := own[account]; !ok {
+			own[account] = p.interval
+		}
+		own[account] *= time.Duration(factor)
+	}
+	return own
 }
 
 // fromSnapshot answers the account's interval when the snapshot of the

@@ -205,7 +205,7 @@ func definitionProblem(tmpl *template.Template, name, text string) *SyntaxError 
 		}
 	}
 	if !found && strings.Contains(text, "define") {
-		other, err := template.New(name + " (checked)").Funcs(stringFuncs(nil)).Parse(text)
+		other, err := template.New(name + " (checked)").Funcs(stringFuncs(nil, nil)).Parse(text)
 		if found = err == nil && len(other.Templates()) > 1; found && tmpl.Tree != nil {
 			pos = tmpl.Tree.Root.Pos
 		}

@@ -185,6 +185,9 @@ func (w *walker) command(c *parse.CommandNode, s scope, piped bool) {
 		if want, known := funcArity[id.Ident]; known && given != want {
 			w.fail(id.Position(), "%s takes %s, got %d", id.Ident, plural(want, "argument"), given)
 		}
+		if least, known := funcMinArity[id.Ident]; known && given < least {
+			w.fail(id.Position(), "%s takes at least %s, got %d", id.Ident, plural(least, "argument"), given)
+		}
 		w.checkCall(id, c.Args[1:])
 		if id.Ident == "index" && len(c.Args) > 2 && w.index(c.Args[1], c.Args[2:], s) {
 			return

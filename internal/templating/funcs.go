@@ -26,8 +26,12 @@ import (
 // and a preview shows exactly what will be sent. All take strings; CSV
 // values are strings. In a pipeline the piped value is the last argument:
 // {{.nick | default "there"}} is {{default "there" .nick}}.
-func stringFuncs(budget *workBudget) template.FuncMap {
+//
+// pick chooses one of its arguments by picks, the renderer's per-recipient
+// seed; with nil picks (Parse) it is never run.
+func stringFuncs(budget *workBudget, picks *pickState) template.FuncMap {
 	return template.FuncMap{
+		"pick":      budget.pickString(picks),
 		"default":   budget.chooseString(defaultValue),
 		"upper":     budget.mapString(strings.ToUpper),
 		"lower":     budget.mapString(strings.ToLower),
@@ -54,6 +58,11 @@ var funcArity = map[string]int{
 	"title":     1,
 	"trim":      1,
 	"firstName": 1,
+}
+
+// funcMinArity is the fewest arguments our variadic functions take.
+var funcMinArity = map[string]int{
+	"pick": 1,
 }
 
 // defaultValue returns value, or fallback when value is empty or only
@@ -147,6 +156,20 @@ func (b *workBudget) chooseString(f func(x, y string) string) func(string, strin
 			return "", err
 		}
 		return f(x, y), nil
+	}
+}
+
+// pickString charges pick, which returns one of its arguments.
+func (b *workBudget) pickString(picks *pickState) func(...string) (string, error) {
+	return func(choices ...string) (string, error) {
+		n := 0
+		for _, c := range choices {
+			n += len(c)
+		}
+		if err := b.spend(n); err != nil {
+			return "", err
+		}
+		return picks.pick(choices)
 	}
 }
 

@@ -124,6 +124,7 @@ func seedTemplates(f *testing.F) []string {
 		nested("urlquery", 8),
 		nested(`printf "% #x"`, 4),
 		`{{upper (lower (title (upper (lower (title .x)))))}}`,
+		`{{pick "Hi" "Hello" .x}} {{pick .x .y .x .y .x .y .x .y}}{{html (pick (js .x) (js .y))}}`,
 		`{{printf "%64s%-64.64s%064d%64v" .x .y 1 .campaign}}`,
 		`{{println .x .y .x .y .x .y .x .y}}{{print .x .y .x .y}}`,
 		`{{with .x}}{{.}}{{.}}{{.}}{{end}}{{$k := "y"}}{{index . $k}}`,

@@ -15,6 +15,7 @@ import (
 type renderer struct {
 	tmpl   *template.Template
 	budget workBudget
+	picks  pickState
 	out    boundedWriter
 }
 
@@ -24,14 +25,15 @@ func newRenderer(parsed *template.Template) (*renderer, error) {
 		return nil, err
 	}
 	r := &renderer{}
-	r.tmpl = clone.Funcs(stringFuncs(&r.budget))
+	r.tmpl = clone.Funcs(stringFuncs(&r.budget, &r.picks))
 	return r, nil
 }
 
 // execute renders data into r.out with a full budget, writing at most
-// limit bytes.
-func (r *renderer) execute(data any, limit int) error {
+// limit bytes; pick chooses by seed.
+func (r *renderer) execute(data any, seed uint64, limit int) error {
 	r.budget = workBudget{left: maxFunctionBytes}
+	r.picks = pickState{seed: seed}
 	r.out.reset(limit)
 	return r.tmpl.Execute(&r.out, data)
 }

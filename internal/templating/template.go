@@ -34,9 +34,15 @@
 //   - firstName: the first word of a full name, trimmed, in the casing the
 //     CSV has ("  maría josé garcía " → "maría"); pipe it into title to fix
 //     the casing.
+//   - pick A B ...: one of its arguments, chosen by a hash of the campaign
+//     id, the recipient (Campaign.Recipient) and which pick of the message
+//     this is: {{pick "Hi" "Hello" "Hey"}}. The same recipient of the same
+//     campaign always gets the same words (preview, retries, reports); the
+//     recipients of a campaign get them in about equal shares.
 //
-// None reads files, the environment, the network or the clock: a message
-// depends only on its row and campaign, so a preview shows what is sent.
+// None reads files, the environment, the network, the clock or a random
+// source: a message depends only on its row, campaign and recipient, so a
+// preview shows what is sent.
 // Output is plain text; nothing is HTML-escaped.
 //
 // # Bounded by construction
@@ -96,6 +102,10 @@ const MaxLength = 2000
 // {{.campaign.name}} and {{.campaign.id}}.
 type Campaign struct {
 	ID, Name string
+	// Recipient is who the message is for (its phone, JID or chat id): with
+	// ID, it seeds {{pick}}, so that a preview, a retry and the report of
+	// one recipient show the same choices. It is not template data.
+	Recipient string
 }
 
 // Template is a parsed message template. It does not change after Parse and
@@ -120,7 +130,7 @@ func Parse(name, text string) (*Template, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, ErrEmptyTemplate
 	}
-	tmpl, err := template.New(name).Option("missingkey=error").Funcs(stringFuncs(nil)).Parse(text)
+	tmpl, err := template.New(name).Option("missingkey=error").Funcs(stringFuncs(nil, nil)).Parse(text)
 	if err != nil {
 		return nil, syntaxError(err, name)
 	}
@@ -226,7 +236,7 @@ func (t *Template) RenderUpTo(row map[string]string, c Campaign, maxLength int) 
 		}
 	}
 	defer t.renderers.Put(r)
-	err := r.execute(t.data(row, c), maxMessageBytesFor(maxLength))
+	err := r.execute(t.data(row, c), pickSeed(c.ID, c.Recipient), maxMessageBytesFor(maxLength))
 	msg := strings.TrimSpace(string(r.out.buf))
 	switch {
 	case errors.Is(err, errMessageTooLong):

@@ -275,7 +275,7 @@ func (s *Server) acceptLocked(now time.Time, msg Message) *record {
 
 	rec := &record{
 		msg:              msg,
-		outcome:          s.outcomeLocked(msg.Recipient),
+		outcome:          s.outcomeLocked(msg.Recipient, msg.Text),
 		fromQuota:        fromQuota,
 		fromNonRecurring: fromNonRecurring,
 	}

@@ -180,6 +180,10 @@ type Config struct {
 	// JID); OutcomeByRates defers to the rates. It is called with the
 	// sandbox locked: it must not call the Server.
 	Outcome func(phone string) Outcome
+	// MessageOutcome, when set, decides first, from the recipient and the
+	// message's text (an A/B test whose variant B is read more often);
+	// OutcomeByRates defers to Outcome and the rates. Called locked too.
+	MessageOutcome func(phone, text string) Outcome
 
 	Now func() time.Time // the clock; nil: time.Now
 }

@@ -64,7 +64,12 @@ func (r *record) snapshot(now time.Time, cfg Config) Message {
 }
 
 // outcomeLocked decides what becomes of a message to recipient.
-func (s *Server) outcomeLocked(recipient string) Outcome {
+func (s *Server) outcomeLocked(recipient, text string) Outcome {
+	if s.cfg.MessageOutcome != nil {
+		if o := s.cfg.MessageOutcome(recipient, text); o != OutcomeByRates {
+			return o
+		}
+	}
 	if s.cfg.Outcome != nil {
 		if o := s.cfg.Outcome(recipient); o != OutcomeByRates {
 			return o
