@@ -63,7 +63,9 @@ func messageAddress(msg sender.Message) string {
 // cap", or, under cap_policy defer, given back to wait until the cap frees.
 // done says the task has nothing more to do (err is what it answers).
 func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *attemptRun, row []string) (done bool, err error) {
-	if h.audience.Store == nil {
+	if h.audience.Store == nil || spec.confirms == ConfirmOptOut {
+		// The confirmation of an opt-out goes to the phone just suppressed,
+		// and is transactional: neither the list nor the cap holds it back.
 		return false, nil
 	}
 	key, err := spec.key(row)
@@ -118,6 +120,9 @@ func (h *SendHandler) releaseCap(ctx context.Context, run *attemptRun) {
 // nothing is recorded, and a send costs no extra Redis command.
 func (h *SendHandler) noteMessaged(ctx context.Context, run *attemptRun, msg sender.Message) {
 	address := messageAddress(msg)
+	if run.confirms != "" {
+		return // a keyword's confirmation is no campaign to reply to (confirm.go)
+	}
 	if h.audience.Store == nil || !h.indexed || address == "" || h.audience.ReplyWindow <= 0 {
 		return
 	}

@@ -30,10 +30,13 @@ type sendSpec struct {
 	// marked so, and test sends.
 	transactional bool
 	capPolicy     string // CapSkip or CapDefer
-	typing        *bool  // the simulation flags; nil for a provider without them
-	presence      *bool
-	maxText       int // the provider's text limit (0: templating's)
-	loadedAt      time.Time
+	// confirms is ConfirmOptOut on the confirmation of an opt-out, which
+	// the suppression it confirms does not hold back (confirm.go).
+	confirms string
+	typing   *bool // the simulation flags; nil for a provider without them
+	presence *bool
+	maxText  int // the provider's text limit (0: templating's)
+	loadedAt time.Time
 }
 
 // key is the recipient's address in its row.
@@ -159,6 +162,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	s.testOf = h[fTestOf]
 	s.transactional = h[fTransactional] == "1" || s.testOf != ""
 	s.capPolicy = h[fCapPolicy]
+	s.confirms = h[fConfirms]
 	s.maxText = c.caps.MaxTextLength
 	if c.caps.TypingSimulation {
 		// A campaign made under another provider has no flags: the default.

@@ -135,6 +135,7 @@ const (
 	fCapPolicy     = "cap_policy"    // CapSkip (absent) or CapDefer
 	fReplied       = "replied"       // recipients who replied within REPLY_WINDOW
 	fOptedOut      = "opted_out"     // recipients who answered with an opt-out keyword
+	fConfirms      = "confirms"      // on a keyword's confirmation reply: ConfirmOptOut or ConfirmOptIn (confirm.go)
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a

@@ -146,7 +146,10 @@ type attemptRun struct {
 	// capAddress is the address whose frequency-cap slot this attempt
 	// reserved ("": none), released when the message does not go out.
 	capAddress string
-	log        *zap.Logger
+	// confirms is the spec's: a keyword's confirmation records no "last
+	// messaged" entry (noteMessaged).
+	confirms string
+	log      *zap.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -162,6 +165,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if spec == nil || err != nil {
 		return err
 	}
+	run.confirms = spec.confirms
 	if err := h.chooseAccount(ctx, spec, run); err != nil {
 		return err
 	}
