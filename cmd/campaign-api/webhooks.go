@@ -96,14 +96,17 @@ func (s *server) onMessageSent(ctx context.Context, ev sender.WebhookEvent, acco
 	if at.IsZero() {
 		at = time.Now()
 	}
-	id, seq, resolved, err := s.store.ConfirmSent(ctx, campaign.SentEvent{
-		MessageUID: ev.MessageUID, Recipient: recipient, Account: account, Origin: ev.Origin, At: at,
-	})
+	sent := campaign.SentEvent{MessageUID: ev.MessageUID, Recipient: recipient, Account: account, Origin: ev.Origin, At: at}
+	id, seq, resolved, err := s.store.ConfirmSent(ctx, sent)
 	if err != nil || id == "" {
 		return false, err
 	}
 	if resolved {
 		s.log.Info("a webhook resolved an unknown send outcome", zap.String("campaign", id), zap.Int64("seq", seq))
+		if err := s.inbound.NoteResolved(ctx, sent, id, seq); err != nil {
+			// The send is settled: a retried event would not resolve it again.
+			s.log.Warn("note the resolved send for replies", zap.Error(err))
+		}
 		if err := s.queue.TrackSent(ctx, id, seq, at, s.polls); err != nil {
 			return true, err
 		}

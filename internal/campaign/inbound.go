@@ -149,3 +149,16 @@ func clipText(s string) string {
 	}
 	return string([]rune(s)[:40]) + "…"
 }
+
+// NoteResolved records the send a message:sent:new event resolved (it was
+// unconfirmed: recipient seq of campaign id) as its recipient's latest
+// message, as the send's answer would have, so that a reply to it is
+// attributed. A keyword's confirmation records nothing (confirm.go).
+func (in *Inbound) NoteResolved(ctx context.Context, ev SentEvent, id string, seq int64) error {
+	c, err := in.store.Get(ctx, id)
+	if err != nil || c.Confirms != "" {
+		return err
+	}
+	m := audience.LastMessage{Campaign: id, Seq: seq, Account: ev.Account, At: ev.At}
+	return AudienceConfig{Store: in.audience, ReplyWindow: in.window}.noteLastMessaged(ctx, ev.Recipient, m)
+}

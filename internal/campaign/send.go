@@ -383,7 +383,7 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 	if h.indexed {
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
-	h.noteMessaged(ctx, run, msg)
+	h.noteMessaged(ctx, run, messageAddress(msg), h.now())
 	h.track(ctx, run, h.now())
 	return nil
 }
@@ -419,6 +419,7 @@ func (h *SendHandler) indexUnconfirmed(ctx context.Context, run *attemptRun, pho
 	}
 	if ok {
 		run.log.Info("the provider had reported the unconfirmed send: sent", zap.String("message_uid", ev.MessageUID))
+		h.noteMessaged(ctx, run, phone, orNow(ev.At, h.now()))
 		h.track(ctx, run, ev.At)
 	}
 }
