@@ -76,7 +76,6 @@ type Confirmation struct {
 	Phone     string // its writer (E.164)
 	Account   string // the account written to; "": the provider's default
 	Template  ConfirmTemplate
-	At        time.Time // when it was written
 }
 
 // confirmationID is the campaign id of the confirmation of a keyword

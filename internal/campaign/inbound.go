@@ -116,7 +116,7 @@ func (in *Inbound) confirmKeyword(ctx context.Context, res InboundResult, m Inbo
 	if in.confirm == nil {
 		return "", nil
 	}
-	c := Confirmation{InboundID: inboundKey(m), Phone: m.From, Account: m.Account, At: m.At}
+	c := Confirmation{InboundID: inboundKey(m), Phone: m.From, Account: m.Account}
 	switch {
 	case res.Suppressed:
 		c.Kind, c.Template = ConfirmOptOut, in.templates.OptOut
