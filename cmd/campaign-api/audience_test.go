@@ -321,3 +321,44 @@ func TestFrequencyCapDefers(t *testing.T) {
 		}
 	}
 }
+
+// A send whose answer was lost, found later to have gone out, is its
+// recipient's latest message like any other: a reply to it is attributed
+// to its campaign, whether reconciliation found it or the provider's
+// message:sent:new webhook settled it.
+func TestReplyToAConfirmedUnconfirmedSendIsAttributed(t *testing.T) {
+	for _, by := range []string{"reconciliation", "webhook"} {
+		t.Run(by, func(t *testing.T) {
+			h := newHarness(t, func(_ *sandbox.Config, cfg *app.Config) {
+				cfg.WebhookSecret = webhookSecret // not registered at the sandbox: the test posts the events
+				cfg.ReplyWindow = time.Hour
+				cfg.ProviderTimeout = time.Second
+				if by == "webhook" { // only the webhook may settle it
+					cfg.ReconcileAfter, cfg.ReconcileMaxAge = time.Hour, time.Hour
+				}
+			})
+			phones := generatedPhones(2)
+			// The first recipient's answer never comes back: its send is unconfirmed.
+			h.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Phone: phones[0], Delay: time.Hour, Process: true})
+			h.startWorkers(1)
+			c := h.audienceCampaign(phones)
+			h.waitCampaign(c.ID, 30*time.Second, "settled", func(c campaign.Campaign) bool {
+				return c.Counts.Sent+c.Counts.Unconfirmed == 2 && c.Counts.Unconfirmed <= 1
+			})
+			if by == "webhook" {
+				m := h.sentTo()[phones[0]][0] // the sandbox did accept it
+				res := h.webhook(webhookSecret, sentEvent(m.UID, phones[0], audienceAccount, m.ReceivedAt.Format("2006-01-02 15:04:05 -0700")))
+				if res.Code != http.StatusOK {
+					t.Fatalf("sent event: %d %s", res.Code, res.Raw)
+				}
+			}
+			h.waitCampaign(c.ID, 30*time.Second, "completed", func(c campaign.Campaign) bool { return completed(c) && c.Counts.Sent == 2 })
+
+			h.redeliver("reply-"+by, phones[0], "Thanks, see you Tuesday")
+			got := h.waitCampaign(c.ID, 10*time.Second, "showing the reply", func(c campaign.Campaign) bool { return c.Funnel.Replied == 1 })
+			if got.Funnel.OptedOut != 0 {
+				t.Errorf("funnel %+v; want one reply, no opt-out", got.Funnel)
+			}
+		})
+	}
+}

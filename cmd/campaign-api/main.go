@@ -51,6 +51,9 @@ func run(withWorker bool, devData string) error {
 	if _, err := cfg.ProviderKind(); err != nil {
 		return err
 	}
+	if _, err := cfg.ConfirmTemplates(); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

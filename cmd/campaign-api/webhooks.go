@@ -44,13 +44,27 @@ func (s *server) timelinesWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	handled, err := s.handleEvent(ctx, ev)
+	res := webhookResult{EventType: ev.Type}
+	if ev.Kind == sender.WebhookMessageReceived {
+		res.Handled, res.Confirmation, err = s.onMessageReceived(ctx, ev, s.phoneOrEmpty(ev.Account))
+	} else {
+		res.Handled, err = s.handleEvent(ctx, ev)
+	}
 	if err != nil {
 		s.log.Error("webhook event not handled", zap.String("event_type", ev.Type), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the event could not be recorded now; send it again", nil)
 		return
 	}
-	writeOK(w, http.StatusOK, map[string]any{"event_type": ev.Type, "handled": handled})
+	writeOK(w, http.StatusOK, res)
+}
+
+// webhookResult is what the receiver answers of an event.
+type webhookResult struct {
+	EventType string `json:"event_type"`
+	Handled   bool   `json:"handled"` // whether it changed anything
+	// Confirmation is the campaign of the confirmation reply to an opt-out
+	// or opt-in keyword, queued now or by an earlier delivery.
+	Confirmation string `json:"confirmation,omitempty"`
 }
 
 func (s *server) handleEvent(ctx context.Context, ev sender.WebhookEvent) (bool, error) {
@@ -58,8 +72,6 @@ func (s *server) handleEvent(ctx context.Context, ev sender.WebhookEvent) (bool,
 	switch ev.Kind {
 	case sender.WebhookMessageSent:
 		return s.onMessageSent(ctx, ev, account)
-	case sender.WebhookMessageReceived:
-		return s.onMessageReceived(ctx, ev, account)
 	case sender.WebhookAccountDisconnected:
 		if account == "" {
 			return false, nil
@@ -86,14 +98,17 @@ func (s *server) onMessageSent(ctx context.Context, ev sender.WebhookEvent, acco
 	if at.IsZero() {
 		at = time.Now()
 	}
-	id, seq, resolved, err := s.store.ConfirmSent(ctx, campaign.SentEvent{
-		MessageUID: ev.MessageUID, Recipient: recipient, Account: account, Origin: ev.Origin, At: at,
-	})
+	sent := campaign.SentEvent{MessageUID: ev.MessageUID, Recipient: recipient, Account: account, Origin: ev.Origin, At: at}
+	id, seq, resolved, err := s.store.ConfirmSent(ctx, sent)
 	if err != nil || id == "" {
 		return false, err
 	}
 	if resolved {
 		s.log.Info("a webhook resolved an unknown send outcome", zap.String("campaign", id), zap.Int64("seq", seq))
+		if err := s.inbound.NoteResolved(ctx, sent, id, seq); err != nil {
+			// The send is settled: a retried event would not resolve it again.
+			s.log.Warn("note the resolved send for replies", zap.Error(err))
+		}
 		if err := s.queue.TrackSent(ctx, id, seq, at, s.polls); err != nil {
 			return true, err
 		}
@@ -102,14 +117,15 @@ func (s *server) onMessageSent(ctx context.Context, ev sender.WebhookEvent, acco
 }
 
 // onMessageReceived hands a message a person wrote to the audience:
-// opt-out and opt-in keywords, and replies to our messages.
-func (s *server) onMessageReceived(ctx context.Context, ev sender.WebhookEvent, account string) (bool, error) {
+// opt-out and opt-in keywords (and their confirmation replies), and replies
+// to our messages.
+func (s *server) onMessageReceived(ctx context.Context, ev sender.WebhookEvent, account string) (handled bool, confirmation string, err error) {
 	from := s.phoneOrEmpty(ev.Sender)
 	if from == "" && !ev.Group {
 		from = s.phoneOrEmpty(ev.ChatPhone)
 	}
 	if from == "" || ev.Group {
-		return false, nil // a group's message answers no message of ours to a person
+		return false, "", nil // a group's message answers no message of ours to a person
 	}
 	at := ev.At
 	if at.IsZero() {
@@ -117,14 +133,15 @@ func (s *server) onMessageReceived(ctx context.Context, ev sender.WebhookEvent, 
 	}
 	res, err := s.inbound.Handle(ctx, campaign.InboundMessage{ID: ev.MessageUID, From: from, Account: account, Text: ev.Text, At: at})
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	s.noteHealth(ctx, res)
-	if res.Suppressed || res.Lifted || res.Attributed != nil {
+	handled = res.Suppressed || res.Lifted || res.Attributed != nil || res.Confirmation != ""
+	if handled {
 		s.log.Info("incoming message", zap.Bool("opted_out", res.Suppressed), zap.Bool("opted_in", res.Lifted),
-			zap.Bool("reply", res.Attributed != nil))
+			zap.Bool("reply", res.Attributed != nil), zap.String("confirmation", res.Confirmation))
 	}
-	return res.Suppressed || res.Lifted || res.Attributed != nil, nil
+	return handled, res.Confirmation, nil
 }
 
 // noteHealth hands a reply or an opt-out, the first time it is recorded, to

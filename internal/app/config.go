@@ -16,8 +16,10 @@ import (
 	"github.com/nyaruka/phonenumbers"
 
 	"github.com/wacampaign/wacampaign/internal/audience"
+	"github.com/wacampaign/wacampaign/internal/campaign"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
+	"github.com/wacampaign/wacampaign/internal/templating"
 )
 
 // Config is every setting of the API and the worker.
@@ -66,6 +68,29 @@ type Config struct {
 	OptOutKeywords     []string // nil: audience.DefaultOptOut
 	OptInKeywords      []string // nil: audience.DefaultOptIn
 	Health             quota.HealthThresholds
+	// OptOutConfirm and OptInConfirm name the templates of the keywords'
+	// confirmation replies ("": none); the API checks them at start
+	// (ConfirmTemplates).
+	OptOutConfirm string
+	OptInConfirm  string
+}
+
+// ConfirmTemplates reads the templates OPTOUT_CONFIRM_TEMPLATE and
+// OPTIN_CONFIRM_TEMPLATE name from TEMPLATES_DIR. An unknown name, or a
+// template that uses a column a confirmation lacks (it knows only the
+// phone), is an error naming the variable: the API refuses to start. Only
+// the API reads templates (a worker sends the text the API stored).
+func (c Config) ConfirmTemplates() (campaign.ConfirmTemplates, error) {
+	lib := templating.Library{Dir: c.TemplatesDir}
+	out, err := campaign.LoadConfirmTemplate(lib, c.OptOutConfirm)
+	if err != nil {
+		return campaign.ConfirmTemplates{}, fmt.Errorf("OPTOUT_CONFIRM_TEMPLATE: %w", err)
+	}
+	in, err := campaign.LoadConfirmTemplate(lib, c.OptInConfirm)
+	if err != nil {
+		return campaign.ConfirmTemplates{}, fmt.Errorf("OPTIN_CONFIRM_TEMPLATE: %w", err)
+	}
+	return campaign.ConfirmTemplates{OptOut: out, OptIn: in}, nil
 }
 
 // Keywords is the opt-out and opt-in matcher OPTOUT_KEYWORDS and
@@ -317,6 +342,10 @@ var Vars = []Var{
 		func(c *Config, v string) error { c.OptOutKeywords = splitList(v); return nil }},
 	{"OPTIN_KEYWORDS", "", "comma-separated opt-in keywords, which lift the writer's suppression; unset: START, UNSTOP, SUBSCRIBE and their equivalents",
 		func(c *Config, v string) error { c.OptInKeywords = splitList(v); return nil }},
+	{"OPTOUT_CONFIRM_TEMPLATE", "", "a template of TEMPLATES_DIR (its name, without .tmpl) sent, through the normal send path, to whoever an opt-out keyword suppresses, once per keyword message; it may use {{.phone}} and no other column; an unknown name stops the API at start. Unset: no confirmation",
+		func(c *Config, v string) error { c.OptOutConfirm = v; return nil }},
+	{"OPTIN_CONFIRM_TEMPLATE", "", "likewise, sent to whoever an opt-in keyword takes off the suppression list. Unset: no confirmation",
+		func(c *Config, v string) error { c.OptInConfirm = v; return nil }},
 	{"HEALTH_WINDOW", "200", "account health: the recent messages of an account its rates are counted over, and the fewest messages with a verdict: `<window>` or `<window>/<least>` (default least: a quarter of the window)",
 		func(c *Config, v string) error {
 			window, least, err := parseHealthWindow(v)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,6 +204,35 @@ func TestRedisModeMustMatchTheURL(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "REDIS_MODE") {
 			t.Errorf("error %q does not name REDIS_MODE", err)
+		}
+	}
+}
+
+// A confirmation template must exist in TEMPLATES_DIR and use no column
+// but phone; an error names the variable, so the API refuses to start
+// saying what to fix.
+func TestConfirmTemplatesAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{"bye": "No more messages to {{.phone}}.", "named": "Bye {{.name}}"} {
+		if err := os.WriteFile(filepath.Join(dir, name+".tmpl"), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ optOut, optIn, wantErr string }{
+		{"", "", ""},
+		{"bye", "bye.tmpl", ""},
+		{"byee", "", `OPTOUT_CONFIRM_TEMPLATE: no template named "byee"; available: bye, named`},
+		{"bye", "named", `OPTIN_CONFIRM_TEMPLATE: template "named": a confirmation knows only the phone`},
+	} {
+		c := Config{TemplatesDir: dir, OptOutConfirm: tc.optOut, OptInConfirm: tc.optIn}
+		got, err := c.ConfirmTemplates()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%q, %q: %v", tc.optOut, tc.optIn, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%q, %q: error %v; want one saying %q", tc.optOut, tc.optIn, err, tc.wantErr)
+		case tc.wantErr == "" && tc.optOut != "" && got.OptOut.Source != "No more messages to {{.phone}}.":
+			t.Errorf("%q: source %q", tc.optOut, got.OptOut.Source)
 		}
 	}
 }

@@ -51,6 +51,9 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	campaigns := campaign.NewService(store, enqueuer, caps)
 	aud := audience.NewStore(rdb)
 	accounts := quota.NewAccounts(rdb)
+	// Checked when the API started; a worker has none (it sends the text
+	// the API stored), and answers no webhook.
+	confirmations, _ := cfg.ConfirmTemplates()
 	return &Services{
 		Caps:      caps,
 		Queue:     queue,
@@ -67,7 +70,7 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 		Recurring: recurring.NewStore(rdb),
 		Polls:     campaign.PollSchedule{Delays: cfg.StatusPollSchedule, MaxAge: cfg.StatusPollMaxAge}.For(caps),
 		Audience:  aud,
-		Inbound:   campaign.NewInbound(store, aud, cfg.Keywords(), cfg.ReplyWindow),
+		Inbound:   campaign.NewInbound(store, aud, cfg.Keywords(), cfg.ReplyWindow).WithConfirmations(campaigns, confirmations),
 	}
 }
 

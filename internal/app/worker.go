@@ -129,7 +129,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 	mux.Handle(campaign.TypePoll, campaign.NewTracker(svc.Store, provider, svc.Enqueuer, svc.Polls, budget, log.Named("track")).WithHealth(svc.Health))
 	mux.Handle(campaign.TypeReconcile, campaign.NewReconciler(campaign.ReconcilerDeps{
 		Store: svc.Store, Provider: provider, Queue: svc.Enqueuer, Budget: budget, Polls: svc.Polls, Policy: reconcile,
-		IndexForWebhooks: cfg.WebhookSecret != "", Log: log.Named("reconcile"),
+		IndexForWebhooks: cfg.WebhookSecret != "", Audience: svc.AudienceConfig(cfg), Log: log.Named("reconcile"),
 	}))
 	mux.Handle(recurring.TypeRun, recurring.NewRunner(svc.Recurring, svc.Importer, svc.Store, log.Named("recurring")))
 	return mux

@@ -63,7 +63,9 @@ func messageAddress(msg sender.Message) string {
 // cap", or, under cap_policy defer, given back to wait until the cap frees.
 // done says the task has nothing more to do (err is what it answers).
 func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *attemptRun, row []string) (done bool, err error) {
-	if h.audience.Store == nil {
+	if h.audience.Store == nil || spec.confirms == ConfirmOptOut {
+		// The confirmation of an opt-out goes to the phone just suppressed,
+		// and is transactional: neither the list nor the cap holds it back.
 		return false, nil
 	}
 	key, err := spec.key(row)
@@ -112,17 +114,29 @@ func (h *SendHandler) releaseCap(ctx context.Context, run *attemptRun) {
 	run.capAddress = ""
 }
 
-// noteMessaged records the message as the latest sent to its recipient, so
-// that a reply within REPLY_WINDOW is attributed to it (inbound.go). Replies
-// come only through the provider's webhook: without one (no WEBHOOK_SECRET)
-// nothing is recorded, and a send costs no extra Redis command.
-func (h *SendHandler) noteMessaged(ctx context.Context, run *attemptRun, msg sender.Message) {
-	address := messageAddress(msg)
-	if h.audience.Store == nil || !h.indexed || address == "" || h.audience.ReplyWindow <= 0 {
+// noteMessaged records a message that went out to address at sentAt as the
+// latest sent to its recipient, so that a reply within REPLY_WINDOW is
+// attributed to it (inbound.go): at its answer, or when an unconfirmed
+// send is found to have gone out. Replies come only through the
+// provider's webhook: without one (no WEBHOOK_SECRET) nothing is
+// recorded, and a send costs no extra Redis command. A keyword's
+// confirmation records nothing: a reply after it answers the campaign
+// before it.
+func (h *SendHandler) noteMessaged(ctx context.Context, run *attemptRun, address string, sentAt time.Time) {
+	if !h.indexed || run.confirms != "" {
 		return
 	}
-	m := audience.LastMessage{Campaign: run.Campaign, Seq: run.Seq, Account: run.account, At: h.now()}
-	if err := h.audience.Store.NoteMessaged(context.WithoutCancel(ctx), address, m, h.audience.ReplyWindow); err != nil {
+	m := audience.LastMessage{Campaign: run.Campaign, Seq: run.Seq, Account: run.account, At: sentAt}
+	if err := h.audience.noteLastMessaged(ctx, address, m); err != nil {
 		run.log.Warn("note the last message to the recipient, for replies", zap.Error(err))
 	}
+}
+
+// noteLastMessaged records m as the latest message to address, kept
+// REPLY_WINDOW; nothing without an audience store or an address.
+func (a AudienceConfig) noteLastMessaged(ctx context.Context, address string, m audience.LastMessage) error {
+	if a.Store == nil || address == "" || a.ReplyWindow <= 0 {
+		return nil
+	}
+	return a.Store.NoteMessaged(context.WithoutCancel(ctx), address, m, a.ReplyWindow)
 }

@@ -35,10 +35,13 @@ type sendSpec struct {
 	// marked so, and test sends.
 	transactional bool
 	capPolicy     string // CapSkip or CapDefer
-	typing        *bool  // the simulation flags; nil for a provider without them
-	presence      *bool
-	maxText       int // the provider's text limit (0: templating's)
-	loadedAt      time.Time
+	// confirms is ConfirmOptOut on the confirmation of an opt-out, which
+	// the suppression it confirms does not hold back (confirm.go).
+	confirms string
+	typing   *bool // the simulation flags; nil for a provider without them
+	presence *bool
+	maxText  int // the provider's text limit (0: templating's)
+	loadedAt time.Time
 }
 
 // key is the recipient's address in its row.
@@ -187,6 +190,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	if err := s.parseVariants(id, h); err != nil {
 		return nil, err
 	}
+	s.confirms = h[fConfirms]
 	s.maxText = c.caps.MaxTextLength
 	if c.caps.TypingSimulation {
 		// A campaign made under another provider has no flags: the default.

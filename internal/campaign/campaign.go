@@ -173,6 +173,9 @@ type Campaign struct {
 	// Transactional messages are exempt from FREQUENCY_CAP (a sequence
 	// marked transactional, and its steps).
 	Transactional bool `json:"transactional,omitempty"`
+	// Confirms says the campaign is the confirmation reply to an opt-out
+	// or opt-in keyword (ConfirmOptOut, ConfirmOptIn; confirm.go).
+	Confirms string `json:"confirms,omitempty"`
 }
 
 // Funnel is how far the campaign's messages got, with rates.

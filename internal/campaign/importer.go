@@ -61,6 +61,12 @@ type Draft struct {
 	// Winner the optional test-then-winner mode (variants.go).
 	Variants []DraftVariant
 	Winner   *Winner
+	// EmptyWhenSuppressed makes a file whose every recipient is suppressed
+	// (the others, if any, rejected or duplicates) a campaign completed at
+	// once with its suppressed count, instead of an *InputError: a
+	// recurring run, whose list of opted-out people did nothing wrong. An
+	// upload keeps the error (README "Opt-outs, replies, frequency cap").
+	EmptyWhenSuppressed bool
 }
 
 // Importer turns an upload into a campaign: it streams the CSV, normalises
@@ -163,6 +169,7 @@ func (im *Importer) run(ctx context.Context, c *Campaign, d Draft, src rowSource
 		c.KeyColumns = append(c.KeyColumns, lay.columns[k.index])
 	}
 	run.hold = d.Hold
+	run.emptyWhenSuppressed = d.EmptyWhenSuppressed && !d.AsDraft
 	return run.execute(ctx)
 }
 
@@ -177,6 +184,8 @@ type importRun struct {
 	refused []keyColumn // those it cannot: a row keyed only there is rejected
 	dedupe  *dedupe
 	hold    bool // Draft.Hold
+	// emptyWhenSuppressed is Draft.EmptyWhenSuppressed.
+	emptyWhenSuppressed bool
 
 	created        bool
 	heldRejected   []RejectedRow // rejected before the campaign existed
@@ -248,10 +257,29 @@ func (r *importRun) execute(ctx context.Context) (*Campaign, error) {
 	if failure != nil {
 		return nil, r.abort(failure)
 	}
-	if !r.created {
+	if !r.created && (!r.emptyWhenSuppressed || r.suppressed == 0) {
 		return nil, r.nothingToSend()
 	}
+	if !r.created {
+		if err := r.createSuppressedOnly(ctx); err != nil {
+			return nil, r.abort(err)
+		}
+	}
 	return r.finish(context.WithoutCancel(ctx))
+}
+
+// createSuppressedOnly makes the campaign of a file whose every recipient
+// is suppressed: no recipient, its suppressed, duplicate and rejected
+// counts; finish then completes it (nothing is queued).
+func (r *importRun) createSuppressedOnly(ctx context.Context) error {
+	if err := r.create(ctx); err != nil {
+		return err
+	}
+	batch := rowBatch{duplicates: r.duplicates, suppressed: r.suppressed}
+	if err := r.im.store.addRows(ctx, r.c.ID, batch, r.im.now()); err != nil {
+		return storeFailed(ctx, err)
+	}
+	return storeFailed(ctx, r.im.store.addRejected(ctx, r.c.ID, r.heldRejected, 0))
 }
 
 // finish records that every row is in. A held campaign stays held (and

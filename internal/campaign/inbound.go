@@ -19,6 +19,16 @@ type Inbound struct {
 	audience *audience.Store
 	keywords *audience.Keywords
 	window   time.Duration
+	// confirm queues the keywords' confirmation replies (nil: none).
+	confirm   *Service
+	templates ConfirmTemplates
+}
+
+// WithConfirmations has in answer an opt-out or opt-in keyword with the
+// confirmation reply of t (a template without a name: none) queued on svc.
+func (in *Inbound) WithConfirmations(svc *Service, t ConfirmTemplates) *Inbound {
+	in.confirm, in.templates = svc, t
+	return in
 }
 
 // NewInbound returns the handler of incoming messages; window is
@@ -56,6 +66,9 @@ type InboundResult struct {
 	Recorded   bool
 	// Suppressed and Lifted say the suppression list changed.
 	Suppressed, Lifted bool
+	// Confirmation is the campaign of the keyword's confirmation reply
+	// ("": none).
+	Confirmation string
 }
 
 // Handle acts on m. Acting twice on the same message changes nothing
@@ -86,9 +99,40 @@ func (in *Inbound) Handle(ctx context.Context, m InboundMessage) (InboundResult,
 		}
 	}
 	if a := res.Attributed; a != nil {
-		res.Recorded, err = in.store.recordReply(ctx, a.Campaign, a.Seq, res.Verdict == audience.OptOut, m.At)
+		if res.Recorded, err = in.store.recordReply(ctx, a.Campaign, a.Seq, res.Verdict == audience.OptOut, m.At); err != nil {
+			return res, err
+		}
 	}
+	res.Confirmation, err = in.confirmKeyword(ctx, res, m)
 	return res, err
+}
+
+// confirmKeyword queues the confirmation reply of an opt-out that
+// suppressed its writer, or of an opt-in that lifted it; also when the
+// webhook comes again after a first delivery that changed the list (and
+// maybe failed before the confirmation was queued): a START from someone
+// never suppressed gets none.
+func (in *Inbound) confirmKeyword(ctx context.Context, res InboundResult, m InboundMessage) (string, error) {
+	if in.confirm == nil {
+		return "", nil
+	}
+	c := Confirmation{InboundID: inboundKey(m), Phone: m.From, Account: m.Account}
+	switch {
+	case res.Suppressed:
+		c.Kind, c.Template = ConfirmOptOut, in.templates.OptOut
+	case res.Verdict == audience.OptIn:
+		c.Kind, c.Template = ConfirmOptIn, in.templates.OptIn
+		if !res.Lifted {
+			made, err := in.confirm.confirmationMade(ctx, ConfirmOptIn, m)
+			if err != nil || !made {
+				return "", err
+			}
+		}
+	}
+	if c.Template.Name == "" {
+		return "", nil
+	}
+	return in.confirm.Confirm(ctx, c, time.Now())
 }
 
 // inWindow says whether a message written at wrote answers one sent at
@@ -104,4 +148,17 @@ func clipText(s string) string {
 		return s
 	}
 	return string([]rune(s)[:40]) + "…"
+}
+
+// NoteResolved records the send a message:sent:new event resolved (it was
+// unconfirmed: recipient seq of campaign id) as its recipient's latest
+// message, as the send's answer would have, so that a reply to it is
+// attributed. A keyword's confirmation records nothing (confirm.go).
+func (in *Inbound) NoteResolved(ctx context.Context, ev SentEvent, id string, seq int64) error {
+	c, err := in.store.Get(ctx, id)
+	if err != nil || c.Confirms != "" {
+		return err
+	}
+	m := audience.LastMessage{Campaign: id, Seq: seq, Account: ev.Account, At: ev.At}
+	return AudienceConfig{Store: in.audience, ReplyWindow: in.window}.noteLastMessaged(ctx, ev.Recipient, m)
 }

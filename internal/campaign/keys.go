@@ -137,6 +137,7 @@ const (
 	fOptedOut      = "opted_out"     // recipients who answered with an opt-out keyword
 	fVariants      = "variants"      // JSON list of the A/B variants (absent: one template)
 	fWinner        = "winner"        // JSON Winner: test-then-winner mode, and its choice once made
+	fConfirms      = "confirms"      // on a keyword's confirmation reply: ConfirmOptOut or ConfirmOptIn (confirm.go)
 )
 
 // uidIndexBuckets spreads the message uid index over hashes of a

@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -117,6 +118,7 @@ type Reconciler struct {
 	polls    PollSchedule
 	policy   ReconcilePolicy
 	indexed  bool
+	audience AudienceConfig // a send found is its recipient's latest message, for replies
 	log      *zap.Logger
 	now      func() time.Time
 	specs    specCache
@@ -130,8 +132,10 @@ type ReconcilerDeps struct {
 	Budget   *quota.PollBudget // lookups spend API calls like status polls
 	Polls    PollSchedule      // a send found is followed like any other
 	Policy   ReconcilePolicy
-	// IndexForWebhooks records found messages' uids for webhooks.
+	// IndexForWebhooks records found messages' uids for webhooks, and
+	// each as its recipient's latest message in Audience, for replies.
 	IndexForWebhooks bool
+	Audience         AudienceConfig
 	Log              *zap.Logger
 }
 
@@ -140,7 +144,7 @@ func NewReconciler(d ReconcilerDeps) *Reconciler {
 	caps := d.Provider.Capabilities()
 	r := &Reconciler{store: d.Store, provider: d.Provider, finder: finderOf(d.Provider), caps: caps, queue: d.Queue,
 		service: NewService(d.Store, d.Queue), budget: d.Budget, polls: d.Polls.For(caps),
-		policy: d.Policy.withDefaults(), indexed: d.IndexForWebhooks, log: d.Log, now: time.Now}
+		policy: d.Policy.withDefaults(), indexed: d.IndexForWebhooks, audience: d.Audience, log: d.Log, now: time.Now}
 	r.specs.store, r.specs.caps = d.Store, caps
 	return r
 }
@@ -312,11 +316,34 @@ func (r *Reconciler) found(ctx context.Context, p reconcilePayload, rec record, 
 			r.log.Error("index a reconciled message for webhooks", zap.Error(err))
 		}
 	}
-	sentAt := m.At
-	if sentAt.IsZero() {
-		sentAt = time.UnixMilli(p.Dispatched)
-	}
+	sentAt := orNow(m.At, time.UnixMilli(p.Dispatched))
+	r.noteMessaged(ctx, p, rec.Account, messageAddress(msg), sentAt)
 	return r.queue.TrackSent(ctx, p.Campaign, p.Seq, sentAt, r.polls)
+}
+
+// noteMessaged records a found send as its recipient's latest message, as
+// the send's answer would have (SendHandler.noteMessaged), so that a reply
+// to it is attributed.
+func (r *Reconciler) noteMessaged(ctx context.Context, p reconcilePayload, account, address string, sentAt time.Time) {
+	if !r.indexed {
+		return
+	}
+	spec, err := r.specs.get(ctx, p.Campaign)
+	if err != nil || spec.confirms != "" {
+		return // gone meanwhile, or a keyword's confirmation
+	}
+	m := audience.LastMessage{Campaign: p.Campaign, Seq: p.Seq, Account: account, At: sentAt}
+	if err := r.audience.noteLastMessaged(ctx, address, m); err != nil {
+		r.log.Warn("note the last message to the recipient, for replies", zap.Error(err))
+	}
+}
+
+// orNow is t, or fallback when t is zero.
+func orNow(t, fallback time.Time) time.Time {
+	if t.IsZero() {
+		return fallback
+	}
+	return t
 }
 
 // notFound looks again later, or, past the max age, applies the policy.

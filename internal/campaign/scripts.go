@@ -394,6 +394,14 @@ redis.call('HINCRBY', KEYS[1], 'credits_estimated', ARGV[3])
 return 1
 `)
 
+// createOnceScript writes a new campaign's hash unless it exists. Answers
+// 1 if it wrote it. KEYS: campaign. ARGV: field, value, field, value, ….
+var createOnceScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+`)
+
 // Campaign-hash scripts of the send path: the plan's end, a waiting reason.
 
 // notePlanEndScript keeps the latest planned due time. KEYS: campaign.

@@ -156,7 +156,10 @@ type attemptRun struct {
 	// capAddress is the address whose frequency-cap slot this attempt
 	// reserved ("": none), released when the message does not go out.
 	capAddress string
-	log        *zap.Logger
+	// confirms is the spec's: a keyword's confirmation records no "last
+	// messaged" entry (noteMessaged).
+	confirms string
+	log      *zap.Logger
 }
 
 // ProcessTask implements asynq.Handler.
@@ -172,6 +175,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if spec == nil || err != nil {
 		return err
 	}
+	run.confirms = spec.confirms
 	if err := h.chooseAccount(ctx, spec, run); err != nil {
 		return err
 	}
@@ -407,7 +411,7 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 	if h.indexed {
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
-	h.noteMessaged(ctx, run, msg)
+	h.noteMessaged(ctx, run, messageAddress(msg), h.now())
 	h.track(ctx, run, h.now())
 	return nil
 }
@@ -443,6 +447,7 @@ func (h *SendHandler) indexUnconfirmed(ctx context.Context, run *attemptRun, pho
 	}
 	if ok {
 		run.log.Info("the provider had reported the unconfirmed send: sent", zap.String("message_uid", ev.MessageUID))
+		h.noteMessaged(ctx, run, phone, orNow(ev.At, h.now()))
 		h.track(ctx, run, ev.At)
 	}
 }

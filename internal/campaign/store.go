@@ -54,6 +54,47 @@ func ParseUnixMilli(s string) *time.Time {
 // create writes a new campaign's record and, when listed, lists it among
 // the campaigns (a sequence's steps are not).
 func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, listed bool) error {
+	fields := campaignFields(c, phoneColumn)
+	// Not a transaction: the keys live in different cluster slots. The
+	// record goes first, so an index never names a missing campaign.
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, campaignKey(c.ID), fields)
+		if listed {
+			p.ZAdd(ctx, campaignsIndex, redis.Z{Score: float64(c.CreatedAt.UnixMilli()), Member: c.ID})
+		}
+		p.SAdd(ctx, activeIndex, c.ID)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store campaign %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// createOnce writes an unlisted campaign's record unless a campaign of its
+// id exists (whose record, counts and all, it leaves as they are), and
+// answers whether it wrote it. A campaign whose id is derived from what
+// asks for it (a keyword's confirmation, confirm.go) is so made once
+// however often it is asked for.
+func (s *Store) createOnce(ctx context.Context, c *Campaign, phoneColumn string) (bool, error) {
+	fields := campaignFields(c, phoneColumn)
+	args := make([]any, 0, 2*len(fields))
+	for k, v := range fields {
+		args = append(args, k, v)
+	}
+	n, err := createOnceScript.Run(ctx, s.rdb, []string{campaignKey(c.ID)}, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("store campaign %s: %w", c.ID, err)
+	}
+	// Again on a retry: the first may have stopped between the two.
+	if err := s.rdb.SAdd(ctx, activeIndex, c.ID).Err(); err != nil {
+		return false, fmt.Errorf("store campaign %s: %w", c.ID, err)
+	}
+	return n == 1, nil
+}
+
+// campaignFields are a new campaign's hash fields.
+func campaignFields(c *Campaign, phoneColumn string) map[string]any {
 	accounts, _ := json.Marshal(c.Accounts)
 	columns, _ := json.Marshal(c.Columns)
 	fields := map[string]any{
@@ -98,22 +139,12 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	if c.Transactional {
 		fields[fTransactional] = "1"
 	}
+	if c.Confirms != "" {
+		fields[fConfirms] = c.Confirms
+	}
 	addVariantFields(fields, c)
 	addProviderFields(fields, c)
-	// Not a transaction: the keys live in different cluster slots. The
-	// record goes first, so an index never names a missing campaign.
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, campaignKey(c.ID), fields)
-		if listed {
-			p.ZAdd(ctx, campaignsIndex, redis.Z{Score: float64(c.CreatedAt.UnixMilli()), Member: c.ID})
-		}
-		p.SAdd(ctx, activeIndex, c.ID)
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store campaign %s: %w", c.ID, err)
-	}
-	return nil
+	return fields
 }
 
 // addProviderFields adds to a new campaign's hash fields what follows its
@@ -338,6 +369,7 @@ func campaignFromHash(id string, h map[string]string) *Campaign {
 		c.ETA = end
 	}
 	c.TestOf = h[fTestOf]
+	c.Confirms = h[fConfirms]
 	return c
 }
 
@@ -357,7 +389,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner}
+	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner, fConfirms}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

@@ -237,6 +237,9 @@ func runDraft(id string, def map[string]string, tick int64) (campaign.Draft, err
 		Label:        def[rfLabel],
 		FileUID:      def[rfFileUID],
 		Window:       campaign.DecodeWindow(def[rfWindow]),
+		// A list whose every contact opted out is a run that sends to
+		// nobody, not a failure at every tick.
+		EmptyWhenSuppressed: true,
 	}
 	_ = json.Unmarshal([]byte(def[rfAccounts]), &d.Accounts)
 	d.TypingSimulation, d.PresenceSimulation = savedFlag(def[rfTyping]), savedFlag(def[rfPresence])
