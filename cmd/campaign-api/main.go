@@ -43,15 +43,7 @@ func run(withWorker bool, devData string) error {
 		return err
 	}
 	defer log.Sync() //nolint:errcheck // nothing to do if stderr is gone
-	if len(cfg.APIKeys) == 0 {
-		return errors.New("API_KEYS is empty: set at least one key for the v1 API (make run makes one)")
-	}
-	// No silent sandbox in production: the API refuses to start without a
-	// provider configured, like the workers it serves.
-	if _, err := cfg.ProviderKind(); err != nil {
-		return err
-	}
-	if _, err := cfg.ConfirmTemplates(); err != nil {
+	if err := checkAPIConfig(cfg); err != nil {
 		return err
 	}
 
@@ -103,16 +95,35 @@ func run(withWorker bool, devData string) error {
 		IdleTimeout:       2 * time.Minute,
 	}
 	log.Info("API listening", zap.String("url", "http://"+ln.Addr().String()), zap.String("redis", rdb.URL))
+	return serveUntilDone(ctx, httpServer, ln, cfg.ShutdownTimeout, log)
+}
 
+// checkAPIConfig refuses what the API cannot start with: no API key, no
+// provider configured (no silent sandbox in production, like the workers
+// it serves), a confirmation template that does not exist or does not fit.
+func checkAPIConfig(cfg app.Config) error {
+	if len(cfg.APIKeys) == 0 {
+		return errors.New("API_KEYS is empty: set at least one key for the v1 API (make run makes one)")
+	}
+	if _, err := cfg.ProviderKind(); err != nil {
+		return err
+	}
+	_, err := cfg.ConfirmTemplates()
+	return err
+}
+
+// serveUntilDone serves on ln until the server fails or ctx ends (a
+// signal), then shuts down within timeout.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, log *zap.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(ln) }()
+	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return httpServer.Shutdown(shutdownCtx)
+	return srv.Shutdown(shutdownCtx)
 }

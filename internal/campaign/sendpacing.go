@@ -1,0 +1,121 @@
+package campaign
+
+import (
+	"context"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wacampaign/wacampaign/internal/metrics"
+	"github.com/wacampaign/wacampaign/internal/sender"
+)
+
+// The send path's pacing: the account's slot taken right before the call,
+// short waits slept off and long ones booked on the account's timeline, and
+// a send that reached the wire late moving the account's next slot.
+
+// waitForSlot takes the account's pacing slot, sleeping through short waits
+// (and saying whether it slept).
+// A longer wait books this task a slot of its own on the account's timeline
+// and sends it back to the queue until then: retrying "at the next free
+// slot" instead would have every task that missed one collide again at the
+// next, and again, for as long as the backlog lasts.
+func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, error) {
+	account := run.account
+	slept := false
+	for {
+		wait, err := h.takeOnce(ctx, run)
+		if err != nil {
+			return slept, err
+		}
+		if wait <= 0 {
+			return slept, nil
+		}
+		if wait > h.maxInlineWait {
+			slot, _, err := h.pacer.Plan(ctx, account, 1)
+			if err != nil {
+				return slept, err
+			}
+			return slept, &WaitError{Delay: max(time.Until(slot), wait), Reason: "pacing"}
+		}
+		slept = true
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return slept, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// takeOnce tries to take the account's slot once: for a provider that
+// answers only after the message went out (the gateway, typing), a slot
+// held until the answer (run.hold), so that the account's next send starts
+// an interval after this one went out, however long it took.
+func (h *SendHandler) takeOnce(ctx context.Context, run *attemptRun) (time.Duration, error) {
+	if !h.caps.AnswersAfterSending {
+		return h.pacer.Take(ctx, run.account)
+	}
+	wait, hold, err := h.pacer.TakeHeld(ctx, run.account, h.claimLease)
+	run.hold = hold
+	return wait, err
+}
+
+// endHold frees an account held by this attempt's send, an interval after
+// it went out, ago before now (0: now, or it never went out). A failure
+// costs the account its next slot until the hold lapses, not a message.
+func (h *SendHandler) endHold(ctx context.Context, run *attemptRun, ago time.Duration) {
+	if run.hold == nil {
+		return
+	}
+	if err := run.hold.Answered(context.WithoutCancel(ctx), ago); err != nil {
+		run.log.Warn("free the account's pacing slot after the answer", zap.Error(err))
+	}
+	run.hold = nil
+}
+
+// lateSendSlack is how long a send may take from its pacing slot to the
+// wire before the account's next slot is moved after it. A few ms is the
+// normal cost of the API-call limiter and the HTTP client; more means the
+// process was held back, and without the move the provider would see this
+// send and the account's next one closer than the interval.
+const lateSendSlack = 5 * time.Millisecond
+
+// sendOnTime calls the provider right after the account's pacing slot was
+// taken, and reports a send that reached the wire late to the pacer; or,
+// for a slot held until the answer, frees it an interval after the answer.
+func (h *SendHandler) sendOnTime(ctx context.Context, run *attemptRun, msg sender.Message) (sender.Receipt, error) {
+	if run.hold != nil {
+		receipt, err := h.provider.Send(ctx, msg)
+		ago := time.Duration(0) // no answer: it may have gone out up to now
+		if err == nil && !receipt.AnsweredAt.IsZero() {
+			ago = time.Since(receipt.AnsweredAt)
+		}
+		h.endHold(ctx, run, ago)
+		return receipt, err
+	}
+	account, log := run.account, run.log
+	slotAt := time.Now()
+	var wroteAfter atomic.Int64 // since slotAt, of the last request written; 0: none
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wroteAfter.Store(int64(max(time.Since(slotAt), 1)))
+			}
+		},
+	})
+	receipt, err := h.provider.Send(ctx, msg)
+	if late := time.Duration(wroteAfter.Load()); late > 0 {
+		metrics.PacingLateness(late)
+	}
+	if late := time.Duration(wroteAfter.Load()); late > lateSendSlack {
+		wentOutAgo := time.Since(slotAt) - late
+		if perr := h.pacer.WentOutLate(context.WithoutCancel(ctx), account, wentOutAgo); perr != nil {
+			log.Warn("move the account's next send slot after a late send", zap.Duration("late", late), zap.Error(perr))
+		}
+	}
+	return receipt, err
+}
