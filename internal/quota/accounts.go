@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,15 +41,9 @@ type Account struct {
 // second rather than once per account per second, each read in the path of
 // a send.
 type Accounts struct {
-	rdb      redis.UniversalClient
-	recheck  time.Duration
-	cacheFor time.Duration
-
-	mu     sync.Mutex // guards states and readAt
-	states map[string]accountState
-	readAt time.Time // zero: no snapshot
-
-	refresh sync.Mutex // one snapshot read at a time; the others wait for it
+	rdb     redis.UniversalClient
+	recheck time.Duration
+	states  snapshot[map[string]accountState]
 }
 
 // accountState is what Redis holds per account (JSON in wac:accounts).
@@ -66,7 +59,7 @@ const DisconnectRecheck = 5 * time.Minute
 
 // NewAccounts returns the account registry.
 func NewAccounts(rdb redis.UniversalClient) *Accounts {
-	return &Accounts{rdb: rdb, recheck: DisconnectRecheck, cacheFor: time.Second}
+	return &Accounts{rdb: rdb, recheck: DisconnectRecheck, states: snapshot[map[string]accountState]{ttl: time.Second}}
 }
 
 // Remember lists accounts that campaigns use, so operators see them.
@@ -141,39 +134,26 @@ func (a *Accounts) Usable(ctx context.Context, phone string) (bool, string, erro
 	return true, "", nil
 }
 
-// cached is the account's state in a snapshot at most cacheFor old, read
-// anew when it is older.
+// cached is the account's state in a snapshot at most a second old.
 func (a *Accounts) cached(ctx context.Context, phone string) (accountState, error) {
-	if st, ok := a.fromSnapshot(phone); ok {
-		return st, nil
+	states, err := a.states.get(ctx, a.readStates)
+	if err != nil {
+		return accountState{}, err
 	}
-	a.refresh.Lock()
-	defer a.refresh.Unlock()
-	if st, ok := a.fromSnapshot(phone); ok {
-		return st, nil // read by the goroutine this one waited for
-	}
+	return stateOr(states, phone), nil
+}
+
+// readStates reads every account's state.
+func (a *Accounts) readStates(ctx context.Context) (map[string]accountState, error) {
 	raw, err := a.rdb.HGetAll(ctx, accountsKey).Result()
 	if err != nil {
-		return accountState{}, fmt.Errorf("quota: read sender accounts: %w", err)
+		return nil, fmt.Errorf("quota: read sender accounts: %w", err)
 	}
 	states := make(map[string]accountState, len(raw))
 	for k, v := range raw {
 		states[phoneOfKey(k)] = parseAccountState(v)
 	}
-	a.mu.Lock()
-	a.states, a.readAt = states, time.Now()
-	a.mu.Unlock()
-	return stateOr(states, phone), nil
-}
-
-// fromSnapshot answers the account's state when the snapshot is fresh.
-func (a *Accounts) fromSnapshot(phone string) (accountState, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.readAt.IsZero() || time.Since(a.readAt) > a.cacheFor {
-		return accountState{}, false
-	}
-	return stateOr(a.states, phone), true
+	return states, nil
 }
 
 // stateOr is the account's state in states; an account without a record
@@ -259,17 +239,6 @@ func (a *Accounts) set(ctx context.Context, phone string, st accountState) error
 	if err != nil {
 		return fmt.Errorf("quota: set sender account %s %s: %w", phone, st.Status, err)
 	}
-	a.mu.Lock()
-	if a.states != nil {
-		// This process sees its own change at once; copied, as a
-		// snapshot is never changed once taken.
-		states := make(map[string]accountState, len(a.states)+1)
-		for k, v := range a.states {
-			states[k] = v
-		}
-		states[phone] = st
-		a.states = states
-	}
-	a.mu.Unlock()
+	a.states.forget()
 	return nil
 }

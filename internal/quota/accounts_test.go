@@ -21,7 +21,7 @@ func TestAccountsAcrossProcesses(t *testing.T) {
 	if err := a1.Pause(ctx, phone, "phone lost"); err != nil {
 		t.Fatal(err)
 	}
-	a2.readAt = time.Time{} // the other process's snapshot has lapsed
+	a2.states.forget() // the other process's snapshot has lapsed
 	if ok, why, _ := a2.Usable(ctx, phone); ok || !strings.Contains(why, "paused") {
 		t.Errorf("paused elsewhere: usable %v (%q)", ok, why)
 	}
@@ -82,7 +82,7 @@ func TestAccountsSnapshotAnswersEachAccount(t *testing.T) {
 	if err := writer.MarkDisconnected(ctx, "+14155550102", "refused"); err != nil {
 		t.Fatal(err)
 	}
-	reader.readAt = time.Time{}
+	reader.states.forget()
 	for phone, want := range map[string]string{"+14155550100": "", "+14155550101": "paused", "+14155550102": "disconnected: refused"} {
 		ok, why, err := reader.Usable(ctx, phone)
 		if err != nil || ok != (want == "") || !strings.Contains(why, want) {

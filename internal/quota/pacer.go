@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -38,10 +37,7 @@ type Pacer struct {
 	// HGETALL (only overridden accounts have one), not on every send nor
 	// once per account: a change reaches every worker within a second, and
 	// a worker pacing a thousand accounts reads Redis once a second for it.
-	mu        sync.Mutex // guards overrides and readAt
-	overrides map[string]time.Duration
-	readAt    time.Time // zero: not read yet
-	refresh   sync.Mutex
+	intervals snapshot[map[string]time.Duration] // accounts with an interval of their own (override, slowdown)
 }
 
 const overrideCacheFor = time.Second
@@ -58,9 +54,10 @@ func NewPacer(rdb redis.UniversalClient, interval, jitter time.Duration) *Pacer 
 		interval = DefaultSendInterval
 	}
 	return &Pacer{
-		rdb:      rdb,
-		interval: interval,
-		jitter:   max(0, jitter),
+		rdb:       rdb,
+		interval:  interval,
+		jitter:    max(0, jitter),
+		intervals: snapshot[map[string]time.Duration]{ttl: overrideCacheFor},
 	}
 }
 
@@ -243,9 +240,7 @@ func (p *Pacer) SetInterval(ctx context.Context, account string, d time.Duration
 	if err != nil {
 		return fmt.Errorf("quota: set send interval of account %q to %s: %w", account, d, err)
 	}
-	p.mu.Lock()
-	p.readAt = time.Time{} // this process sees it at once
-	p.mu.Unlock()
+	p.intervals.forget()
 	return nil
 }
 
@@ -263,32 +258,27 @@ func (p *Pacer) SetSlowdown(ctx context.Context, account string, factor int) err
 	if err != nil {
 		return fmt.Errorf("quota: slow account %q down by %d: %w", account, factor, err)
 	}
-	p.mu.Lock()
-	p.readAt = time.Time{} // this process sees it at once
-	p.mu.Unlock()
+	p.intervals.forget()
 	return nil
 }
 
 // Interval is the account's least gap between two sends: its override, or
 // the Pacer's default, times the slowdown health set (SetSlowdown).
 func (p *Pacer) Interval(ctx context.Context, account string) (time.Duration, error) {
-	if d, ok := p.fromSnapshot(account); ok {
+	intervals, err := p.intervals.get(ctx, func(ctx context.Context) (map[string]time.Duration, error) {
+		raw, err := p.rdb.HGetAll(ctx, intervalsKey).Result()
+		if err != nil {
+			return nil, fmt.Errorf("quota: read send intervals: %w", err)
+		}
+		return p.effectiveIntervals(raw), nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if d, ok := intervals[account]; ok {
 		return d, nil
 	}
-	p.refresh.Lock()
-	defer p.refresh.Unlock()
-	if d, ok := p.fromSnapshot(account); ok {
-		return d, nil // read by the goroutine this one waited for
-	}
-	raw, err := p.rdb.HGetAll(ctx, intervalsKey).Result()
-	if err != nil {
-		return 0, fmt.Errorf("quota: read send intervals: %w", err)
-	}
-	overrides := p.effectiveIntervals(raw)
-	p.mu.Lock()
-	p.overrides, p.readAt = overrides, time.Now()
-	p.mu.Unlock()
-	return p.intervalIn(overrides, account), nil
+	return p.interval, nil
 }
 
 // effectiveIntervals turns the intervals hash (each account's override, in
@@ -315,24 +305,6 @@ func (p *Pacer) effectiveIntervals(raw map[string]string) map[string]time.Durati
 		own[account] *= time.Duration(factor)
 	}
 	return own
-}
-
-// fromSnapshot answers the account's interval when the snapshot of the
-// overrides is fresh.
-func (p *Pacer) fromSnapshot(account string) (time.Duration, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.readAt.IsZero() || time.Since(p.readAt) >= overrideCacheFor {
-		return 0, false
-	}
-	return p.intervalIn(p.overrides, account), true
-}
-
-func (p *Pacer) intervalIn(overrides map[string]time.Duration, account string) time.Duration {
-	if d, ok := overrides[account]; ok {
-		return d
-	}
-	return p.interval
 }
 
 // planScript books ARGV[1] slots ARGV[2] ms apart on the timeline KEYS[1]:
