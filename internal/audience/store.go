@@ -163,8 +163,12 @@ type Admission struct {
 }
 
 // Admit is the send path's one round trip to the audience (admitScript):
-// a suppressed address, a full cap, or a reserved cap slot.
+// a suppressed address, a full cap, or a reserved cap slot. A message no
+// cap holds needs only the suppression list: one HGET, not a script.
 func (s *Store) Admit(ctx context.Context, p AdmitParams) (Admission, error) {
+	if !p.Cap.On() {
+		return s.admitUncapped(ctx, p.Address)
+	}
 	res, err := admitScript.Run(ctx, s.rdb, []string{suppressedKey, capKey(p.Address)}, p.Address,
 		capMember(p.Campaign, p.Seq), p.Now.UnixMilli(), p.Cap.Messages, p.Cap.Period.Milliseconds()).StringSlice()
 	if err != nil || len(res) == 0 {
@@ -179,6 +183,18 @@ func (s *Store) Admit(ctx context.Context, p AdmitParams) (Admission, error) {
 		return Admission{CappedUntil: time.UnixMilli(ms)}, nil
 	}
 	return Admission{Reserved: p.Cap.On()}, nil
+}
+
+func (s *Store) admitUncapped(ctx context.Context, address string) (Admission, error) {
+	entry, err := s.rdb.HGet(ctx, suppressedKey, address).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return Admission{}, nil
+	case err != nil:
+		return Admission{}, fmt.Errorf("check the audience of %s: %w", address, err)
+	}
+	e := decodeEntry(address, entry)
+	return Admission{Suppressed: &e}, nil
 }
 
 // ReleaseCap gives back the cap slot of a message that did not go out.
