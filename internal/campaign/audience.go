@@ -56,8 +56,8 @@ func messageAddress(msg sender.Message) string {
 	return msg.JID
 }
 
-// admitAudience is the send path's one look at the audience, right after
-// the claim and before the render and the credits, in one Redis round trip
+// admitAudience is the send path's one look at the audience, before the
+// render and the credits, in one Redis round trip
 // (audience.Store.Admit): a suppressed recipient is settled skipped,
 // "opted out"; one the frequency cap holds back is skipped, "frequency
 // cap", or, under cap_policy defer, given back to wait until the cap frees.
@@ -79,18 +79,13 @@ func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *at
 	}
 	adm, err := h.audience.Store.Admit(ctx, p)
 	if err != nil {
-		if rerr := h.releaseClaim(ctx, run, "the audience could not be checked"); rerr != nil {
-			return true, rerr
-		}
-		return true, err
+		return true, err // nothing taken yet: the task runs again
 	}
 	switch {
 	case adm.Suppressed != nil:
 		return true, h.finish(ctx, run, record{State: StateSkipped, Reason: ReasonOptedOut, Account: run.account}, 0)
 	case !adm.CappedUntil.IsZero() && spec.capPolicy == CapDefer:
-		if err := h.releaseClaim(ctx, run, ReasonFrequencyCap); err != nil {
-			return true, err
-		}
+		h.releaseCap(ctx, run)
 		return true, &WaitError{Delay: max(adm.CappedUntil.Sub(h.now()), time.Second), Reason: ReasonFrequencyCap, NotEarlier: true}
 	case !adm.CappedUntil.IsZero():
 		return true, h.finish(ctx, run, record{State: StateSkipped, Reason: ReasonFrequencyCap, Account: run.account}, 0)

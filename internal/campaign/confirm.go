@@ -15,7 +15,7 @@ import (
 
 // A keyword's confirmation reply (OPTOUT_CONFIRM_TEMPLATE,
 // OPTIN_CONFIRM_TEMPLATE) goes through the send path like any message (the
-// claim, the credits, the account's pacing, the dispatch mark,
+// credits, the account's pacing, the claim and its dispatch mark,
 // reconciliation, status polls) because it is a campaign of its own, as a
 // test send is: unlisted, one recipient (the writer), from the account
 // written to. Its id is derived from the incoming message's, so a retried

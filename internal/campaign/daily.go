@@ -18,7 +18,7 @@ import (
 // Daily caps and warm-up ramps: after the credits and
 // before the pacing slot, a send reserves one of its account's messages of
 // the day (quota.DailyLimits). An account whose allowance is spent is given
-// up for the day: the claim and the credits go back and the task runs again
+// up for the day: the credits go back and the task runs again
 // at once, when pickAccount passes the spent account over for another of
 // the campaign's; with none left the recipient waits until tomorrow (UTC),
 // a wait that spends no retry.

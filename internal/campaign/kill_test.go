@@ -14,8 +14,8 @@ import (
 )
 
 // TestWorkerKilledBeforeDispatchSendsOnceAndNeverUnknown kills a real
-// worker process (SIGKILL, no goodbye) while it holds a recipient's claim
-// and naps for the account's pacing slot, before the dispatch mark. The
+// worker process (SIGKILL, no goodbye) while its send task naps for the
+// account's pacing slot, before the claim and its dispatch mark. The
 // recipient is then sent once, by the task asynq hands on, and nothing ever
 // calls it unknown or unconfirmed.
 //
@@ -38,15 +38,21 @@ func TestWorkerKilledBeforeDispatchSendsOnceAndNeverUnknown(t *testing.T) {
 
 	worker := startWorkerProcess(t, bin, f, interval)
 	waitFor(t, 20*time.Second, "the worker to read the quota", func() bool { return f.sandbox.APICallsUsed() > 0 })
-	// The account's slot was just taken: the task will claim, then nap for
-	// most of the interval before its dispatch mark.
+	// The account's slot was just taken: the task will nap for most of the
+	// interval before its claim.
 	if _, err := quota.NewPacer(f.rdb, interval, 0).Take(ctx, account); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.queue.enqueueSend(ctx, c.ID, 0, round, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the claim", func() bool { return f.recipient(c.ID, 0).State == StateSending })
+	waitFor(t, 10*time.Second, "the task to be running", func() bool {
+		active, err := f.inspector.ListActiveTasks(QueueSend)
+		return err == nil && len(active) == 1
+	})
+	if r := f.recipient(c.ID, 0); r.State != StateQueued {
+		t.Fatalf("the napping task's recipient is %s; want queued: it is claimed only as its request is written", r.State)
+	}
 	if err := worker.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,14 @@ import (
 )
 
 // onSendError records what a failed provider call means for the recipient,
-// the account and the campaign: DESIGN.md's error table. dispatched is when
-// the dispatch mark was written (zero: the request never left).
-func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg sender.Message, sendErr error, res *quota.Reservation, dispatched time.Time) error {
+// the account and the campaign: DESIGN.md's error table.
+func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg sender.Message, sendErr error, res *quota.Reservation) error {
+	if notTaken, ok := errors.AsType[*claimNotTaken](sendErr); ok {
+		h.settleCredits(res, false, run.log)
+		h.releaseDay(ctx, run)
+		h.releaseCap(ctx, run)
+		return h.claimRefused(ctx, run, recipientPhone(msg), notTaken.res)
+	}
 	var pe *sender.Error
 	if !errors.As(sendErr, &pe) {
 		pe = &sender.Error{Kind: sender.Transient, Message: sendErr.Error(), Err: sendErr}
@@ -32,11 +37,8 @@ func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg send
 	}
 
 	switch {
-	case errors.Is(sendErr, errClaimLost):
-		run.log.Warn("another attempt took the recipient before this one wrote its request; nothing sent")
-		return nil
 	case pe.Kind == sender.Unconfirmed:
-		return h.markUnconfirmed(ctx, run, recipientPhone(msg), pe, dispatched)
+		return h.markUnconfirmed(ctx, run, recipientPhone(msg), pe, run.dispatched)
 	case pe.Kind == sender.Invalid && run.account != "" && onlyField(pe, "whatsapp_account_phone"):
 		return h.restAccount(ctx, run, pe)
 	case pe.Kind == sender.Invalid || pe.Kind == sender.NotFound:
@@ -193,8 +195,13 @@ func onlyField(pe *sender.Error, field string) bool {
 	return true
 }
 
-// finish records the outcome of a claimed attempt.
+// finish records the outcome of an attempt: of its claim once it took one,
+// else of the queued recipient (skipped for its audience, a message that
+// cannot be rendered).
 func (h *SendHandler) finish(ctx context.Context, run *attemptRun, rec record, credits int) error {
+	if !run.claimed {
+		return h.finishFrom(ctx, run, StateQueued, rec, credits)
+	}
 	return h.finishFrom(ctx, run, StateSending, rec, credits)
 }
 
@@ -228,8 +235,8 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	}
 	run.log.Error("could not record the outcome; the task runs again", zap.String("state", string(rec.State)), zap.String("message_uid", rec.UID), zap.Error(err))
 	// The task must run again, or nothing would ever settle the claim: the
-	// next run waits for the claim's lease, then sends (no dispatch mark)
-	// or reconciles (a mark: the message may have gone out).
+	// next run waits for the claim's lease, then reconciles (the claim is
+	// the dispatch mark: the message may have gone out).
 	return err
 }
 
@@ -237,6 +244,10 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 // happen. why goes into the recipient's history.
 func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why string) error {
 	h.releaseCap(ctx, run)
+	if !run.claimed {
+		return nil // still queued: the claim is taken only as the request is written
+	}
+	run.claimed = false
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	released, err := h.store.settle(ctx, settleParams{Campaign: run.Campaign, Seq: run.Seq, From: StateSending,

@@ -7,7 +7,7 @@ import "github.com/redis/go-redis/v9"
 // answers into typed values. Store is the only holder of the Redis client.
 //
 // A recipient's state and the campaign's state counters change only here:
-// claimScript, dispatchScript, settleScript, statusScript,
+// claimScript, settleScript, statusScript,
 // skipQueuedScript, requeueFailedScript and resolveUnconfirmedScript move a
 // recipient and its counters; addRowOnceScript adds one (queued), as
 // Store.addRows does for an import's batches. Each moves the counters and
@@ -18,9 +18,9 @@ import "github.com/redis/go-redis/v9"
 //
 // A state record is JSON: {"s": state, "r": reason, "a": account,
 // "u": message uid, "t": unix ms of the change}. While the recipient is
-// "sending" it also names the attempt that claimed it ("o") and when that
-// claim lapses ("l", unix ms), and, once the attempt is about to write its
-// request to the provider, when it did so ("d", unix ms: the dispatch mark).
+// "sending" it also names the attempt that claimed it ("o"), when that
+// claim lapses ("l", unix ms) and when it was taken, right before the
+// request was written ("d", unix ms: the dispatch mark).
 // An "unconfirmed" record keeps "o" and "d": the send that may have gone
 // out. A history is a string of entries (history.go).
 
@@ -55,30 +55,37 @@ local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', deliv
   failed = 'f', skipped = 'k', unknown = 'u'}
 `
 
-// claimScript is the worker's claim on a recipient before it calls the
-// provider: the "SET NX of an attempt record" of DESIGN.md.
+// claimScript is the worker's claim on a recipient, taken right before its
+// request is written to the provider, after every wait (render, credits,
+// pacing, the API-call ceiling): the "SET NX of an attempt record" of
+// DESIGN.md and the dispatch mark in one step. From the moment it answers
+// "claimed" a lost answer means "maybe sent"; before it, nothing of this
+// attempt can have reached the provider. There is no state in between, so
+// a worker that dies leaves either a queued recipient or a dispatched one.
 //
-// KEYS: campaign, state bucket, rows bucket, history bucket.
+// KEYS: campaign, state bucket, history bucket.
 // ARGV: seq, now (unix ms), account, attempt id, claim lease (ms), the
-// task's round, reason recorded when a dispatched attempt is found dead.
+// task's round, reason recorded when a dispatched attempt is found dead,
+// mode ("dispatch" to claim; "inspect" only settles a dead attempt's claim
+// and answers {"free"} where it would have claimed).
 //
 // The lease tells a live attempt from a dead one. It outlasts the provider
 // call (the client's timeout) but ends before asynq hands a dead worker's task
 // to another worker, so a claim found with its lease running belongs to an
 // attempt still in flight (a duplicate task running at the same time: leave
-// it alone). A claim found lapsed belongs to an attempt that died; the
-// dispatch mark says where: without it the request never left (the
-// recipient is simply claimed again and sent), with it the request may have
-// reached the provider (the recipient becomes unconfirmed, for
-// reconciliation, and is not sent again here).
+// it alone). A claim found lapsed belongs to an attempt that died after its
+// request may have left: the recipient becomes unconfirmed, for
+// reconciliation, and is not sent again here. (A lapsed claim without a
+// dispatch mark, written before claims and marks were one step, never
+// reached the provider and is simply claimed again.)
 //
-// Answers {"claimed", row}, {"settled", state} (an earlier attempt finished,
-// or reconciliation has it), {"inflight", lease end}, {"unconfirmed", row,
-// dispatched at, account}, {"stale"} (the task belongs to an earlier round),
-// {"status", status} (the campaign is not running), or {"gone"} (no such
-// campaign or row).
+// Answers {"claimed"}, {"free"} (inspect: nothing held it), {"settled",
+// state} (an earlier attempt finished, or reconciliation has it),
+// {"inflight", lease end}, {"unconfirmed", dispatched at, account},
+// {"stale"} (the task belongs to an earlier round), {"status", status}
+// (the campaign is not running), or {"gone"} (no such campaign).
 var claimScript = redis.NewScript(luaLib + `
-local ck, sk, rk, hk = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
 local seq, now = ARGV[1], ARGV[2]
 local v = redis.call('HMGET', ck, 'status', 'round')
 local status = v[1]
@@ -97,41 +104,20 @@ if cur then
     redis.call('HINCRBY', ck, 'sending', -1)
     redis.call('HINCRBY', ck, 'unconfirmed', 1)
     hist(ck, hk, seq, 'c', now, ARGV[7])
-    return {'unconfirmed', redis.call('HGET', rk, seq) or '', rec.d, rec.a or ''}
+    return {'unconfirmed', rec.d, rec.a or ''}
   end
-  retaken = true -- died before its request was written: nothing reached the provider
+  retaken = true
 end
-local row = redis.call('HGET', rk, seq)
-if not row then return {'gone'} end
+if ARGV[8] ~= 'dispatch' then return {'free'} end
 local lease = string.format('%d', tonumber(now) + tonumber(ARGV[5]))
-redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease}))
+redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease, d = now}))
 if not retaken then
   redis.call('HINCRBY', ck, 'queued', -1)
   redis.call('HINCRBY', ck, 'sending', 1)
 end
 hist(ck, hk, seq, 'g', now, ARGV[3])
-if redis.call('HEXISTS', ck, 'started_at') == 0 then
-  redis.call('HSET', ck, 'started_at', now)
-end
-return {'claimed', row}
-`)
-
-// dispatchScript is the dispatch mark: written right before the attempt's
-// request goes to the provider, after every wait. From here on a lost answer
-// means "maybe sent". The lease is renewed, so it covers the provider call.
-//
-// KEYS: state bucket. ARGV: seq, attempt id, now (unix ms), lease (ms).
-// Answers 1, or 0 when the attempt no longer holds the claim (it must not
-// send).
-var dispatchScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then return 0 end
-local rec = cjson.decode(cur)
-if rec.s ~= 'sending' or rec.o ~= ARGV[2] then return 0 end
-rec.d = ARGV[3]
-rec.l = string.format('%d', tonumber(ARGV[3]) + tonumber(ARGV[4]))
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(rec))
-return 1
+redis.call('HSETNX', ck, 'started_at', now)
+return {'claimed'}
 `)
 
 // settleScript moves a recipient from the state the caller saw to a new one.

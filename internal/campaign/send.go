@@ -19,9 +19,10 @@ import (
 
 // SendHandler runs a recipient's send task, the pipeline of DESIGN.md, read
 // top to bottom in ProcessTask: the campaign still sending this round, a
-// usable sender account, the claim, the rendered message, the credits, the
-// account's pacing slot, the dispatch mark and the provider call, the
-// recorded outcome. Every path ends in a recorded state, in a retry that
+// usable sender account, the recipient not yet sent nor held, its audience,
+// the rendered message, the credits, the account's pacing slot, then the
+// claim and dispatch mark in one step right before the provider call, and
+// the recorded outcome. Every path ends in a recorded state, in a retry that
 // provably sent nothing, or in "unconfirmed", which reconciliation settles.
 type SendHandler struct {
 	store     *Store
@@ -150,6 +151,11 @@ type attemptRun struct {
 	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
 	day     *quota.DayReservation // one of the account's messages of today
 	winner  string                // the campaign's A/B winner once chosen
+	// claimed says the attempt holds the recipient's claim: taken right
+	// before its request was written, so from then on its message may have
+	// gone out.
+	claimed    bool
+	dispatched time.Time // when the claim (and dispatch mark) was taken
 	// capAddress is the address whose frequency-cap slot this attempt
 	// reserved ("": none), released when the message does not go out.
 	capAddress string
@@ -176,7 +182,7 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err := h.chooseAccount(ctx, spec, run); err != nil {
 		return err
 	}
-	row, err := h.claim(ctx, spec, run)
+	row, err := h.look(ctx, spec, run)
 	if row == nil || err != nil {
 		return err
 	}
@@ -197,9 +203,9 @@ func (h *SendHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if ok, err := h.takeSlot(ctx, run, reservation); !ok {
 		return err
 	}
-	receipt, dispatched, sendErr := h.dispatch(ctx, run, msg)
+	receipt, sendErr := h.dispatch(ctx, run, msg)
 	if sendErr != nil {
-		return h.onSendError(ctx, run, msg, sendErr, reservation, dispatched)
+		return h.onSendError(ctx, run, msg, sendErr, reservation)
 	}
 	return h.recordSent(ctx, run, msg, receipt, reservation)
 }
@@ -270,36 +276,67 @@ func (h *SendHandler) chooseAccount(ctx context.Context, spec *sendSpec, run *at
 	return nil
 }
 
-// claim takes the recipient for this attempt and answers its row; a nil
-// row means another attempt has it or had it, and this task is done.
-func (h *SendHandler) claim(ctx context.Context, spec *sendSpec, run *attemptRun) ([]string, error) {
+// look reads the recipient before anything is spent on it, and answers its
+// row; a nil row means there is nothing to do (gone, settled, or held by
+// an attempt that died after its request may have left: reconciliation
+// takes that one, see settleDeadClaim).
+func (h *SendHandler) look(ctx context.Context, spec *sendSpec, run *attemptRun) ([]string, error) {
+	row, rec, err := h.store.candidate(ctx, run.Campaign, run.Seq)
+	if row == nil || err != nil || rec == nil {
+		return row, err
+	}
+	if rec.State != StateSending {
+		return nil, nil // settled, or reconciliation has it
+	}
+	if lease := ParseUnixMilli(rec.Lease); lease != nil && lease.After(h.now()) {
+		return nil, h.claimRefused(ctx, run, "", claimResult{outcome: claimInflight, leaseEnds: *lease})
+	}
+	if rec.Dispatched == "" {
+		return row, nil // an old claim that lapsed before its request was written: send
+	}
+	return h.settleDeadClaim(ctx, spec, run, row)
+}
+
+// settleDeadClaim lets the claim script settle the lapsed claim of an
+// attempt that died after its request may have left: the recipient becomes
+// unconfirmed and is reconciled, not sent again here.
+func (h *SendHandler) settleDeadClaim(ctx context.Context, spec *sendSpec, run *attemptRun, row []string) ([]string, error) {
 	res, err := h.store.claim(ctx, claimParams{Campaign: run.Campaign, Seq: run.Seq, Round: run.Round,
-		Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: h.now()})
+		Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: h.now(), InspectOnly: true})
 	if err != nil {
 		return nil, err
 	}
+	if res.outcome == claimFree {
+		return row, nil // released meanwhile: an ordinary send
+	}
+	phone := ""
+	if key, err := spec.key(row); err == nil {
+		phone = key.phone()
+	}
+	return nil, h.claimRefused(ctx, run, phone, res)
+}
+
+// claimRefused is what a task does when the recipient's claim is not its to
+// take; phone is the recipient's, for a send found unconfirmed.
+func (h *SendHandler) claimRefused(ctx context.Context, run *attemptRun, phone string, res claimResult) error {
 	switch res.outcome {
-	case claimTaken:
-		return res.row, nil
 	case claimUnconfirmed:
 		run.log.Warn("an earlier attempt died after handing the message to the provider; reconciling, not resending")
-		if key, err := spec.key(res.row); err == nil {
-			h.indexUnconfirmed(ctx, run, key.phone())
-		}
+		h.indexUnconfirmed(ctx, run, phone)
 		dispatched := res.dispatched
 		if dispatched.IsZero() {
 			dispatched = h.now()
 		}
-		return nil, h.reconcileLater(ctx, run, dispatched)
+		return h.reconcileLater(ctx, run, dispatched)
 	case claimInflight:
 		// Another attempt holds the claim: a duplicate run at the same
 		// time, or an attempt that could not record its outcome (Redis
 		// was down) and whose task this may be. Dropping this task could
 		// leave the recipient "sending" for good; looking again once the
 		// lease has run out settles it either way.
-		return nil, &WaitError{Delay: max(time.Until(res.leaseEnds), 0) + time.Second, Reason: "another attempt holds the recipient"}
+		return &WaitError{Delay: max(time.Until(res.leaseEnds), 0) + time.Second, Reason: "another attempt holds the recipient"}
 	}
-	return nil, nil // settled, outdated, campaign stopped
+	return nil // settled, outdated, campaign stopped
 }
 
 // reserveCredits reserves the message's credits in the shared ledger. None
@@ -371,31 +408,34 @@ func (h *SendHandler) takeSlot(ctx context.Context, run *attemptRun, reservation
 	return true, nil
 }
 
-// errClaimLost stops a send whose attempt no longer holds the claim by the
-// time it would write its request (its lease lapsed during a long wait and
-// another attempt took the recipient).
-var errClaimLost = errors.New("the attempt no longer holds the recipient's claim")
+// claimNotTaken stops a send whose claim, taken right before its request
+// would be written, went to someone else or found the campaign moved on:
+// nothing was written.
+type claimNotTaken struct{ res claimResult }
+
+func (e *claimNotTaken) Error() string {
+	return "the recipient's claim was not this attempt's to take: " + string(e.res.outcome)
+}
 
 // dispatch calls the provider. Right before the request is written, after
-// every wait of the client's own, the attempt records the dispatch mark:
-// from then on a lost answer means "maybe sent". It answers when the mark
-// was written (zero when it was not).
-func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.Message) (sender.Receipt, time.Time, error) {
-	var dispatched time.Time
+// every wait of the client's own, the attempt takes the recipient's claim,
+// which is also the dispatch mark: from then on a lost answer means "maybe
+// sent".
+func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.Message) (sender.Receipt, error) {
 	ctx = sender.BeforeDispatch(ctx, func(ctx context.Context) error {
 		at := h.now()
-		ok, err := h.store.markDispatched(ctx, run.Campaign, run.Seq, run.id, h.claimLease, at)
+		res, err := h.store.claim(ctx, claimParams{Campaign: run.Campaign, Seq: run.Seq, Round: run.Round,
+			Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: at})
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return errClaimLost
+		if res.outcome != claimTaken {
+			return &claimNotTaken{res: res}
 		}
-		dispatched = at
+		run.claimed, run.dispatched = true, at
 		return nil
 	})
-	receipt, err := h.sendOnTime(ctx, run, msg)
-	return receipt, dispatched, err
+	return h.sendOnTime(ctx, run, msg)
 }
 
 // recordSent records an accepted message and starts following it.

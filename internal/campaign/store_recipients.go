@@ -28,8 +28,9 @@ type record struct {
 	At      string `json:"t,omitempty"` // unix ms; a string because Lua's cjson rounds large numbers
 	Owner   string `json:"o,omitempty"` // the attempt holding a "sending" claim
 	Lease   string `json:"l,omitempty"` // unix ms when that claim lapses
-	// Dispatched is when the attempt was about to write its request to the
-	// provider (unix ms): from then on a lost answer means "maybe sent".
+	// Dispatched is when the attempt took its claim, right before it wrote
+	// its request to the provider (unix ms): from then on a lost answer
+	// means "maybe sent".
 	Dispatched string `json:"d,omitempty"`
 	// RepliedAt and OptedOutAt (unix ms) are kept by replyScript: the
 	// recipient wrote back, and wrote an opt-out keyword.
@@ -155,13 +156,14 @@ func (s *Store) finishImport(ctx context.Context, id string, now time.Time) erro
 type claimOutcome string
 
 const (
-	claimTaken       claimOutcome = "claimed"     // this attempt holds the claim: send
+	claimTaken       claimOutcome = "claimed"     // this attempt holds the claim and writes its request now
+	claimFree        claimOutcome = "free"        // inspect: nobody holds it
 	claimSettled     claimOutcome = "settled"     // an earlier attempt finished, or reconciliation has it
 	claimInflight    claimOutcome = "inflight"    // another live attempt holds it
 	claimUnconfirmed claimOutcome = "unconfirmed" // a dead attempt had dispatched: now unconfirmed
 	claimStale       claimOutcome = "stale"       // the task belongs to an earlier round
 	claimStopped     claimOutcome = "status"      // the campaign is not running
-	claimGone        claimOutcome = "gone"        // no such campaign or recipient
+	claimGone        claimOutcome = "gone"        // no such campaign
 )
 
 // claimParams name one claim attempt.
@@ -173,45 +175,46 @@ type claimParams struct {
 	Attempt  string
 	Lease    time.Duration
 	Now      time.Time
+	// InspectOnly settles a dead attempt's claim and claims nothing.
+	InspectOnly bool
 }
 
-// claimResult is the answer of claimScript: the recipient's row when
-// claimed or found unconfirmed, and for the latter when and from which
-// account the dead attempt dispatched; for a claim in flight, when its
-// lease ends.
+// claimResult is the answer of claimScript: for a recipient found
+// unconfirmed, when and from which account the dead attempt dispatched;
+// for a claim in flight, when its lease ends.
 type claimResult struct {
 	outcome    claimOutcome
-	row        []string
 	dispatched time.Time
 	account    string
 	leaseEnds  time.Time
 }
 
+// claim runs claimScript: the claim and dispatch mark of an attempt about
+// to write its request, or (InspectOnly) the settling of a dead one's.
 func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
+	mode := "dispatch"
+	if p.InspectOnly {
+		mode = "inspect"
+	}
 	res, err := claimScript.Run(ctx, s.rdb,
-		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), rowsKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
-		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
+		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch, mode,
 	).StringSlice()
 	if err != nil {
 		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
 	}
 	out := claimResult{outcome: claimOutcome(res[0])}
-	if (out.outcome == claimTaken || out.outcome == claimUnconfirmed) && len(res) > 1 {
-		out.row = decodeRow(res[1])
-	}
-	if out.outcome == claimInflight && len(res) > 1 {
+	switch {
+	case out.outcome == claimInflight && len(res) > 1:
 		if t := ParseUnixMilli(res[1]); t != nil {
 			out.leaseEnds = *t
 		}
-	}
-	if out.outcome == claimUnconfirmed {
+	case out.outcome == claimUnconfirmed && len(res) > 2:
 		metrics.Outcome(string(StateUnconfirmed))
-	}
-	if out.outcome == claimUnconfirmed && len(res) > 3 {
-		if t := ParseUnixMilli(res[2]); t != nil {
+		if t := ParseUnixMilli(res[1]); t != nil {
 			out.dispatched = *t
 		}
-		out.account = res[3]
+		out.account = res[2]
 	}
 	return out, nil
 }
@@ -220,14 +223,31 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 // before it died after writing its request to the provider.
 const reasonDiedAfterDispatch = "the worker stopped while handing the message to the provider; checking with the provider before anything is sent again"
 
-// markDispatched is the dispatch mark (see dispatchScript). It answers false
-// when the attempt no longer holds the claim: it must not send.
-func (s *Store) markDispatched(ctx context.Context, id string, seq int64, attempt string, lease time.Duration, now time.Time) (bool, error) {
-	n, err := dispatchScript.Run(ctx, s.rdb, []string{stateKey(id, seq)}, seq, attempt, UnixMilli(now), lease.Milliseconds()).Int()
-	if err != nil {
-		return false, fmt.Errorf("mark the send of recipient %d of campaign %s: %w", seq, id, err)
+// candidate is what a send task reads of its recipient before anything
+// else, in one round trip: the row (nil: gone) and the state record (nil:
+// queued, nobody holds it).
+func (s *Store) candidate(ctx context.Context, id string, seq int64) ([]string, *record, error) {
+	field := strconv.FormatInt(seq, 10)
+	var row, state *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		row = p.HGet(ctx, rowsKey(id, seq), field)
+		state = p.HGet(ctx, stateKey(id, seq), field)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("read recipient %d of campaign %s: %w", seq, id, err)
 	}
-	return n == 1, nil
+	if row.Err() != nil {
+		return nil, nil, nil
+	}
+	if state.Err() != nil {
+		return decodeRow(row.Val()), nil, nil
+	}
+	rec, err := decodeRecord(state.Val())
+	if err != nil {
+		return nil, nil, fmt.Errorf("recipient %d of campaign %s: %w", seq, id, err)
+	}
+	return decodeRow(row.Val()), &rec, nil
 }
 
 // settleParams describe one move of a recipient from the state the caller
