@@ -41,6 +41,7 @@ type sendSpec struct {
 	typing   *bool // the simulation flags; nil for a provider without them
 	presence *bool
 	maxText  int // the provider's text limit (0: templating's)
+	created  *time.Time
 	loadedAt time.Time
 }
 
@@ -177,6 +178,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 		template: tmpl,
 		label:    h[fLabel],
 		fileUID:  h[fFileUID],
+		created:  ParseUnixMilli(h[fCreatedAt]),
 		loadedAt: time.Now(),
 	}
 	_ = json.Unmarshal([]byte(h[fAccounts]), &s.accounts)

@@ -151,6 +151,11 @@ type attemptRun struct {
 	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
 	day     *quota.DayReservation // one of the account's messages of today
 	winner  string                // the campaign's A/B winner once chosen
+	// created and started are the campaign's created_at and whether its
+	// started_at is set, as the caches know them: the claim need not read
+	// them.
+	created *time.Time
+	started bool
 	// claimed says the attempt holds the recipient's claim: taken right
 	// before its request was written, so from then on its message may have
 	// gone out.
@@ -242,6 +247,7 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 		return nil, err
 	}
 	run.winner = gate.winner
+	run.created, run.started = spec.created, gate.started != nil
 	if spec.winner != nil && gate.winner == "" {
 		if err := h.untilWinner(ctx, spec, run); err != nil {
 			return nil, err
@@ -425,7 +431,7 @@ func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.
 	ctx = sender.BeforeDispatch(ctx, func(ctx context.Context) error {
 		at := h.now()
 		res, err := h.store.claim(ctx, claimParams{Campaign: run.Campaign, Seq: run.Seq, Round: run.Round,
-			Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: at})
+			Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: at, Created: run.created, Started: run.started})
 		if err != nil {
 			return err
 		}

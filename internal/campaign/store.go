@@ -389,7 +389,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner, fConfirms}
+	names := []string{fName, fCreatedAt, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner, fConfirms}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

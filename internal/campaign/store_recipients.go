@@ -177,6 +177,10 @@ type claimParams struct {
 	Now      time.Time
 	// InspectOnly settles a dead attempt's claim and claims nothing.
 	InspectOnly bool
+	// Created is the campaign's created_at and Started that its started_at
+	// is set, when the caller knows (each spares the script a command).
+	Created *time.Time
+	Started bool
 }
 
 // claimResult is the answer of claimScript: for a recipient found
@@ -196,9 +200,17 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 	if p.InspectOnly {
 		mode = "inspect"
 	}
+	created, started := "", ""
+	if p.Created != nil {
+		created = UnixMilli(*p.Created)
+	}
+	if p.Started {
+		started = "1"
+	}
 	res, err := claimScript.Run(ctx, s.rdb,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
 		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch, mode,
+		created, started,
 	).StringSlice()
 	if err != nil {
 		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
