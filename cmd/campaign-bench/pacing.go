@@ -119,15 +119,20 @@ func (p *pacingBench) run() error {
 	return p.analyse(sb.Messages(), accounts, first)
 }
 
-// waitReady waits until the three asynq servers have registered and the
-// credit ledger has read the provider's quota: setup, not part of the figure.
+// waitReady waits until the three workers' asynq servers (two lanes each)
+// have registered and the credit ledger has read the provider's quota:
+// setup, not part of the figure.
 func (p *pacingBench) waitReady(ctx context.Context, client *harness.APIClient) error {
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: p.b.addr})
 	defer insp.Close()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		servers, err := insp.Servers()
-		if err == nil && len(servers) >= pacingWorkers && client.CreditsSynced(ctx) {
+		workers := map[int]bool{}
+		for _, s := range servers {
+			workers[s.PID] = true
+		}
+		if err == nil && len(workers) >= pacingWorkers && client.CreditsSynced(ctx) {
 			return nil
 		}
 		if time.Now().After(deadline) {
