@@ -114,9 +114,45 @@ func (p *pacingBench) run() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	cpu0 := p.cpuOf(workers)
 	time.Sleep(time.Until(first.Add(pacingWindow + 500*time.Millisecond)))
+	used := p.cpuOf(workers).minus(cpu0)
 	stopWorkers()
-	return p.analyse(sb.Messages(), accounts, first)
+	if err := p.analyse(sb.Messages(), accounts, first); err != nil {
+		return err
+	}
+	p.reportCPU(used)
+	return nil
+}
+
+// cpuUse is the CPU time the figure's processes used: the workers, the
+// redis-server and this process (the sandbox, and campaign-api's share is
+// left out: it only answers the upload).
+type cpuUse struct{ workers, redis, sandbox time.Duration }
+
+func (c cpuUse) minus(d cpuUse) cpuUse {
+	return cpuUse{c.workers - d.workers, c.redis - d.redis, c.sandbox - d.sandbox}
+}
+
+func (p *pacingBench) cpuOf(workers []*harness.Child) cpuUse {
+	var c cpuUse
+	for _, wk := range workers {
+		d, _ := cpuTime(wk.Pid())
+		c.workers += d
+	}
+	c.redis, c.sandbox = p.b.redisCPU(), selfCPU()
+	return c
+}
+
+// reportCPU says what the window cost the machine: what limits the figure
+// when the cores are full.
+func (p *pacingBench) reportCPU(c cpuUse) {
+	cores := float64(numCPU()) * pacingWindow.Seconds()
+	share := func(d time.Duration) float64 { return 100 * d.Seconds() / cores }
+	line := fmt.Sprintf("CPU over the window: workers %s (%.0f%% of %d cores), redis-server %s (%.0f%%), the sandbox and this program %s (%.0f%%)",
+		roundDur(c.workers), share(c.workers), numCPU(), roundDur(c.redis), share(c.redis), roundDur(c.sandbox), share(c.sandbox))
+	fmt.Println("  " + line)
+	p.b.note("4. " + line + ".")
 }
 
 // waitReady waits until the three workers' asynq servers (two lanes each)
