@@ -176,7 +176,7 @@ func (h *SendHandler) retryLater(ctx context.Context, run *attemptRun, pe *sende
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
 		// The release above put it back to queued; it fails from there.
-		return h.finishFrom(ctx, run, StateQueued, record{State: StateFailed, Reason: fmt.Sprintf("provider unavailable after %d attempts: %s", retried+1, pe.Reason()), Account: run.account}, 0)
+		return h.finishFrom(ctx, run, StateQueued, record{State: StateFailed, Reason: fmt.Sprintf("provider unavailable after %d attempts: %s", retried+1, pe.Reason()), Account: run.account}, 0, time.Time{})
 	}
 	return fmt.Errorf("send recipient %d of campaign %s: %w", run.Seq, run.Campaign, sendErr)
 }
@@ -195,10 +195,13 @@ func onlyField(pe *sender.Error, field string) bool {
 
 // finish records the outcome of a claimed attempt.
 func (h *SendHandler) finish(ctx context.Context, run *attemptRun, rec record, credits int) error {
-	return h.finishFrom(ctx, run, StateSending, rec, credits)
+	return h.finishFrom(ctx, run, StateSending, rec, credits, time.Time{})
 }
 
-func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from State, rec record, credits int) error {
+// finishFrom records an outcome of a recipient seen in state from; pollAt
+// (non-zero on a send recorded sent) is when its first status poll is due,
+// entered in the campaign's poll set by the same script.
+func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from State, rec record, credits int, pollAt time.Time) error {
 	// The outcome must be written even when the task's context is ending
 	// (shutdown): a message that went out and is not recorded would be
 	// reconciled by the next attempt rather than known.
@@ -207,7 +210,7 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	if rec.State != StateSent && rec.State != StateUnconfirmed {
 		h.releaseCap(ctx, run) // nothing went out
 	}
-	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason}
+	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt}
 	if from == StateSending {
 		p.Attempt = run.id
 	}
