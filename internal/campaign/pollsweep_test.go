@@ -265,3 +265,34 @@ func (f *fixture) otherProcess() *fixture {
 	other.queue = NewEnqueuer(client, quota.NewPacer(rdb, time.Millisecond, 0))
 	return &other
 }
+
+// TestReconciledSendGetsItsFirstPollWithTheRecord: an unconfirmed send that
+// reconciliation finds at the provider is recorded sent with its first
+// poll, which the sweeper queues like a send's.
+func TestReconciledSendGetsItsFirstPollWithTheRecord(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	policy := ReconcilePolicy{After: time.Millisecond, MaxAge: time.Millisecond, Resend: true}
+	f.reconciler = NewReconciler(ReconcilerDeps{Store: f.store, Provider: f.client, Queue: f.queue, Policy: policy, Polls: minuteThenFive, Log: f.handler.log})
+	c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
+	ctx := context.Background()
+	f.deadAttempt(c.ID, 0, true)
+	if _, err := f.client.Send(ctx, sender.Message{Phone: "+12025550101", Text: "Hi Ann"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	f.reconcileAll()
+	if r := f.recipient(c.ID, 0); r.State != StateSent {
+		t.Fatalf("recipient %s after reconciliation, want sent", r.State)
+	}
+	if n := f.sweep(time.Now().Add(2 * time.Minute)); n != 1 {
+		t.Fatalf("the sweeper queued %d polls of the reconciled send, want 1", n)
+	}
+	if n := f.runQueued(QueueStatus, TypePoll, "", f.tracker(minuteThenFive)); n != 1 {
+		t.Fatalf("ran %d polls, want 1", n)
+	}
+	if words := providerStatuses(f.recipient(c.ID, 0)); len(words) != 1 || words[0] != "Sent" {
+		t.Errorf("provider statuses in the history %v, want [Sent]", words)
+	}
+}
