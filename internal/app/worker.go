@@ -36,6 +36,10 @@ type Worker struct {
 	// retention expires finished campaigns after CAMPAIGN_RETENTION and
 	// logs their completion (every replica runs one; a lock takes turns).
 	retention *campaign.RetentionKeeper
+	// polls enqueues the first status polls that sent messages' outcome
+	// records entered in their campaigns' poll sets (every replica runs
+	// one; a lock takes turns).
+	polls *campaign.PollSweeper
 
 	stopSync context.CancelFunc
 	syncDone sync.WaitGroup
@@ -108,6 +112,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		recurring: recurring.NewScheduler(svc.Recurring, svc.Queue, log.Named("recurring")),
 		janitor:   campaign.NewUploadJanitor(svc.Store, o.janitorEvery, o.uploadStall, log.Named("janitor")),
 		retention: campaign.NewRetentionKeeper(svc.Store, cfg.CampaignRetention, o.retentionEvery, o.retentionGrace, log.Named("lifecycle")),
+		polls:     campaign.NewPollSweeper(svc.Store, svc.Enqueuer, 0, log.Named("track")),
 	}
 }
 
@@ -198,6 +203,11 @@ func (w *Worker) Start() error {
 	go func() {
 		defer w.syncDone.Done()
 		w.retention.Run(ctx)
+	}()
+	w.syncDone.Add(1)
+	go func() {
+		defer w.syncDone.Done()
+		w.polls.Run(ctx)
 	}()
 	if err := w.sendLane.Start(w.mux); err != nil {
 		cancel()

@@ -16,6 +16,7 @@ import (
 //	wac:campaigns:retained      ZSET  ended campaign id → when its keys expire (unix ms): pruned from the indexes then
 //	wac:retention:lock          STRING held by the worker making a pass of the retention keeper
 //	wac:janitor:uploads         STRING held by the worker making a pass of the upload janitor
+//	wac:polls:lock              STRING held by the worker making a pass of the poll sweeper
 //	wac:c:{id}                  HASH  metadata and counters (see field names below)
 //	wac:c:{id}:rows:<bucket>    HASH  seq → the recipient's CSV values, written at import, never changed
 //	wac:c:{id}:st:<bucket>      HASH  seq → state record; absent while the recipient is queued
@@ -24,6 +25,7 @@ import (
 //	wac:c:{id}:retry            LIST  recipients requeued by retry-failed, not yet enqueued
 //	wac:c:{id}:rownums          HASH  seq → the row it came from, for the first previewRows recipients
 //	wac:c:{id}:tests            LIST  ids of the campaign's test sends, oldest first (testsend.go)
+//	wac:c:{id}:polls            ZSET  seq → when its first status poll is due (unix ms), until the poll sweeper enqueues it
 //	wac:uid:<bucket>            HASH  message uid → "<campaign>/<seq>" (uidIndexBuckets buckets by hash of the uid)
 //	wac:unknown:<phone>         SET   "<campaign>/<seq>" of recipients whose send is unconfirmed (a day)
 //	wac:sentev:<phone>          LIST  recent message:sent:new events that matched no recipient (JSON; ten minutes)
@@ -44,6 +46,7 @@ const (
 	endedIndex      = KeyPrefix + "campaigns:ended"
 	retainedIndex   = KeyPrefix + "campaigns:retained"
 	retentionLock   = KeyPrefix + "retention:lock"
+	pollSweepLock   = KeyPrefix + "polls:lock" // the worker making this pass of the poll sweeper
 	bucketSize      = 1024
 	fieldSeparator  = "\x1f" // ASCII unit separator between a row's values
 	maxFieldsLength = 64 << 10
@@ -77,6 +80,12 @@ func rowNumbersKey(id string) string { return campaignKey(id) + ":rownums" }
 // one recipient, named by testSendID.
 func testsKey(id string) string { return campaignKey(id) + ":tests" }
 
+// pollsKey holds the first status polls of the campaign's sent messages
+// until the poll sweeper (pollsweep.go) enqueues them: the outcome script
+// writes an entry in the same step that records the message sent, so no
+// crash between the two can lose its tracking.
+func pollsKey(id string) string { return campaignKey(id) + ":polls" }
+
 // testSendID names a campaign's nth test send (from 1). The campaign id
 // stays a prefix, so its hash tag differs: a test send is a campaign.
 func testSendID(id string, n int64) string { return id + ".t" + strconv.FormatInt(n, 10) }
@@ -84,7 +93,7 @@ func testSendID(id string, n int64) string { return id + ".t" + strconv.FormatIn
 // campaignKeys are every key of one campaign of total recipients: all share
 // its hash tag, so one script may delete them, also on Redis Cluster.
 func campaignKeys(id string, total int64) []string {
-	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id), rowNumbersKey(id), testsKey(id)}
+	keys := []string{campaignKey(id), rejectedKey(id), retryListKey(id), rowNumbersKey(id), testsKey(id), pollsKey(id)}
 	for first := int64(0); first < total; first += bucketSize {
 		keys = append(keys, rowsKey(id, first), stateKey(id, first), historyKey(id, first))
 	}

@@ -42,7 +42,7 @@ func (f *fixture) queued(queue, typ string) []*asynq.TaskInfo {
 	f.t.Helper()
 	var out []*asynq.TaskInfo
 	for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){f.inspector.ListScheduledTasks, f.inspector.ListPendingTasks} {
-		infos, err := list(queue)
+		infos, err := list(queue, asynq.PageSize(10_000)) // not only the first page of 30
 		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 			f.t.Fatal(err)
 		}

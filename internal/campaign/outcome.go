@@ -178,7 +178,7 @@ func (h *SendHandler) retryLater(ctx context.Context, run *attemptRun, pe *sende
 	maxRetry, ok := asynq.GetMaxRetry(ctx)
 	if ok && retried >= maxRetry {
 		// The release above put it back to queued; it fails from there.
-		return h.finishFrom(ctx, run, StateQueued, record{State: StateFailed, Reason: fmt.Sprintf("provider unavailable after %d attempts: %s", retried+1, pe.Reason()), Account: run.account}, 0)
+		return h.finishFrom(ctx, run, StateQueued, record{State: StateFailed, Reason: fmt.Sprintf("provider unavailable after %d attempts: %s", retried+1, pe.Reason()), Account: run.account}, 0, time.Time{})
 	}
 	return fmt.Errorf("send recipient %d of campaign %s: %w", run.Seq, run.Campaign, sendErr)
 }
@@ -199,13 +199,22 @@ func onlyField(pe *sender.Error, field string) bool {
 // else of the queued recipient (skipped for its audience, a message that
 // cannot be rendered).
 func (h *SendHandler) finish(ctx context.Context, run *attemptRun, rec record, credits int) error {
-	if !run.claimed {
-		return h.finishFrom(ctx, run, StateQueued, rec, credits)
-	}
-	return h.finishFrom(ctx, run, StateSending, rec, credits)
+	return h.finishSent(ctx, run, rec, credits, time.Time{})
 }
 
-func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from State, rec record, credits int) error {
+// finishSent is finish with, for a message recorded sent, when its first
+// status poll is due (zero: none).
+func (h *SendHandler) finishSent(ctx context.Context, run *attemptRun, rec record, credits int, pollAt time.Time) error {
+	if !run.claimed {
+		return h.finishFrom(ctx, run, StateQueued, rec, credits, pollAt)
+	}
+	return h.finishFrom(ctx, run, StateSending, rec, credits, pollAt)
+}
+
+// finishFrom records an outcome of a recipient seen in state from; pollAt
+// (non-zero on a send recorded sent) is when its first status poll is due,
+// entered in the campaign's poll set by the same script.
+func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from State, rec record, credits int, pollAt time.Time) error {
 	// The outcome must be written even when the task's context is ending
 	// (shutdown): a message that went out and is not recorded would be
 	// reconciled by the next attempt rather than known.
@@ -214,7 +223,7 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	if rec.State != StateSent && rec.State != StateUnconfirmed {
 		h.releaseCap(ctx, run) // nothing went out
 	}
-	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason}
+	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt}
 	if from == StateSending {
 		p.Attempt = run.id
 	}

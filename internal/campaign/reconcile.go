@@ -305,10 +305,15 @@ func lookupError(err error) error {
 }
 
 // found records an unconfirmed send the provider has: sent, with its uid,
-// and followed like any other send.
+// and followed like any other send (its first status poll entered with the
+// record, for the poll sweeper).
 func (r *Reconciler) found(ctx context.Context, p reconcilePayload, rec record, msg sender.Message, m sender.SentMessage) error {
-	sent := record{State: StateSent, Account: rec.Account, UID: m.UID}
-	if err := r.settle(ctx, p, sent, m.UID, r.caps.Credits(msg)); err != nil {
+	sentAt := orNow(m.At, time.UnixMilli(p.Dispatched))
+	firstPoll, _ := r.polls.at(sentAt, 0)
+	_, err := r.store.settle(ctx, settleParams{Campaign: p.Campaign, Seq: p.Seq, From: StateUnconfirmed,
+		Record: record{State: StateSent, Account: rec.Account, UID: m.UID}, Detail: m.UID, Credits: r.caps.Credits(msg),
+		Now: r.now(), PollAt: firstPoll})
+	if err != nil {
 		return err
 	}
 	if r.indexed {
@@ -316,9 +321,8 @@ func (r *Reconciler) found(ctx context.Context, p reconcilePayload, rec record, 
 			r.log.Error("index a reconciled message for webhooks", zap.Error(err))
 		}
 	}
-	sentAt := orNow(m.At, time.UnixMilli(p.Dispatched))
 	r.noteMessaged(ctx, p, rec.Account, messageAddress(msg), sentAt)
-	return r.queue.TrackSent(ctx, p.Campaign, p.Seq, sentAt, r.polls)
+	return nil
 }
 
 // noteMessaged records a found send as its recipient's latest message, as

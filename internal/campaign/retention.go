@@ -114,7 +114,7 @@ func (k *RetentionKeeper) expireEnded(ctx context.Context) error {
 				finished = now
 			}
 			if now.Sub(finished) >= k.grace {
-				err = k.store.expireCampaign(ctx, c.id, finished.Add(k.retention))
+				_, err = k.store.expireCampaign(ctx, c.id, finished.Add(k.retention))
 			}
 		}
 		if err != nil {

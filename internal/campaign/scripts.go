@@ -129,14 +129,19 @@ return {'claimed'}
 // the queue after the campaign was cancelled ends skipped, with the cancel's
 // reason.
 //
-// KEYS: campaign, state bucket, history bucket.
+// KEYS: campaign, state bucket, history bucket, the campaign's poll set.
 // ARGV: seq, expected state, new state, new record (JSON), credits spent,
-// now (unix ms), attempt id ("" when any holder may settle), history detail.
+// now (unix ms), attempt id ("" when any holder may settle), history detail,
+// when the first status poll is due (unix ms; "" none).
 //
 // With an attempt id, only that attempt's record may be settled; an attempt
 // expecting "sending" also settles its own send after it was found
 // unconfirmed meanwhile: its answer, when it finally came, beats
 // reconciliation.
+//
+// A recipient moved to "sent" with a first poll due is entered in the poll
+// set in the same step, for the poll sweeper to enqueue: a worker dying
+// right after this script cannot leave a sent message unfollowed.
 //
 // Answers 1, or 0 when the recipient is no longer in the expected state
 // (someone else settled it; nothing changed).
@@ -174,6 +179,9 @@ redis.call('HINCRBY', ck, from, -1)
 redis.call('HINCRBY', ck, to, 1)
 hist(ck, hk, seq, codes[to], now, ARGV[8])
 if credits ~= 0 then redis.call('HINCRBY', ck, 'credits_spent', credits) end
+if to == 'sent' and (ARGV[9] or '') ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[9], seq)
+end
 if to == 'sent' then
   local reason = redis.call('HGET', ck, 'reason')
   if reason and string.sub(reason, 1, 12) == 'waiting for ' then

@@ -444,10 +444,15 @@ func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.
 	return h.sendOnTime(ctx, run, msg)
 }
 
-// recordSent records an accepted message and starts following it.
+// recordSent records an accepted message and starts following it: the
+// outcome script itself enters its first status poll in the campaign's poll
+// set (the poll sweeper enqueues it when due), so no crash after the record
+// can leave the message untracked.
 func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sender.Message, receipt sender.Receipt, reservation *quota.Reservation) error {
 	h.settleCredits(reservation, true, run.log)
-	if err := h.finish(ctx, run, record{State: StateSent, Account: run.account, UID: receipt.MessageUID}, h.caps.Credits(msg)); err != nil {
+	firstPoll, _ := h.polls.at(h.now(), 0) // zero when the provider keeps no status history
+	sent := record{State: StateSent, Account: run.account, UID: receipt.MessageUID}
+	if err := h.finishSent(ctx, run, sent, h.caps.Credits(msg), firstPoll); err != nil {
 		return err
 	}
 	h.noteHealth(ctx, run, quota.OutcomeSent)
@@ -455,7 +460,6 @@ func (h *SendHandler) recordSent(ctx context.Context, run *attemptRun, msg sende
 		h.indexSent(context.WithoutCancel(ctx), run, msg, receipt.MessageUID)
 	}
 	h.noteMessaged(ctx, run, messageAddress(msg), h.now())
-	h.track(ctx, run, h.now())
 	return nil
 }
 
@@ -516,9 +520,10 @@ func (h *SendHandler) untilWindowOpens(ctx context.Context, spec *sendSpec, p se
 	return &WaitError{Delay: open.Sub(now) + rand.N(time.Minute), Reason: "outside the send window", NotEarlier: true}
 }
 
-// track starts following a message sent at sent. A failure here costs the
-// recipient its tracking, not its message: it is logged, not retried (a
-// retry would find the recipient settled and do nothing).
+// track starts following a message sent at sent that was recorded sent
+// elsewhere (an unconfirmed send the provider had reported). A failure here
+// costs the recipient its tracking, not its message: it is logged, not
+// retried (a retry would find the recipient settled and do nothing).
 func (h *SendHandler) track(ctx context.Context, run *attemptRun, sent time.Time) {
 	if err := h.queue.TrackSent(context.WithoutCancel(ctx), run.Campaign, run.Seq, sent, h.polls); err != nil {
 		run.log.Error("could not schedule the status polls of a sent message", zap.Error(err))

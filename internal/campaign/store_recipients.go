@@ -275,15 +275,22 @@ type settleParams struct {
 	Credits int    // credits spent, added to the campaign's
 	Detail  string // for the history: a reason, a message uid, why a claim was released
 	Now     time.Time
+	// PollAt, on a move to "sent", is when the message's first status poll
+	// is due (zero: none): the move enters it in the campaign's poll set.
+	PollAt time.Time
 }
 
 // settle moves a recipient (see settleScript). It answers false when the
 // recipient was no longer in state From (or no longer held by Attempt).
 func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
 	p.Record.At = UnixMilli(p.Now)
+	pollAt := ""
+	if !p.PollAt.IsZero() {
+		pollAt = UnixMilli(p.PollAt)
+	}
 	n, err := settleScript.Run(ctx, s.rdb,
-		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
-		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail,
+		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq), pollsKey(p.Campaign)},
+		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail, pollAt,
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)

@@ -79,16 +79,33 @@ func (s *Store) dropFromIndexes(ctx context.Context, id string) error {
 
 // expireCampaign sets every key of an ended campaign to expire at, drops its
 // message uids from the webhook index (no webhook comes for a message of an
-// ended campaign this late), and lists it as retained until then.
-func (s *Store) expireCampaign(ctx context.Context, id string, at time.Time) error {
-	total, err := s.rdb.HGet(ctx, campaignKey(id), fTotal).Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("read campaign %s: %w", id, err)
+// ended campaign this late), and lists it as retained until then. A
+// campaign whose poll set still holds first status polls is left as it is
+// (answering false): it stays on the ended index, where the poll sweeper
+// looks, until the sweeper has enqueued them.
+func (s *Store) expireCampaign(ctx context.Context, id string, at time.Time) (bool, error) {
+	var total *redis.StringCmd
+	var polls *redis.IntCmd
+	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		total = p.HGet(ctx, campaignKey(id), fTotal)
+		polls = p.ZCard(ctx, pollsKey(id))
+		return nil
+	}); err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("read campaign %s: %w", id, err)
 	}
+	if polls.Val() > 0 {
+		return false, nil
+	}
+	return true, s.setExpiry(ctx, id, total.Val(), at)
+}
+
+// setExpiry is expireCampaign's work on a campaign of total recipients.
+func (s *Store) setExpiry(ctx context.Context, id, totalField string, at time.Time) error {
+	total, _ := strconv.ParseInt(totalField, 10, 64)
 	if err := s.unindexMessages(ctx, id, total); err != nil {
 		return err
 	}
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range campaignKeys(id, total) {
 			p.PExpireAt(ctx, k, at)
 		}

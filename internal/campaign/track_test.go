@@ -37,9 +37,12 @@ func TestPollsTurnProviderStatusesIntoHistory(t *testing.T) {
 	}
 
 	// Before the provider has delivered it, a poll learns "Sent" only and
-	// schedules the next one.
-	if n := f.runQueued(QueueStatus, TypePoll, "", tracker); n != 1 {
+	// schedules the next one. The first is queued by the poll sweeper.
+	if n := f.sweep(time.Now().Add(time.Minute)); n != 1 {
 		t.Fatalf("the send scheduled %d polls, want 1", n)
+	}
+	if n := f.runQueued(QueueStatus, TypePoll, "", tracker); n != 1 {
+		t.Fatalf("the sweeper queued %d polls, want 1", n)
 	}
 	if r := f.recipient(c.ID, 0); r.State != StateSent {
 		t.Fatalf("after the first poll the recipient is %s, want sent", r.State)
