@@ -137,23 +137,9 @@ func NewCallLimiter(rdb redis.UniversalClient, perSecond int) *CallLimiter {
 // error when ctx is done, or with a *CallLimitError when the next slot
 // comes after ctx's deadline.
 func (c *CallLimiter) Wait(ctx context.Context) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("quota: waiting for an API call slot: %w", context.Cause(ctx))
-	}
-	deadline, _ := ctx.Deadline()
-	c.mu.Lock()
-	now := time.Now()
-	c.demand.add(now, 1)
-	at, ok := c.lease.take(now, deadline)
-	c.mu.Unlock()
-	if !ok && !at.IsZero() {
-		return &CallLimitError{Wait: max(time.Until(at), time.Millisecond)}
-	}
-	if !ok {
-		var err error
-		if at, err = c.leaseAndTake(ctx, deadline); err != nil {
-			return err
-		}
+	at, err := c.grant(ctx)
+	if err != nil {
+		return err
 	}
 	if d := time.Until(at); d > 0 {
 		if err := sleep(ctx, d); err != nil {
@@ -161,6 +147,27 @@ func (c *CallLimiter) Wait(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// grant takes a slot for one call, and answers its time: the call may be
+// made then (or at once, when that has passed).
+func (c *CallLimiter) grant(ctx context.Context) (time.Time, error) {
+	if ctx.Err() != nil {
+		return time.Time{}, fmt.Errorf("quota: waiting for an API call slot: %w", context.Cause(ctx))
+	}
+	deadline, _ := ctx.Deadline()
+	c.mu.Lock()
+	now := time.Now()
+	c.demand.add(now, 1)
+	at, ok := c.lease.take(now, deadline)
+	c.mu.Unlock()
+	switch {
+	case ok:
+		return at, nil
+	case !at.IsZero():
+		return time.Time{}, &CallLimitError{Wait: max(time.Until(at), time.Millisecond)}
+	}
+	return c.leaseAndTake(ctx, deadline)
 }
 
 // leaseAndTake leases slots when this process has none left, and takes the

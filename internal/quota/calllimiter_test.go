@@ -3,8 +3,6 @@ package quota_test
 import (
 	"context"
 	"errors"
-	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,68 +106,6 @@ func TestCallLimiterWaitEndsEarly(t *testing.T) {
 			defer cancel()
 			tt.want(t, l.Wait(ctx))
 		})
-	}
-}
-
-// TestCallLimiterLeasesKeepTheCeiling runs three limiters (three
-// processes) on one Redis under contention, at a ceiling where a lease
-// holds more than one slot: no one-second window holds more than the
-// ceiling plus one call.
-func TestCallLimiterLeasesKeepTheCeiling(t *testing.T) {
-	const (
-		perSecond = 60 // a lease holds up to 3 slots
-		duration  = 2500 * time.Millisecond
-	)
-	var limiters []*quota.CallLimiter
-	var scripts []*scriptCalls
-	for _, c := range processes(t, 3) {
-		limiters = append(limiters, quota.NewCallLimiter(c, perSecond))
-		scripts = append(scripts, countScripts(c))
-	}
-	ctx, cancel := context.WithTimeout(testContext(t), duration)
-	defer cancel()
-
-	var mu sync.Mutex
-	var calls []time.Time
-	var wg sync.WaitGroup
-	for g := range 12 {
-		l := limiters[g%len(limiters)]
-		wg.Go(func() {
-			for {
-				err := l.Wait(ctx)
-				if err != nil {
-					if !errors.Is(err, quota.ErrCallLimited) && ctx.Err() == nil {
-						t.Error(err)
-					}
-					return
-				}
-				mu.Lock()
-				calls = append(calls, time.Now())
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-
-	var leases int64
-	for _, s := range scripts {
-		leases += s.n.Load()
-	}
-	t.Logf("%d calls, %d leases", len(calls), leases)
-	if leases >= int64(len(calls)) {
-		t.Errorf("%d leases for %d calls: no lease held more than one slot; the case tests nothing", leases, len(calls))
-	}
-
-	slices.SortFunc(calls, func(a, b time.Time) int { return a.Compare(b) })
-	if len(calls) < perSecond {
-		t.Fatalf("%d calls in %s at %d/s: the limiter starves its callers", len(calls), duration, perSecond)
-	}
-	for i, first := range calls {
-		// The calls in [first, first+1s).
-		n := sort.Search(len(calls), func(j int) bool { return !calls[j].Before(first.Add(time.Second)) }) - i
-		if n > perSecond+1 {
-			t.Fatalf("%d calls in the second from %s, want at most %d", n, first.Format(time.StampMicro), perSecond+1)
-		}
 	}
 }
 
