@@ -42,12 +42,15 @@ const (
 	// every few seconds, and a block is never near the leak grace.
 	blockMaxAge = 5 * time.Second
 
-	// A close that fails (Redis unreachable) is tried again every
-	// blockCloseRetry, blockCloseAttempts times; after that the block is
-	// left to the leak grace, as a crashed process's would be.
-	blockCloseRetry    = time.Second
-	blockCloseAttempts = 60
-	blockCloseTimeout  = 10 * time.Second
+	// A close that fails (Redis unreachable) is tried again before this
+	// process's next lease, by Flush, and every blockCloseRetry, until the
+	// ledger's leak grace has passed: a sync has dropped the block by then,
+	// as it would a crashed process's. Meanwhile all its credits count as
+	// reserved, never as available. Retries do not hammer an outage: after
+	// a run of failed dials go-redis stops dialing for a while, which would
+	// hold up the send path's own recovery.
+	blockCloseRetry   = 30 * time.Second
+	blockCloseTimeout = 10 * time.Second
 )
 
 // leaseScript opens a block: an open reservation of up to ARGV[1] credits
@@ -189,6 +192,7 @@ func (l *CreditLedger) Flush(ctx context.Context) error {
 	l.mu.Lock()
 	idle := l.retireLocked()
 	l.mu.Unlock()
+	l.retryUnclosed(ctx)
 	if idle == nil {
 		return nil
 	}
@@ -207,9 +211,10 @@ func (l *CreditLedger) leaseAndTake(ctx context.Context, n int) (*Reservation, e
 	want := max(n, min(l.maxBlock, l.demand.recent(time.Now())))
 	epoch := l.epoch
 	l.mu.Unlock()
+	// Closed blocks' rests come back before the lease asks for more. A
+	// failed close is tried again later; the lease does not need it.
+	l.retryUnclosed(ctx)
 	if old != nil {
-		// Its rest comes back before the lease asks for more. A failed
-		// close is tried again on its own; the lease does not need it.
 		_ = l.closeBlock(ctx, old)
 	}
 	b, err := l.lease(ctx, n, want)
@@ -281,22 +286,61 @@ func (l *CreditLedger) closeWhenIdle(b *creditBlock, after time.Duration) {
 	})
 }
 
-// closeBlock runs b's close script; when that fails it tries again later,
-// on its own, and answers the error.
+// closeBlock runs b's close script. When that fails b joins the unclosed
+// blocks, tried again later, and the error is answered.
 func (l *CreditLedger) closeBlock(ctx context.Context, b *creditBlock) error {
-	if err := l.runClose(ctx, b); err != nil {
-		l.retryClose(b, 1)
-		return err
+	err := l.runClose(ctx, b)
+	if err != nil {
+		l.mu.Lock()
+		l.unclosed = append(l.unclosed, b)
+		arm := !l.retrying
+		l.retrying = true
+		l.mu.Unlock()
+		if arm {
+			l.retryUnclosedLater(time.Now().Add(l.leakGrace))
+		}
 	}
-	return nil
+	return err
 }
 
-func (l *CreditLedger) retryClose(b *creditBlock, attempt int) {
+// retryUnclosed tries again to close the blocks whose close failed. Each
+// is taken off the list while it is tried, so no block is closed twice at
+// once; one that fails again goes back on it.
+func (l *CreditLedger) retryUnclosed(ctx context.Context) {
+	l.mu.Lock()
+	blocks := l.unclosed
+	l.unclosed = nil
+	l.mu.Unlock()
+	var failed []*creditBlock
+	for _, b := range blocks {
+		if l.runClose(ctx, b) != nil {
+			failed = append(failed, b)
+		}
+	}
+	if len(failed) > 0 {
+		l.mu.Lock()
+		l.unclosed = append(l.unclosed, failed...)
+		l.mu.Unlock()
+	}
+}
+
+// retryUnclosedLater tries the unclosed blocks every blockCloseRetry until
+// there are none or giveUp has passed. One runs at a time (l.retrying).
+func (l *CreditLedger) retryUnclosedLater(giveUp time.Time) {
 	time.AfterFunc(blockCloseRetry, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), blockCloseTimeout)
 		defer cancel()
-		if l.runClose(ctx, b) != nil && attempt < blockCloseAttempts {
-			l.retryClose(b, attempt+1)
+		l.retryUnclosed(ctx)
+		l.mu.Lock()
+		left := len(l.unclosed) > 0
+		if left && !time.Now().Before(giveUp) {
+			l.unclosed = nil // dropped by a sync by now, as leaked
+			left = false
+		}
+		l.retrying = left
+		l.mu.Unlock()
+		if left {
+			l.retryUnclosedLater(giveUp)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wacampaign/wacampaign/internal/quota"
+	"github.com/wacampaign/wacampaign/internal/redistest"
 )
 
 // TestAbandonedBlockStaysReservedUntilTheLeakGrace: a process that dies
@@ -160,4 +161,36 @@ func TestCreditBlocksAmortiseRedisWork(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFailedCloseIsTriedAgain: a block whose close fails (Redis is down as
+// its last reservation commits) keeps its credits reserved, never
+// available, and is closed before the process's next lease: its spending
+// reaches the ledger.
+func TestFailedCloseIsTriedAgain(t *testing.T) {
+	ctx := testContext(t)
+	srv := redistest.Start(t)
+	l := quota.NewCreditLedger(srv.Client(t))
+	now, err := l.Now(ctx)
+	must(t, err)
+	syncLedger(t, ctx, l, 10, now)
+	r := reserve(t, ctx, l, 1)
+
+	srv.Stop(t)
+	if err := r.Commit(ctx); err == nil {
+		t.Fatal("Commit with Redis down answered no error")
+	}
+	srv.Restart(t)
+	if b := balance(t, ctx, l); b.Reserved != 1 || b.Spent != 0 {
+		t.Errorf("after the failed close: %+v, want its credit reserved", b)
+	}
+	var next *quota.Reservation
+	waitFor(t, "a reservation once Redis is back", func() bool {
+		next, err = l.Reserve(ctx, 1)
+		return err == nil
+	})
+	must(t, next.Commit(ctx))
+	if b := balance(t, ctx, l); b.Reserved != 0 || b.Spent != 2 || b.Available != 8 {
+		t.Errorf("after the next lease: %+v, want 2 spent, nothing reserved, 8 available", b)
+	}
 }

@@ -60,6 +60,9 @@ type CreditLedger struct {
 	demand  demandMeter   // credits this process asked for lately: the next block's size
 	epoch   int           // Exhausted calls so far: a block leased across one hands nothing out
 	leasing chan struct{} // one block lease at a time: the others wait for it, not for Redis
+
+	unclosed []*creditBlock // blocks whose close failed, to be tried again
+	retrying bool           // a timer tries them again
 }
 
 // LedgerOption configures a CreditLedger.
