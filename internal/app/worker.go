@@ -24,7 +24,8 @@ type Worker struct {
 	otherLane *asynq.Server
 	mux       *asynq.ServeMux
 	syncer    *quota.QuotaSyncer
-	queue     *asynq.Client // for the tasks the worker's own tasks enqueue
+	ledger    *quota.CreditLedger // flushed at shutdown: its block's credits come back at once
+	queue     *asynq.Client       // for the tasks the worker's own tasks enqueue
 	log       *zap.Logger
 
 	// recurring starts the runs of recurring campaigns: every replica runs
@@ -107,6 +108,7 @@ func NewWorker(cfg Config, rdb *Redis, p *Provider, log *zap.Logger, opts ...Wor
 		otherLane: newTaskServer(cfg, rdb, otherQueues, otherLaneConcurrency(cfg.WorkerConcurrency), log),
 		mux:       taskHandlers(cfg, rdb, svc, p.Provider, syncer, o, log),
 		syncer:    syncer,
+		ledger:    svc.Ledger,
 		queue:     svc.Queue,
 		log:       log,
 		recurring: recurring.NewScheduler(svc.Recurring, svc.Queue, log.Named("recurring")),
@@ -235,6 +237,13 @@ func (w *Worker) Shutdown() {
 	}
 	lanes.Wait()
 	_ = w.queue.Close()
+	// The sends are over: the credits this process leased and did not use
+	// go back now, not at a restart's idle close nobody would run.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := w.ledger.Flush(ctx); err != nil {
+		w.log.Warn("give back the credits this worker held", zap.Error(err))
+	}
+	cancel()
 	if w.stopSync != nil {
 		w.stopSync()
 		w.syncDone.Wait()

@@ -485,6 +485,11 @@ func TestExhaustedAPICallsWaitWithTheirOwnReason(t *testing.T) {
 	if got.Status != StatusRunning || got.Reason != ReasonWaitingForAPICalls || got.Counts.Queued != 1 {
 		t.Errorf("campaign %s %q %+v; want running, waiting for API calls, one queued", got.Status, got.Reason, got.Counts)
 	}
+	// The worker's credit block, which the refused send gave its credit
+	// back to, is given back too.
+	if err := f.ledger.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if bal, _ := f.ledger.Balance(ctx); bal.Available != 10_000-1 || bal.Reserved != 0 {
 		t.Errorf("ledger %+v: an API-call shortage must leave the credits alone", bal)
 	}

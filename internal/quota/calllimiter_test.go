@@ -108,3 +108,46 @@ func TestCallLimiterWaitEndsEarly(t *testing.T) {
 		})
 	}
 }
+
+// TestCallLimiterAmortisesRedisWork: at a high ceiling, callers share
+// leases; at the default ceiling every call is a lease of its own.
+func TestCallLimiterAmortisesRedisWork(t *testing.T) {
+	tests := []struct {
+		name        string
+		perSecond   int
+		goroutines  int
+		each        int
+		wantAtMost  float64 // scripts per call
+		wantAtLeast float64
+	}{
+		{name: "high ceiling", perSecond: 1_000_000, goroutines: 32, each: 50, wantAtMost: 0.1},
+		{name: "default ceiling", perSecond: quota.DefaultAPICallsPerSecond, goroutines: 3, each: 5, wantAtMost: 1, wantAtLeast: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testContext(t)
+			c := processes(t, 1)[0]
+			l := quota.NewCallLimiter(c, tt.perSecond)
+			must(t, l.Wait(ctx)) // loads the script
+			scripts := countScripts(c)
+			var wg sync.WaitGroup
+			for range tt.goroutines {
+				wg.Go(func() {
+					for range tt.each {
+						if err := l.Wait(ctx); err != nil {
+							t.Error(err)
+							return
+						}
+						time.Sleep(time.Millisecond) // the call itself
+					}
+				})
+			}
+			wg.Wait()
+			perCall := float64(scripts.n.Load()) / float64(tt.goroutines*tt.each)
+			t.Logf("%.3f scripts per call", perCall)
+			if perCall > tt.wantAtMost || perCall < tt.wantAtLeast {
+				t.Errorf("%.3f scripts per call, want in [%g, %g]", perCall, tt.wantAtLeast, tt.wantAtMost)
+			}
+		})
+	}
+}

@@ -6,13 +6,18 @@
 //
 // Every decision is one atomic Redis operation (a Lua script, or redis_rate's
 // GCRA script); no process keeps state that matters for correctness, so
-// workers can be added, removed or killed at any moment.
+// workers can be added, removed or killed at any moment. Two things are
+// leased by a process and handed out locally, so that a fast campaign does
+// not pay a script per message for them: credits, in blocks that Redis
+// counts reserved until they close (creditblock.go), and API-call slots
+// (calllimiter.go). A process that dies holding them leaves what a sync's
+// leak rule, or the passing of time, takes back.
 //
 // Redis keys (all under "wac:"; keys that one script touches together share
 // the {credits} hash tag, so the scripts also run on Redis Cluster):
 //
 //	wac:{credits}             HASH  the ledger: remaining (as last read), synced_at (ms), spent, reserved, exhausted_at (ms), seq
-//	wac:{credits}:open        ZSET  open reservations: id → reserved at (ms, Redis clock)
+//	wac:{credits}:open        ZSET  open reservations (a process's credit blocks): id → reserved at (ms, Redis clock)
 //	wac:{credits}:committed   ZSET  commits no quota read is known to reflect yet: id → committed at (ms)
 //	wac:{credits}:cost        HASH  id → credits of each open or committed reservation
 //	wac:quota                 HASH  the provider's last quota answer (messaging, non-recurring, API calls) and read_at (ms)
@@ -27,7 +32,7 @@
 //	wac:accounts:known        SET   accounts campaigns use, for listings
 //	wac:accounts:limits       HASH  account → daily cap and warm-up ramp (JSON)
 //	wac:day:<account>:<day>   STR   messages the account sent or reserved that UTC day (kept 48h)
-//	wac:apicalls              STR   GCRA state of the API-call ceiling (redis_rate)
+//	wac:apicalls              STR   the API-call ceiling's first slot no process leased (µs, Redis clock)
 //
 // The provider's default account (account "") is keyed "_default"; real
 // account keys are phone numbers, which never take that form.

@@ -2,6 +2,8 @@ package quota_test
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,4 +41,39 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// scriptCalls counts the script calls (EVAL, EVALSHA and their _RO forms)
+// a client sends: what the Redis work of a feature is measured in.
+type scriptCalls struct{ n atomic.Int64 }
+
+// countScripts starts counting c's script calls.
+func countScripts(c redis.UniversalClient) *scriptCalls {
+	s := &scriptCalls{}
+	c.AddHook(s)
+	return s
+}
+
+func (s *scriptCalls) count(cmd redis.Cmder) {
+	if strings.HasPrefix(strings.ToLower(cmd.Name()), "eval") {
+		s.n.Add(1)
+	}
+}
+
+func (s *scriptCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (s *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		s.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (s *scriptCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			s.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -44,10 +45,24 @@ const (
 // than it holds, and when it cannot tell whether the provider's number
 // already reflects a send, it counts the send as not reflected (spent twice
 // until the next sync) rather than as reflected.
+//
+// Credits are leased from Redis in blocks (creditblock.go): Reserve hands
+// them out from this process's block, so that a fast campaign runs two
+// scripts per block rather than two per message.
 type CreditLedger struct {
 	rdb       redis.UniversalClient
 	leakGrace time.Duration
 	clockSkew time.Duration
+	maxBlock  int
+
+	mu      sync.Mutex
+	current *creditBlock  // the block Reserve hands out from; nil: none
+	demand  demandMeter   // credits this process asked for lately: the next block's size
+	epoch   int           // Exhausted calls so far: a block leased across one hands nothing out
+	leasing chan struct{} // one block lease at a time: the others wait for it, not for Redis
+
+	unclosed []*creditBlock // blocks whose close failed, to be tried again
+	retrying bool           // a timer tries them again
 }
 
 // LedgerOption configures a CreditLedger.
@@ -74,9 +89,28 @@ func WithClockSkew(d time.Duration) LedgerOption {
 	}
 }
 
-// NewCreditLedger returns the ledger kept in rdb.
+// WithMaxCreditBlock sets the most credits this process leases at once
+// (default DefaultMaxCreditBlock); 1 leases every reservation on its own,
+// as the ledger did before blocks.
+func WithMaxCreditBlock(n int) LedgerOption {
+	return func(l *CreditLedger) {
+		if n > 0 {
+			l.maxBlock = n
+		}
+	}
+}
+
+// NewCreditLedger returns the ledger kept in rdb. Each process should make
+// one and share it among its goroutines: its credit block is its own.
 func NewCreditLedger(rdb redis.UniversalClient, opts ...LedgerOption) *CreditLedger {
-	l := &CreditLedger{rdb: rdb, leakGrace: DefaultLeakGrace, clockSkew: DefaultClockSkew}
+	l := &CreditLedger{
+		rdb:       rdb,
+		leakGrace: DefaultLeakGrace,
+		clockSkew: DefaultClockSkew,
+		maxBlock:  DefaultMaxCreditBlock,
+		demand:    demandMeter{window: creditDemandWindow},
+		leasing:   make(chan struct{}, 1),
+	}
 	for _, o := range opts {
 		o(l)
 	}
@@ -85,56 +119,6 @@ func NewCreditLedger(rdb redis.UniversalClient, opts ...LedgerOption) *CreditLed
 
 // ledgerKeys are the keys every ledger script is given, in this order.
 var ledgerKeys = []string{ledgerKey, openKey, costKey, committedKey}
-
-// reserveScript takes ARGV[1] credits if the ledger holds them. Answers
-// {id, available after} on success, {0, available} when too few are
-// available, {-1, 0} when never synced, {-2, 0} when exhausted.
-var reserveScript = redis.NewScript(`
-local n = tonumber(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'synced_at', 'remaining', 'spent', 'reserved', 'exhausted_at')
-if not f[1] then return {-1, 0} end
-if f[5] then return {-2, 0} end
-local available = (tonumber(f[2]) or 0) - (tonumber(f[3]) or 0) - (tonumber(f[4]) or 0)
-if available < n then return {0, available} end
-` + luaNowMillis + `
-local id = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('ZADD', KEYS[2], now_ms, id)
-redis.call('HSET', KEYS[3], id, n)
-redis.call('HINCRBY', KEYS[1], 'reserved', n)
-return {id, available - n}
-`)
-
-// commitScript turns reservation ARGV[1] (of ARGV[2] credits) into spent
-// credits. A reservation a sync dropped as leaked is counted as spent all
-// the same: the provider took the message, and the read that dropped it may
-// have started before that. Answers 1 committed, 0 already committed,
-// 2 committed after having been dropped.
-var commitScript = redis.NewScript(luaNowMillis + `
-local id = ARGV[1]
-if redis.call('ZREM', KEYS[2], id) == 1 then
-  local cost = tonumber(redis.call('HGET', KEYS[3], id)) or tonumber(ARGV[2])
-  redis.call('HINCRBY', KEYS[1], 'reserved', -cost)
-  redis.call('HINCRBY', KEYS[1], 'spent', cost)
-  redis.call('ZADD', KEYS[4], now_ms, id)
-  return 1
-end
-if redis.call('ZSCORE', KEYS[4], id) then return 0 end
-redis.call('HSET', KEYS[3], id, ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2])
-redis.call('ZADD', KEYS[4], now_ms, id)
-return 2
-`)
-
-// releaseScript gives reservation ARGV[1] back if it is still open.
-// Answers 1 released, 0 not open (committed, released or dropped).
-var releaseScript = redis.NewScript(`
-local id = ARGV[1]
-if redis.call('ZREM', KEYS[2], id) == 0 then return 0 end
-local cost = tonumber(redis.call('HGET', KEYS[3], id)) or 0
-redis.call('HDEL', KEYS[3], id)
-redis.call('HINCRBY', KEYS[1], 'reserved', -cost)
-return 1
-`)
 
 // syncScript sets the ledger from a quota read: ARGV[1] remaining, read
 // started at ARGV[2] (ms); open reservations older than ARGV[3] (ms) are
@@ -174,80 +158,6 @@ redis.call('HSET', KEYS[1], 'exhausted_at', now_ms)
 return 1
 `)
 
-// Reserve atomically takes n credits (1, or 2 for text with an attachment)
-// from what is available. It never takes more than the ledger holds,
-// whatever the number of concurrent callers and processes. When the credits
-// are not there it answers an error wrapping ErrInsufficientCredits (and
-// ErrNotSynced when the quota has never been read).
-//
-// Every Reservation must end in Commit or Release; one that does not (its
-// worker crashed) stays reserved until a sync a grace period later.
-func (l *CreditLedger) Reserve(ctx context.Context, n int) (*Reservation, error) {
-	if n < 1 {
-		return nil, fmt.Errorf("quota: reserve %d credits: a message costs at least 1", n)
-	}
-	res, err := reserveScript.Run(ctx, l.rdb, ledgerKeys, n).Int64Slice()
-	if err != nil {
-		return nil, fmt.Errorf("quota: reserve %d credits: %w", n, err)
-	}
-	if len(res) != 2 {
-		return nil, fmt.Errorf("quota: reserve %d credits: unexpected answer %v", n, res)
-	}
-	switch id, available := res[0], res[1]; {
-	case id == -1:
-		return nil, fmt.Errorf("%w: %w", ErrInsufficientCredits, ErrNotSynced)
-	case id == -2:
-		return nil, fmt.Errorf("%w: the provider answered quota_exceeded; waiting for the next quota read", ErrInsufficientCredits)
-	case id == 0:
-		return nil, fmt.Errorf("%w: %d needed, %d available", ErrInsufficientCredits, n, max(0, available))
-	default:
-		return &Reservation{ledger: l, id: strconv.FormatInt(id, 10), credits: n}, nil
-	}
-}
-
-// Reservation is credits taken for one send that is in flight. It is used by
-// the one goroutine making that send.
-type Reservation struct {
-	ledger  *CreditLedger
-	id      string
-	credits int
-	settled bool
-}
-
-// ID identifies the reservation in the ledger (for logs).
-func (r *Reservation) ID() string { return r.id }
-
-// Credits is what the reservation holds.
-func (r *Reservation) Credits() int { return r.credits }
-
-// Commit records that the provider accepted the message: the credits are
-// spent. Calling it again, or after Release, changes nothing.
-func (r *Reservation) Commit(ctx context.Context) error {
-	if r.settled {
-		return nil
-	}
-	if err := commitScript.Run(ctx, r.ledger.rdb, ledgerKeys, r.id, r.credits).Err(); err != nil {
-		return fmt.Errorf("quota: commit reservation %s of %d credits: %w", r.id, r.credits, err)
-	}
-	r.settled = true
-	return nil
-}
-
-// Release gives the credits back: the provider definitely did not take the
-// message (the request was refused or never sent). When it is not known
-// whether the provider took it, Commit instead: an unknown outcome must not
-// make credits reappear. Calling it again, or after Commit, changes nothing.
-func (r *Reservation) Release(ctx context.Context) error {
-	if r.settled {
-		return nil
-	}
-	if err := releaseScript.Run(ctx, r.ledger.rdb, ledgerKeys, r.id).Err(); err != nil {
-		return fmt.Errorf("quota: release reservation %s of %d credits: %w", r.id, r.credits, err)
-	}
-	r.settled = true
-	return nil
-}
-
 // Sync sets the ledger from the provider's number of remaining credits
 // (sender.Quota.CreditsRemaining()), read by a request that started at
 // readStarted. readStarted should be on the Redis clock (see Now): it is
@@ -276,12 +186,23 @@ func (l *CreditLedger) Sync(ctx context.Context, remaining int64, readStarted ti
 }
 
 // Exhausted records that the provider answered 403 quota_exceeded: nothing
-// is available until a quota read that started after now is synced.
+// is available until a quota read that started after now is synced. This
+// process stops handing out its block's credits at once; another process
+// stops at its next lease, within a block's age at most, and meets the
+// provider's 403 meanwhile, as a send racing the mark always could.
 func (l *CreditLedger) Exhausted(ctx context.Context) error {
-	if err := exhaustedScript.Run(ctx, l.rdb, ledgerKeys).Err(); err != nil {
-		return fmt.Errorf("quota: mark ledger exhausted: %w", err)
+	l.mu.Lock()
+	l.epoch++
+	idle := l.retireLocked()
+	l.mu.Unlock()
+	var err error
+	if err = exhaustedScript.Run(ctx, l.rdb, ledgerKeys).Err(); err != nil {
+		err = fmt.Errorf("quota: mark ledger exhausted: %w", err)
 	}
-	return nil
+	if idle != nil {
+		err = errors.Join(err, l.closeBlock(ctx, idle))
+	}
+	return err
 }
 
 // Now is the Redis server's clock, the clock of the ledger's timestamps; a

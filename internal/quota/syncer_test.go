@@ -113,7 +113,11 @@ func TestSyncerRunSyncsAtOnce(t *testing.T) {
 	}
 
 	w.run(t)
-	waitFor(t, "the ledger to be synced", func() bool { return balance(t, ctx, w.ledger).Synced })
+	// The read syncs the ledger, then stores the quota answer: wait for both.
+	waitFor(t, "the ledger to be synced", func() bool {
+		_, _, _, err := w.syncer.APICalls(ctx)
+		return balance(t, ctx, w.ledger).Synced && err == nil
+	})
 
 	b := balance(t, ctx, w.ledger)
 	if want := int64(1000 - 940 + 40); b.Remaining != want || b.Available != want {
