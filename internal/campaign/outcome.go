@@ -223,7 +223,7 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	if rec.State != StateSent && rec.State != StateUnconfirmed {
 		h.releaseCap(ctx, run) // nothing went out
 	}
-	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt}
+	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt, Created: run.created}
 	if from == StateSending {
 		p.Attempt = run.id
 	}
@@ -259,7 +259,7 @@ func (h *SendHandler) releaseClaim(ctx context.Context, run *attemptRun, why str
 	run.claimed = false
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	released, err := h.store.settle(ctx, settleParams{Campaign: run.Campaign, Seq: run.Seq, From: StateSending,
+	released, err := h.store.settle(ctx, settleParams{Campaign: run.Campaign, Seq: run.Seq, From: StateSending, Created: run.created,
 		Attempt: run.id, Record: record{State: StateQueued}, Detail: why, Now: h.now()})
 	if err != nil {
 		run.log.Error("could not release the claim; the next attempt takes it over once it lapses", zap.Error(err))

@@ -26,8 +26,11 @@ import "github.com/redis/go-redis/v9"
 
 // luaLib is shared by the scripts: completion, history, counters.
 const luaLib = `
-local function maybe_complete(ck, now)
-  local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed')
+-- maybe_complete completes a running campaign with nothing left to send; v,
+-- when the caller has read them (after its own counter moves), are the
+-- campaign's status, importing, queued, sending and unconfirmed.
+local function maybe_complete(ck, now, v)
+  v = v or redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed')
   if v[1] == 'running' and v[2] == '0' and tonumber(v[3] or '0') == 0 and tonumber(v[4] or '0') == 0
      and tonumber(v[5] or '0') == 0 then
     redis.call('HSET', ck, 'status', 'completed', 'finished_at', now)
@@ -37,19 +40,48 @@ local function maybe_complete(ck, now)
   return 0
 end
 
--- hist appends an entry to a recipient's history: a state code, the time as
--- ms since the campaign was created, and an optional detail (";" separates
--- entries, so it cannot appear in one). created, when the caller knows it
--- (it never changes), spares a read of the campaign.
-local function hist(ck, hk, seq, code, at, detail, created)
-  created = created or tonumber(redis.call('HGET', ck, 'created_at') or '0')
+-- A history entry is a state code, the time as ms since the campaign was
+-- created, and an optional detail (";" separates entries, so it cannot
+-- appear in one). created, when the caller knows it (it never changes),
+-- spares a read of the campaign.
+local function created_of(ck, created)
+  return created or tonumber(redis.call('HGET', ck, 'created_at') or '0')
+end
+
+local function entry(code, at, detail, created)
   local e = code .. string.format('%d', tonumber(at) - created)
   if detail and detail ~= '' then
     e = e .. ':' .. (string.gsub(string.sub(detail, 1, 300), ';', ','))
   end
+  return e
+end
+
+-- append_hist appends entries (joined by ";") to a recipient's history.
+local function append_hist(hk, seq, e)
   local cur = redis.call('HGET', hk, seq)
   if cur then e = cur .. ';' .. e end
   redis.call('HSET', hk, seq, e)
+end
+
+-- hist appends one entry to a recipient's history.
+local function hist(ck, hk, seq, code, at, detail, created)
+  append_hist(hk, seq, entry(code, at, detail, created_of(ck, created)))
+end
+
+-- claimed_entry is the "sending" entry of a claim, which the claim leaves
+-- for whoever settles it to write together with the entry that follows
+-- (its record has w = "1"): a send then reads and writes its history once,
+-- not twice. It carries the claim's time and account. nil: none pending.
+local function claimed_entry(rec, created)
+  if not rec or rec.w ~= '1' then return nil end
+  return entry('g', rec.d or rec.t, rec.a, created)
+end
+
+-- with_claimed puts a pending claim entry before entry e.
+local function with_claimed(rec, created, e)
+  local g = claimed_entry(rec, created)
+  if g then return g .. ';' .. e end
+  return e
 end
 
 local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', delivered = 'd', read = 'r',
@@ -102,23 +134,24 @@ if cur then
   if rec.s ~= 'sending' then return {'settled', rec.s} end
   if tonumber(rec.l or '0') > tonumber(now) then return {'inflight', rec.l or '0'} end
   if rec.d and rec.d ~= '' then
-    rec.s, rec.r, rec.t, rec.l = 'unconfirmed', ARGV[7], now, nil
+    local created = created_of(ck, tonumber(ARGV[9]))
+    local e = with_claimed(rec, created, entry('c', now, ARGV[7], created))
+    rec.s, rec.r, rec.t, rec.l, rec.w = 'unconfirmed', ARGV[7], now, nil, nil
     redis.call('HSET', sk, seq, cjson.encode(rec))
     redis.call('HINCRBY', ck, 'sending', -1)
     redis.call('HINCRBY', ck, 'unconfirmed', 1)
-    hist(ck, hk, seq, 'c', now, ARGV[7])
+    append_hist(hk, seq, e)
     return {'unconfirmed', rec.d, rec.a or ''}
   end
   retaken = true
 end
 if ARGV[8] ~= 'dispatch' then return {'free'} end
 local lease = string.format('%d', tonumber(now) + tonumber(ARGV[5]))
-redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease, d = now}))
+redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease, d = now, w = '1'}))
 if not retaken then
   redis.call('HINCRBY', ck, 'queued', -1)
   redis.call('HINCRBY', ck, 'sending', 1)
 end
-hist(ck, hk, seq, 'g', now, ARGV[3], tonumber(ARGV[9]))
 if ARGV[10] ~= '1' then redis.call('HSETNX', ck, 'started_at', now) end
 return {'claimed'}
 `)
@@ -132,7 +165,11 @@ return {'claimed'}
 // KEYS: campaign, state bucket, history bucket, the campaign's poll set.
 // ARGV: seq, expected state, new state, new record (JSON), credits spent,
 // now (unix ms), attempt id ("" when any holder may settle), history detail,
-// when the first status poll is due (unix ms; "" none).
+// when the first status poll is due (unix ms; "" none), the campaign's
+// created_at ("": read it).
+//
+// A settled claim's "sending" entry, left by claimScript, is written to
+// the history with the entry of the move (claimed_entry).
 //
 // With an attempt id, only that attempt's record may be settled; an attempt
 // expecting "sending" also settles its own send after it was found
@@ -150,8 +187,9 @@ local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
 local seq, from, to, rec, credits, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local cur = redis.call('HGET', sk, seq)
 local curState = 'queued'
+local old
 if cur then
-  local old = cjson.decode(cur)
+  old = cjson.decode(cur)
   curState = old.s
   if ARGV[7] ~= '' and (curState == 'sending' or curState == 'unconfirmed') then
     if old.o ~= ARGV[7] then return 0 end
@@ -159,12 +197,14 @@ if cur then
   end
 end
 if curState ~= from then return 0 end
+local created = created_of(ck, tonumber(ARGV[10] or ''))
+local entries = {claimed_entry(old, created)}
 if to == 'queued' and (from == 'sending' or from == 'unconfirmed') then
   local v = redis.call('HMGET', ck, 'status', 'reason')
   if v[1] == 'cancelled' then
     -- Cancel's sweep has passed this recipient while it was claimed; the
     -- released claim must not leave it queued with no task to send it.
-    hist(ck, hk, seq, 'q', now, ARGV[8])
+    table.insert(entries, entry('q', now, ARGV[8], created))
     to = 'skipped'
     rec = cjson.encode({s = 'skipped', r = v[2] or 'cancelled', t = now})
     ARGV[8] = v[2] or 'cancelled'
@@ -177,18 +217,17 @@ else
 end
 redis.call('HINCRBY', ck, from, -1)
 redis.call('HINCRBY', ck, to, 1)
-hist(ck, hk, seq, codes[to], now, ARGV[8])
+table.insert(entries, entry(codes[to], now, ARGV[8], created))
+append_hist(hk, seq, table.concat(entries, ';'))
 if credits ~= 0 then redis.call('HINCRBY', ck, 'credits_spent', credits) end
 if to == 'sent' and (ARGV[9] or '') ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[9], seq)
 end
-if to == 'sent' then
-  local reason = redis.call('HGET', ck, 'reason')
-  if reason and string.sub(reason, 1, 12) == 'waiting for ' then
-    redis.call('HDEL', ck, 'reason') -- it is moving again
-  end
+local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed', 'reason')
+if to == 'sent' and v[6] and string.sub(v[6], 1, 12) == 'waiting for ' then
+  redis.call('HDEL', ck, 'reason') -- it is moving again
 end
-maybe_complete(ck, now)
+maybe_complete(ck, now, v)
 return 1
 `)
 

@@ -53,6 +53,12 @@ func TestSameTaskManyTimesSendsOnce(t *testing.T) {
 	if r := f.recipient(c.ID, 0); r.MessageUID != msgs[0].UID {
 		t.Errorf("recorded uid %q, the sandbox gave %q", r.MessageUID, msgs[0].UID)
 	}
+	// The duplicates reserved credits before they found the claim taken,
+	// and gave them back to this process's credit block, which is closed
+	// when idle (or, here, at once).
+	if err := f.ledger.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	bal, _ := f.ledger.Balance(context.Background())
 	if bal.Available != 10_000-1 || bal.Reserved != 0 {
 		t.Errorf("ledger %+v: want one credit spent, none reserved", bal)
@@ -742,5 +748,35 @@ func TestClaimReleasedAcrossPauseAndResumeIsSentInTheNewRound(t *testing.T) {
 	}
 	if n := len(f.sandbox.Messages()); n != 2 {
 		t.Errorf("the sandbox got %d messages; want 2", n)
+	}
+}
+
+// TestClaimsSendingEntryIsWrittenWithTheOutcome: the claim leaves its
+// "sending" history entry for the outcome to write in the same step; the
+// history then reads as always: queued, sending (with the account, at the
+// claim), then sent (with the message uid), in order. A claim whose worker
+// died gets its entry written when it is found unconfirmed.
+func TestClaimsSendingEntryIsWrittenWithTheOutcome(t *testing.T) {
+	f := newFixture(t, sandbox.Config{Accounts: []string{"+14155550100"}})
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n", func(d *Draft) { d.Accounts = []string{"+14155550100"} })
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r := f.recipient(c.ID, 0)
+	if len(r.History) != 3 || !hasStates(r.History, StateQueued, StateSending, StateSent) {
+		t.Fatalf("history %+v; want queued, sending, sent", r.History)
+	}
+	sending, sent := r.History[1], r.History[2]
+	if sending.Detail != "+14155550100" || sent.Detail != r.MessageUID || sending.At.After(sent.At) {
+		t.Errorf("sending %+v then sent %+v; want the account, then the uid, in order", sending, sent)
+	}
+
+	f.deadAttempt(c.ID, 1, true)
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r = f.recipient(c.ID, 1)
+	if !hasStates(r.History, StateQueued, StateSending, StateUnconfirmed) {
+		t.Errorf("history %+v of a dead claim; want queued, sending, unconfirmed", r.History)
 	}
 }

@@ -32,6 +32,9 @@ type record struct {
 	// its request to the provider (unix ms): from then on a lost answer
 	// means "maybe sent".
 	Dispatched string `json:"d,omitempty"`
+	// ClaimUnwritten is "1" while the claim's "sending" history entry is
+	// still to be written, by whoever settles the claim (claimed_entry).
+	ClaimUnwritten string `json:"w,omitempty"`
 	// RepliedAt and OptedOutAt (unix ms) are kept by replyScript: the
 	// recipient wrote back, and wrote an opt-out keyword.
 	RepliedAt  string `json:"rp,omitempty"`
@@ -278,19 +281,25 @@ type settleParams struct {
 	// PollAt, on a move to "sent", is when the message's first status poll
 	// is due (zero: none): the move enters it in the campaign's poll set.
 	PollAt time.Time
+	// Created is the campaign's created_at when the caller knows it (it
+	// spares the script a read).
+	Created *time.Time
 }
 
 // settle moves a recipient (see settleScript). It answers false when the
 // recipient was no longer in state From (or no longer held by Attempt).
 func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
 	p.Record.At = UnixMilli(p.Now)
-	pollAt := ""
+	pollAt, created := "", ""
 	if !p.PollAt.IsZero() {
 		pollAt = UnixMilli(p.PollAt)
 	}
+	if p.Created != nil {
+		created = UnixMilli(*p.Created)
+	}
 	n, err := settleScript.Run(ctx, s.rdb,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq), pollsKey(p.Campaign)},
-		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail, pollAt,
+		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail, pollAt, created,
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
