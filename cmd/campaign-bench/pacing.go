@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/wacampaign/wacampaign/internal/harness"
+	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
 )
 
 // Figure 4's setup, as the issue states it: 1,000 accounts at 2 s (500
@@ -101,18 +102,9 @@ func (p *pacingBench) run() error {
 		return err
 	}
 
-	// Wait for the first send, then for the window to pass.
-	deadline := time.Now().Add(30 * time.Second)
-	var first time.Time
-	for first.IsZero() {
-		if msgs := sb.Messages(); len(msgs) > 0 {
-			first = msgs[0].ReceivedAt
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no message reached the sandbox 30 s after campaign %s was created", c.ID)
-		}
-		time.Sleep(10 * time.Millisecond)
+	first, err := firstSend(sb, c.ID)
+	if err != nil {
+		return err
 	}
 	cpu0 := p.cpuOf(workers)
 	time.Sleep(time.Until(first.Add(pacingWindow + 500*time.Millisecond)))
@@ -123,6 +115,21 @@ func (p *pacingBench) run() error {
 	}
 	p.reportCPU(used)
 	return nil
+}
+
+// firstSend waits for the campaign's first message at the sandbox, the
+// start of the window.
+func firstSend(sb *sandbox.Server, campaignID string) (time.Time, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if msgs := sb.Messages(); len(msgs) > 0 {
+			return msgs[0].ReceivedAt, nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("no message reached the sandbox 30 s after campaign %s was created", campaignID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // cpuUse is the CPU time the figure's processes used: the workers, the
