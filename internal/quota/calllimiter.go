@@ -161,13 +161,23 @@ func (c *CallLimiter) grant(ctx context.Context) (time.Time, error) {
 	c.demand.add(now, 1)
 	at, ok := c.lease.take(now, deadline)
 	c.mu.Unlock()
-	switch {
-	case ok:
-		return at, nil
-	case !at.IsZero():
-		return time.Time{}, &CallLimitError{Wait: max(time.Until(at), time.Millisecond)}
+	if at, done, err := leasedSlot(at, ok); done {
+		return at, err
 	}
 	return c.leaseAndTake(ctx, deadline)
+}
+
+// leasedSlot reads what a lease's take answered: a slot (done), a slot after
+// the call's deadline (done, with a *CallLimitError), or none left (not
+// done: lease more).
+func leasedSlot(at time.Time, ok bool) (time.Time, bool, error) {
+	switch {
+	case ok:
+		return at, true, nil
+	case !at.IsZero():
+		return time.Time{}, true, &CallLimitError{Wait: max(time.Until(at), time.Millisecond)}
+	}
+	return time.Time{}, false, nil
 }
 
 // leaseAndTake leases slots when this process has none left, and takes the
@@ -185,11 +195,8 @@ func (c *CallLimiter) leaseAndTake(ctx context.Context, deadline time.Time) (tim
 	at, ok := c.lease.take(now, deadline) // another caller leased meanwhile
 	want := min(max(c.demand.recent(now), 1), c.maxLease)
 	c.mu.Unlock()
-	switch {
-	case ok:
-		return at, nil
-	case !at.IsZero():
-		return time.Time{}, &CallLimitError{Wait: max(time.Until(at), time.Millisecond)}
+	if at, done, err := leasedSlot(at, ok); done {
+		return at, err
 	}
 
 	maxWait := int64(-1)

@@ -1,6 +1,7 @@
 package quota_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -104,12 +105,7 @@ func TestBlockDroppedAsLeakedStillCountsItsSpending(t *testing.T) {
 func TestCreditBlocksAmortiseRedisWork(t *testing.T) {
 	t.Run("fast: 32 goroutines", func(t *testing.T) {
 		ctx := testContext(t)
-		c := processes(t, 1)[0]
-		scripts := countScripts(c)
-		l := quota.NewCreditLedger(c)
-		now, err := l.Now(ctx)
-		must(t, err)
-		syncLedger(t, ctx, l, 1_000_000, now)
+		l, scripts := countedLedger(t, ctx, 1_000_000)
 		before := scripts.n.Load()
 
 		const goroutines, each = 32, 200
@@ -142,12 +138,7 @@ func TestCreditBlocksAmortiseRedisWork(t *testing.T) {
 	})
 	t.Run("paced: one message at a time", func(t *testing.T) {
 		ctx := testContext(t)
-		c := processes(t, 1)[0]
-		scripts := countScripts(c)
-		l := quota.NewCreditLedger(c)
-		now, err := l.Now(ctx)
-		must(t, err)
-		syncLedger(t, ctx, l, 100, now)
+		l, scripts := countedLedger(t, ctx, 100)
 		must(t, reserve(t, ctx, l, 1).Release(ctx)) // loads the scripts
 		for i := range 3 {
 			time.Sleep(250 * time.Millisecond) // the pace: a message now and then
@@ -193,4 +184,17 @@ func TestFailedCloseIsTriedAgain(t *testing.T) {
 	if b := balance(t, ctx, l); b.Reserved != 0 || b.Spent != 2 || b.Available != 8 {
 		t.Errorf("after the next lease: %+v, want 2 spent, nothing reserved, 8 available", b)
 	}
+}
+
+// countedLedger is a ledger synced to credits on a fresh Redis whose client
+// counts the scripts it runs.
+func countedLedger(t *testing.T, ctx context.Context, credits int64) (*quota.CreditLedger, *scriptCalls) {
+	t.Helper()
+	c := processes(t, 1)[0]
+	scripts := countScripts(c)
+	l := quota.NewCreditLedger(c)
+	now, err := l.Now(ctx)
+	must(t, err)
+	syncLedger(t, ctx, l, credits, now)
+	return l, scripts
 }
