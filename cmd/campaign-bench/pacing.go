@@ -61,24 +61,12 @@ func (p *pacingBench) run() error {
 	// The workers run before the campaign exists, so its tasks are planned
 	// from the moment of the upload and the window measures steady sending,
 	// not a backlog.
-	var workers []*harness.Child
-	for i := 1; i <= pacingWorkers; i++ {
-		wk, err := b.startProduct(fmt.Sprintf("worker-fig4-%d", i), b.workBin, nil,
-			b.productEnv(srv.URL, "SEND_INTERVAL="+interval, "WORKER_CONCURRENCY="+strconv.Itoa(pacingConcurrency), "STATUS_POLL_SCHEDULE="+pacingPolls))
-		if err != nil {
-			return err
-		}
-		workers = append(workers, wk)
-	}
-	stopWorkers := func() {
-		var wg sync.WaitGroup
-		for _, wk := range workers {
-			wg.Add(1)
-			go func() { defer wg.Done(); wk.Stop(30 * time.Second) }()
-		}
-		wg.Wait()
-	}
+	workers, err := p.startWorkers(srv.URL, interval)
+	stopWorkers := func() { stopAll(workers) }
 	defer stopWorkers()
+	if err != nil {
+		return err
+	}
 	if err := p.waitReady(ctx, client); err != nil {
 		return err
 	}
@@ -115,6 +103,30 @@ func (p *pacingBench) run() error {
 	}
 	p.reportCPU(used)
 	return nil
+}
+
+// startWorkers starts figure 4's worker processes (those it started, when
+// one fails to start).
+func (p *pacingBench) startWorkers(sandboxURL, interval string) ([]*harness.Child, error) {
+	var workers []*harness.Child
+	for i := 1; i <= pacingWorkers; i++ {
+		wk, err := p.b.startProduct(fmt.Sprintf("worker-fig4-%d", i), p.b.workBin, nil,
+			p.b.productEnv(sandboxURL, "SEND_INTERVAL="+interval, "WORKER_CONCURRENCY="+strconv.Itoa(pacingConcurrency), "STATUS_POLL_SCHEDULE="+pacingPolls))
+		if err != nil {
+			return workers, err
+		}
+		workers = append(workers, wk)
+	}
+	return workers, nil
+}
+
+// stopAll stops processes side by side (each may take its grace).
+func stopAll(children []*harness.Child) {
+	var wg sync.WaitGroup
+	for _, c := range children {
+		wg.Go(func() { c.Stop(30 * time.Second) })
+	}
+	wg.Wait()
 }
 
 // firstSend waits for the campaign's first message at the sandbox, the
