@@ -57,11 +57,7 @@ FUZZ_TARGETS := \
 	./cmd/campaign-api:FuzzCreateCampaignForm \
 	./cmd/campaign-api:FuzzWebhookBody
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
-		pkg="$${t%%:*}"; name="$${t##*:}"; \
-		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s -parallel=1 "$$pkg"; \
-	done
+	@bash scripts/fuzz.sh "$(GO)" "$(FUZZTIME)" $(FUZZ_TARGETS)
 
 ## image: the container image wacampaign/wacampaign:$(TAG) without a Docker daemon (buildah, nothing pulled); docker build . works too
 TAG ?= dev
