@@ -197,6 +197,34 @@ func (s *Store) admitUncapped(ctx context.Context, address string) (Admission, e
 	return Admission{Suppressed: &e}, nil
 }
 
+// SuppressionRead is a look-up of one address queued in a round trip of
+// the caller's: the send path reads the list in the same round trip as the
+// claim it takes right before a request is written, so that an opt-out is
+// honoured up to that moment at no extra round trip.
+type SuppressionRead struct {
+	address string
+	cmd     *redis.StringCmd
+}
+
+// QueueSuppressed queues the look-up of address in p; read its answer with
+// Entry once p has run.
+func (s *Store) QueueSuppressed(ctx context.Context, p redis.Pipeliner, address string) *SuppressionRead {
+	return &SuppressionRead{address: address, cmd: p.HGet(ctx, suppressedKey, address)}
+}
+
+// Entry is why the address is suppressed, nil when it is not.
+func (r *SuppressionRead) Entry() (*Entry, error) {
+	v, err := r.cmd.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("check the suppression of %s: %w", r.address, err)
+	}
+	e := decodeEntry(r.address, v)
+	return &e, nil
+}
+
 // ReleaseCap gives back the cap slot of a message that did not go out.
 func (s *Store) ReleaseCap(ctx context.Context, address, campaign string, seq int64) error {
 	return s.rdb.ZRem(ctx, capKey(address), capMember(campaign, seq)).Err()

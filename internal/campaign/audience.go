@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wacampaign/wacampaign/internal/audience"
+	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
 
@@ -56,11 +57,17 @@ func messageAddress(msg sender.Message) string {
 	return msg.JID
 }
 
-// admitAudience is the send path's one look at the audience, before the
-// render and the credits, in one Redis round trip
-// (audience.Store.Admit): a suppressed recipient is settled skipped,
-// "opted out"; one the frequency cap holds back is skipped, "frequency
-// cap", or, under cap_policy defer, given back to wait until the cap frees.
+// admitAudience is the send path's early look at the audience, before the
+// render and the credits. The suppression list is read with the claim,
+// right before the request is written (claimForDispatch), in the claim's
+// round trip: an opt-out is honoured up to that moment, and a message no
+// cap holds makes no round trip here. (The importer already left out who
+// was suppressed at upload: what the claim finds is an opt-out since, whose
+// render, credits and pacing slot are given back unused.)
+// With a frequency cap, one round trip (audience.Store.Admit) reserves the
+// cap's slot: a recipient the cap holds back is skipped, "frequency cap",
+// or, under cap_policy defer, given back to wait until the cap frees; a
+// suppressed one is skipped, "opted out".
 // done says the task has nothing more to do (err is what it answers).
 func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *attemptRun, row []string) (done bool, err error) {
 	if h.audience.Store == nil || spec.confirms == ConfirmOptOut {
@@ -73,11 +80,12 @@ func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *at
 	if err != nil || address == "" {
 		return false, nil // a row without a key fails at the render
 	}
-	p := audience.AdmitParams{Address: address, Campaign: run.Campaign, Seq: run.Seq, Now: h.now()}
-	if !spec.transactional {
-		p.Cap = h.audience.Cap
+	run.audienceAddress = address
+	if spec.transactional || !h.audience.Cap.On() {
+		return false, nil
 	}
-	adm, err := h.audience.Store.Admit(ctx, p)
+	adm, err := h.audience.Store.Admit(ctx, audience.AdmitParams{Address: address, Campaign: run.Campaign, Seq: run.Seq,
+		Cap: h.audience.Cap, Now: h.now()})
 	if err != nil {
 		return true, err // nothing taken yet: the task runs again
 	}
@@ -94,6 +102,17 @@ func (h *SendHandler) admitAudience(ctx context.Context, spec *sendSpec, run *at
 		run.capAddress = address
 	}
 	return false, nil
+}
+
+// skipOptedOut settles a recipient the suppression list held back as its
+// claim was taken: nothing was written, so its credits, its place in the
+// account's day and its cap slot are given back, and its history shows no
+// "sending".
+func (h *SendHandler) skipOptedOut(ctx context.Context, run *attemptRun, res *quota.Reservation) error {
+	h.settleCredits(res, false, run.log)
+	h.releaseDay(ctx, run)
+	run.unwritten = true
+	return h.finish(ctx, run, record{State: StateSkipped, Reason: ReasonOptedOut, Account: run.account}, 0)
 }
 
 // releaseCap gives back the cap slot reserved for a message that did not

@@ -18,6 +18,9 @@ import (
 // onSendError records what a failed provider call means for the recipient,
 // the account and the campaign: DESIGN.md's error table.
 func (h *SendHandler) onSendError(ctx context.Context, run *attemptRun, msg sender.Message, sendErr error, res *quota.Reservation) error {
+	if errors.Is(sendErr, errOptedOutAtClaim) {
+		return h.skipOptedOut(ctx, run, res)
+	}
 	if notTaken, ok := errors.AsType[*claimNotTaken](sendErr); ok {
 		h.settleCredits(res, false, run.log)
 		h.releaseDay(ctx, run)
@@ -223,7 +226,8 @@ func (h *SendHandler) finishFrom(ctx context.Context, run *attemptRun, from Stat
 	if rec.State != StateSent && rec.State != StateUnconfirmed {
 		h.releaseCap(ctx, run) // nothing went out
 	}
-	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt, Created: run.created}
+	p := settleParams{Campaign: run.Campaign, Seq: run.Seq, From: from, Record: rec, Credits: credits, Detail: rec.Reason, PollAt: pollAt,
+		Created: run.created, Unwritten: run.unwritten}
 	if from == StateSending {
 		p.Attempt = run.id
 	}

@@ -166,10 +166,13 @@ return {'claimed'}
 // ARGV: seq, expected state, new state, new record (JSON), credits spent,
 // now (unix ms), attempt id ("" when any holder may settle), history detail,
 // when the first status poll is due (unix ms; "" none), the campaign's
-// created_at ("": read it).
+// created_at ("": read it), "1" when the claim settled never had its
+// request written.
 //
 // A settled claim's "sending" entry, left by claimScript, is written to
-// the history with the entry of the move (claimed_entry).
+// the history with the entry of the move (claimed_entry), unless its
+// request was never written (a recipient found opted out as it was
+// claimed).
 //
 // With an attempt id, only that attempt's record may be settled; an attempt
 // expecting "sending" also settles its own send after it was found
@@ -198,7 +201,8 @@ if cur then
 end
 if curState ~= from then return 0 end
 local created = created_of(ck, tonumber(ARGV[10] or ''))
-local entries = {claimed_entry(old, created)}
+local entries = {}
+if ARGV[11] ~= '1' then entries = {claimed_entry(old, created)} end
 if to == 'queued' and (from == 'sending' or from == 'unconfirmed') then
   local v = redis.call('HMGET', ck, 'status', 'reason')
   if v[1] == 'cancelled' then

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/wacampaign/wacampaign/internal/audience"
 	"github.com/wacampaign/wacampaign/internal/quota"
 	"github.com/wacampaign/wacampaign/internal/sender"
 )
@@ -164,6 +166,12 @@ type attemptRun struct {
 	// capAddress is the address whose frequency-cap slot this attempt
 	// reserved ("": none), released when the message does not go out.
 	capAddress string
+	// audienceAddress is the address the suppression list is read for
+	// with the claim ("": none applies, see admitAudience); unwritten says
+	// the claim was taken but the list held the recipient back, so its
+	// request was never written.
+	audienceAddress string
+	unwritten       bool
 	// confirms is the spec's: a keyword's confirmation records no "last
 	// messaged" entry (noteMessaged).
 	confirms string
@@ -428,20 +436,43 @@ func (e *claimNotTaken) Error() string {
 // which is also the dispatch mark: from then on a lost answer means "maybe
 // sent".
 func (h *SendHandler) dispatch(ctx context.Context, run *attemptRun, msg sender.Message) (sender.Receipt, error) {
-	ctx = sender.BeforeDispatch(ctx, func(ctx context.Context) error {
-		at := h.now()
-		res, err := h.store.claim(ctx, claimParams{Campaign: run.Campaign, Seq: run.Seq, Round: run.Round,
-			Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: at, Created: run.created, Started: run.started})
-		if err != nil {
-			return err
-		}
-		if res.outcome != claimTaken {
-			return &claimNotTaken{res: res}
-		}
-		run.claimed, run.dispatched = true, at
-		return nil
-	})
+	ctx = sender.BeforeDispatch(ctx, func(ctx context.Context) error { return h.claimForDispatch(ctx, run) })
 	return h.sendOnTime(ctx, run, msg)
+}
+
+// errOptedOutAtClaim stops a send whose recipient the suppression list
+// holds, read in the claim's round trip: nothing was written.
+var errOptedOutAtClaim = errors.New("the recipient opted out")
+
+// claimForDispatch takes the recipient's claim and dispatch mark, reading
+// the suppression list in the same round trip: an opt-out that came during
+// the waits (credits, pacing) stops the send here.
+func (h *SendHandler) claimForDispatch(ctx context.Context, run *attemptRun) error {
+	at := h.now()
+	p := claimParams{Campaign: run.Campaign, Seq: run.Seq, Round: run.Round,
+		Account: run.account, Attempt: run.id, Lease: h.claimLease, Now: at, Created: run.created, Started: run.started}
+	var listed *audience.SuppressionRead
+	if run.audienceAddress != "" {
+		p.Alongside = func(pipe redis.Pipeliner) {
+			listed = h.audience.Store.QueueSuppressed(ctx, pipe, run.audienceAddress)
+		}
+	}
+	res, err := h.store.claim(ctx, p)
+	if err != nil {
+		return err
+	}
+	if res.outcome != claimTaken {
+		return &claimNotTaken{res: res}
+	}
+	run.claimed, run.dispatched = true, at
+	if listed == nil {
+		return nil
+	}
+	entry, err := listed.Entry()
+	if err == nil && entry != nil {
+		err = errOptedOutAtClaim
+	}
+	return err // with an error the request is not written, and the claim is given back or settled
 }
 
 // recordSent records an accepted message and starts following it: the

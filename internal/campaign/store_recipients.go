@@ -184,6 +184,10 @@ type claimParams struct {
 	// is set, when the caller knows (each spares the script a command).
 	Created *time.Time
 	Started bool
+	// Alongside queues reads of other stores in the claim's round trip,
+	// before it (the audience's suppression look-up): their answers are
+	// read once the claim has answered.
+	Alongside func(redis.Pipeliner)
 }
 
 // claimResult is the answer of claimScript: for a recipient found
@@ -210,11 +214,11 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 	if p.Started {
 		started = "1"
 	}
-	res, err := claimScript.Run(ctx, s.rdb,
+	res, err := s.runClaim(ctx, p.Alongside,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq)},
 		p.Seq, UnixMilli(p.Now), p.Account, p.Attempt, p.Lease.Milliseconds(), p.Round, reasonDiedAfterDispatch, mode,
 		created, started,
-	).StringSlice()
+	)
 	if err != nil {
 		return claimResult{}, fmt.Errorf("claim recipient %d of campaign %s: %w", p.Seq, p.Campaign, err)
 	}
@@ -232,6 +236,26 @@ func (s *Store) claim(ctx context.Context, p claimParams) (claimResult, error) {
 		out.account = res[2]
 	}
 	return out, nil
+}
+
+// runClaim runs claimScript, after the reads alongside queues (nil: none)
+// in the same round trip.
+func (s *Store) runClaim(ctx context.Context, alongside func(redis.Pipeliner), keys []string, args ...any) ([]string, error) {
+	if alongside == nil {
+		return claimScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	}
+	var claim *redis.Cmd
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		alongside(p)
+		claim = claimScript.EvalSha(ctx, p, keys, args...)
+		return nil
+	}) // each command keeps its own answer and error
+	if err := claim.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A Redis that has not seen the script yet (restarted, or another
+		// node): Run loads it. The reads alongside have their answers.
+		return claimScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	}
+	return claim.StringSlice()
 }
 
 // reasonDiedAfterDispatch is recorded when a retry finds that the attempt
@@ -284,6 +308,9 @@ type settleParams struct {
 	// Created is the campaign's created_at when the caller knows it (it
 	// spares the script a read).
 	Created *time.Time
+	// Unwritten says the claim being settled never had its request
+	// written: its "sending" entry stays out of the history.
+	Unwritten bool
 }
 
 // settle moves a recipient (see settleScript). It answers false when the
@@ -297,9 +324,14 @@ func (s *Store) settle(ctx context.Context, p settleParams) (bool, error) {
 	if p.Created != nil {
 		created = UnixMilli(*p.Created)
 	}
+	unwritten := ""
+	if p.Unwritten {
+		unwritten = "1"
+	}
 	n, err := settleScript.Run(ctx, s.rdb,
 		[]string{campaignKey(p.Campaign), stateKey(p.Campaign, p.Seq), historyKey(p.Campaign, p.Seq), pollsKey(p.Campaign)},
 		p.Seq, string(p.From), string(p.Record.State), p.Record.encode(), p.Credits, UnixMilli(p.Now), p.Attempt, p.Detail, pollAt, created,
+		unwritten,
 	).Int()
 	if err != nil {
 		return false, fmt.Errorf("record %s for recipient %d of campaign %s: %w", p.Record.State, p.Seq, p.Campaign, err)
