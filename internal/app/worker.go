@@ -144,6 +144,7 @@ func taskHandlers(cfg Config, rdb *Redis, svc *Services, provider sender.Provide
 		Audience:         svc.AudienceConfig(cfg),
 	})
 	mux := asynq.NewServeMux()
+	mux.Use(withGrownStack)
 	mux.Handle(campaign.TypeSend, send)
 	control := campaign.NewControlHandler(svc.Store, svc.Enqueuer, log.Named("control"))
 	mux.Handle(campaign.TypeStart, control)
