@@ -26,7 +26,7 @@ func (h *harness) startRecurringReplica() {
 	queue := asynq.NewClientFromRedisClient(rdb)
 	h.t.Cleanup(func() { _ = queue.Close() })
 	store := campaign.NewStore(rdb)
-	enqueuer := campaign.NewEnqueuer(queue, quota.NewPacer(rdb, h.cfg.SendInterval, h.cfg.SendJitter))
+	enqueuer := campaign.NewEnqueuer(queue, rdb, quota.NewPacer(rdb, h.cfg.SendInterval, h.cfg.SendJitter))
 	recurringStore := recurring.NewStore(rdb)
 	importer := campaign.NewImporter(store, enqueuer, h.cfg.DefaultRegion, h.log)
 

@@ -46,7 +46,7 @@ func NewServices(cfg Config, rdb redis.UniversalClient, log *zap.Logger) *Servic
 	queue := asynq.NewClientFromRedisClient(rdb)
 	pacer := quota.NewPacer(rdb, cfg.SendInterval, cfg.SendJitter)
 	store := campaign.NewStore(rdb)
-	enqueuer := campaign.NewEnqueuer(queue, pacer)
+	enqueuer := campaign.NewEnqueuer(queue, rdb, pacer)
 	caps := cfg.Capabilities()
 	campaigns := campaign.NewService(store, enqueuer, caps)
 	aud := audience.NewStore(rdb)

@@ -80,7 +80,7 @@ type Importer struct {
 	caps     sender.Capabilities // the provider's: what a campaign may ask for
 	log      *zap.Logger
 	now      func() time.Time
-	parallel int // enqueueing goroutines
+	parallel int // chunks of tasks written at once (taskwriter.go)
 }
 
 // ImporterOption configures an Importer.

@@ -262,7 +262,7 @@ func (f *fixture) otherProcess() *fixture {
 	other := *f
 	other.rdb = rdb
 	other.store = NewStore(rdb)
-	other.queue = NewEnqueuer(client, quota.NewPacer(rdb, time.Millisecond, 0))
+	other.queue = NewEnqueuer(client, rdb, quota.NewPacer(rdb, time.Millisecond, 0))
 	return &other
 }
 

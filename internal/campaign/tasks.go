@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wacampaign/wacampaign/internal/quota"
 )
@@ -57,19 +58,25 @@ func sendTaskID(campaignID string, seq int64, round int64) string {
 // Enqueuer puts campaign tasks on the queue, each send task at the time its
 // account's pacing plan gives it.
 type Enqueuer struct {
-	client *asynq.Client
-	pacer  *quota.Pacer
+	client    *asynq.Client
+	rdb       redis.UniversalClient // client's Redis: batches of send tasks are written to it directly (taskwriter.go)
+	pacer     *quota.Pacer
+	published atomic.Bool // the send queue is in asynq's set of queues
 }
 
-// NewEnqueuer returns an Enqueuer on an asynq client, planning with pacer.
-func NewEnqueuer(client *asynq.Client, pacer *quota.Pacer) *Enqueuer {
-	return &Enqueuer{client: client, pacer: pacer}
+// NewEnqueuer returns an Enqueuer on an asynq client and the Redis client
+// it was made from, planning with pacer.
+func NewEnqueuer(client *asynq.Client, rdb redis.UniversalClient, pacer *quota.Pacer) *Enqueuer {
+	return &Enqueuer{client: client, rdb: rdb, pacer: pacer}
 }
 
 // sendMaxRetry bounds the retries of definite failures (5xx, connection
 // refused). Waits for pacing or quota are not failures and do not count
 // (see IsFailure in send.go).
 const sendMaxRetry = 12
+
+// sendTaskTimeout is how long a send task may run.
+const sendTaskTimeout = 2 * time.Minute
 
 // enqueueSend enqueues one recipient's send task, due at processAt. A task
 // that already exists is not an error: that is the idempotency.
@@ -84,7 +91,7 @@ func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPaylo
 		asynq.TaskID(taskID),
 		asynq.Queue(QueueSend),
 		asynq.MaxRetry(sendMaxRetry),
-		asynq.Timeout(2 * time.Minute),
+		asynq.Timeout(sendTaskTimeout),
 	}
 	if !processAt.IsZero() {
 		opts = append(opts, asynq.ProcessAt(processAt))
@@ -159,17 +166,17 @@ type sendBatch struct {
 	accounts []string // the campaign's, to plan each recipient on its own
 	round    int64
 	seqs     []int64
-	parallel int // enqueueing goroutines
+	parallel int // chunks of tasks written at once (taskwriter.go)
 }
 
-// enqueueBatch plans and enqueues the send tasks of a batch of recipients
-// with parallel enqueuers, and answers the latest due time it planned.
+// enqueueBatch plans and enqueues the send tasks of a batch of recipients,
+// up to parallel chunks of them at once, and answers the latest due time it
+// planned.
 func (e *Enqueuer) enqueueBatch(ctx context.Context, b sendBatch) (time.Time, error) {
-	campaignID, accounts, round, seqs, parallel := b.campaign, b.accounts, b.round, b.seqs, b.parallel
-	if len(seqs) == 0 {
+	if len(b.seqs) == 0 {
 		return time.Time{}, nil
 	}
-	due, err := e.plan(ctx, accounts, seqs)
+	due, err := e.plan(ctx, b.accounts, b.seqs)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -179,29 +186,7 @@ func (e *Enqueuer) enqueueBatch(ctx context.Context, b sendBatch) (time.Time, er
 			latest = t
 		}
 	}
-	jobs := make(chan int)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	for w := 0; w < min(parallel, len(seqs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if err := e.enqueueSend(ctx, campaignID, seqs[i], round, due[i]); err != nil {
-					errOnce.Do(func() { firstErr = err })
-				}
-			}
-		}()
-	}
-	for i := range seqs {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return latest, firstErr
+	return latest, e.writeSendTasks(ctx, b.campaign, b.round, b.seqs, due, b.parallel)
 }
 
 // accountOf is the sender account a recipient is planned on: the campaign's

@@ -144,7 +144,7 @@ func newRecurringFixture(t *testing.T) *recurringFixture {
 	queue := asynq.NewClientFromRedisClient(rdb)
 	t.Cleanup(func() { queue.Close() })
 	store := campaign.NewStore(rdb)
-	enqueuer := campaign.NewEnqueuer(queue, quota.NewPacer(rdb, time.Millisecond, 0))
+	enqueuer := campaign.NewEnqueuer(queue, rdb, quota.NewPacer(rdb, time.Millisecond, 0))
 	importer := campaign.NewImporter(store, enqueuer, "US", log)
 	rs := NewStore(rdb)
 	return &recurringFixture{t: t, rdb: rdb, store: store, importer: importer, starter: campaign.NewControlHandler(store, enqueuer, log),

@@ -23,7 +23,7 @@ func TestRecurringRunOfAnAllSuppressedListCompletes(t *testing.T) {
 	queue := asynq.NewClientFromRedisClient(f.rdb)
 	t.Cleanup(func() { _ = queue.Close() })
 	aud := audience.NewStore(f.rdb)
-	im := campaign.NewImporter(f.store, campaign.NewEnqueuer(queue, quota.NewPacer(f.rdb, time.Millisecond, 0)), "US", f.log, campaign.WithSuppressions(aud))
+	im := campaign.NewImporter(f.store, campaign.NewEnqueuer(queue, f.rdb, quota.NewPacer(f.rdb, time.Millisecond, 0)), "US", f.log, campaign.WithSuppressions(aud))
 	runner := NewRunner(f.rs, im, f.store, f.log)
 	r := f.create("0 9 * * *")
 	for _, phone := range []string{"+14155550101", "+14155550102", "+14155550103"} {

@@ -48,7 +48,7 @@ func newFixture(t *testing.T, sbCfg sandbox.Config) *fixture {
 	}
 	pacer := quota.NewPacer(rdb, time.Millisecond, 0)
 	store := campaign.NewStore(rdb)
-	enqueuer := campaign.NewEnqueuer(queue, pacer)
+	enqueuer := campaign.NewEnqueuer(queue, rdb, pacer)
 	handler := campaign.NewSendHandler(campaign.SendDeps{
 		Store: store, Ledger: ledger, Pacer: pacer, Accounts: quota.NewAccounts(rdb), Queue: enqueuer, Log: log,
 		Provider: sender.NewTimelines("fixture-token", sender.WithBaseURL(prov.URL)),
