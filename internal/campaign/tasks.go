@@ -132,22 +132,27 @@ func (e *Enqueuer) enqueueRetry(ctx context.Context, campaignID string, now time
 
 // plan books a pacing slot for each recipient on its account's timeline
 // (recipients are spread over the accounts in turn) and answers their due
-// times, in the order of seqs. One booking per account and batch keeps it
-// to a few Redis calls however many recipients there are.
+// times, in the order of seqs. One booking per account and batch, all in
+// one round trip, however many recipients and accounts there are.
 func (e *Enqueuer) plan(ctx context.Context, accounts []string, seqs []int64) ([]time.Time, error) {
 	byAccount := map[string][]int{} // account → indexes into seqs
 	for i, seq := range seqs {
 		a := accountOf(accounts, seq)
 		byAccount[a] = append(byAccount[a], i)
 	}
+	counts := make(map[string]int, len(byAccount))
+	for account, idx := range byAccount {
+		counts[account] = len(idx)
+	}
+	bookings, err := e.pacer.PlanEach(ctx, counts)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]time.Time, len(seqs))
 	for account, idx := range byAccount {
-		first, step, err := e.pacer.Plan(ctx, account, len(idx))
-		if err != nil {
-			return nil, err
-		}
+		b := bookings[account]
 		for k, i := range idx {
-			out[i] = first.Add(time.Duration(k) * step)
+			out[i] = b.First.Add(time.Duration(k) * b.Step)
 		}
 	}
 	return out, nil

@@ -349,6 +349,80 @@ func (p *Pacer) Plan(ctx context.Context, account string, n int) (first time.Tim
 	return time.UnixMilli(firstMillis), time.Duration(stepMillis) * time.Millisecond, nil
 }
 
+// Booking is one account's share of PlanEach: its slots are First,
+// First+Step, ... (a zero Step: pacing is off, all of them are due now).
+type Booking struct {
+	First time.Time
+	Step  time.Duration
+}
+
+// PlanEach is Plan for several accounts at once (counts: the slots each
+// needs), in one round trip: a campaign of a thousand accounts books a
+// batch of its recipients in one, not in a thousand. Each account's
+// booking is atomic, as Plan's is.
+func (p *Pacer) PlanEach(ctx context.Context, counts map[string]int) (map[string]Booking, error) {
+	out := make(map[string]Booking, len(counts))
+	var accounts []string
+	var args [][]any
+	for account, n := range counts {
+		if n < 1 {
+			return nil, fmt.Errorf("quota: plan %d send slots of account %q: need at least 1", n, account)
+		}
+		interval, err := p.Interval(ctx, account)
+		if err != nil {
+			return nil, err
+		}
+		if interval == 0 {
+			out[account] = Booking{First: time.Now()} // pacing is off: everything is due now
+			continue
+		}
+		step := ceilMillis(interval + p.randomJitter())
+		accounts = append(accounts, account)
+		args = append(args, []any{n, step})
+	}
+	firsts, err := p.runPlans(ctx, accounts, args)
+	if err != nil {
+		return nil, err
+	}
+	for i, account := range accounts {
+		out[account] = Booking{First: time.UnixMilli(firsts[i]), Step: time.Duration(args[i][1].(int64)) * time.Millisecond}
+	}
+	return out, nil
+}
+
+// runPlans runs planScript for each account in one pipeline, loading the
+// script first when Redis does not have it (a pipeline cannot fall back
+// from EVALSHA to EVAL command by command, as Script.Run does).
+func (p *Pacer) runPlans(ctx context.Context, accounts []string, args [][]any) ([]int64, error) {
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		cmds, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, account := range accounts {
+				planScript.EvalSha(ctx, pipe, []string{planKey(account)}, args[i]...)
+			}
+			return nil
+		})
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := planScript.Load(ctx, p.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("quota: load the plan script: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("quota: plan send slots of %d accounts: %w", len(accounts), err)
+		}
+		firsts := make([]int64, len(cmds))
+		for i, c := range cmds {
+			if firsts[i], err = c.(*redis.Cmd).Int64(); err != nil {
+				return nil, fmt.Errorf("quota: plan send slots of account %q: %w", accounts[i], err)
+			}
+		}
+		return firsts, nil
+	}
+}
+
 // PlanTail answers when the account's last booked slot is (for ETAs): zero
 // when nothing is booked ahead.
 func (p *Pacer) PlanTail(ctx context.Context, account string) (time.Time, error) {

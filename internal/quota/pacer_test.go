@@ -466,3 +466,35 @@ func TestKeysAreUnderThePrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanEachBooksLikePlan books several accounts in one call, also after
+// Redis lost its scripts: each account's slots are booked on its own
+// timeline, and a later Plan continues right after them.
+func TestPlanEachBooksLikePlan(t *testing.T) {
+	const interval = time.Hour
+	ctx := testContext(t)
+	c := processes(t, 1)[0]
+	p := quota.NewPacer(c, interval, 0)
+	must(t, c.ScriptFlush(ctx).Err())
+	got, err := p.PlanEach(ctx, map[string]int{"+1A": 3, "+1B": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("PlanEach booked %d accounts, want 2: %v", len(got), got)
+	}
+	a := got["+1A"]
+	if want := interval; a.Step != want || got["+1B"].Step != want {
+		t.Errorf("steps %s and %s, want %s", a.Step, got["+1B"].Step, want)
+	}
+	next, _, err := p.Plan(ctx, "+1A", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := a.First.Add(3 * a.Step); !next.Equal(want) {
+		t.Errorf("Plan after PlanEach's 3 slots starts at %s, want %s", next, want)
+	}
+	if _, err := p.PlanEach(ctx, map[string]int{"+1A": 0}); err == nil {
+		t.Error("PlanEach of 0 slots succeeded")
+	}
+}
