@@ -240,7 +240,7 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	if gate.held {
 		// The upload creating the campaign is still arriving: a late field
 		// may yet change it, and a broken upload must leave nothing sent.
-		return nil, &WaitError{Delay: heldWait, Reason: "the upload is still arriving"}
+		return nil, h.whileUploading(ctx, run)
 	}
 	spec, err := h.specs.get(ctx, run.Campaign)
 	if err != nil {
@@ -260,6 +260,29 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	}
 	return spec, nil
 }
+
+// whileUploading is the wait of a task whose campaign's upload is still
+// arriving. Its slot passes meanwhile, so it books its account's next free
+// one and waits for that: when the upload ends, each account sends at its
+// plan, not every task that came due meanwhile at once (a burst whose
+// queue made the sends after it late), and none looks again every heldWait
+// until then. Without the campaign's accounts yet, it looks again soon.
+func (h *SendHandler) whileUploading(ctx context.Context, run *attemptRun) error {
+	accounts, err := h.store.accountsOf(ctx, run.Campaign)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if len(accounts) == 0 {
+		return &WaitError{Delay: heldWait, Reason: reasonUploading}
+	}
+	slot, _, err := h.pacer.Plan(ctx, accountOf(accounts, run.Seq), 1)
+	if err != nil {
+		return err
+	}
+	return &WaitError{Delay: max(time.Until(slot), heldWait), Reason: reasonUploading}
+}
+
+const reasonUploading = "the upload is still arriving"
 
 // chooseAccount picks the sender account, or answers a wait when none of
 // the campaign's accounts is usable.
