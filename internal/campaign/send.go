@@ -47,7 +47,9 @@ type SendHandler struct {
 	audience  AudienceConfig // suppressions, the frequency cap, the last-messaged index
 
 	// maxInlineWait is the longest pacing wait slept in the handler; longer
-	// waits go back to the queue, so no worker slot idles through them.
+	// waits go back to the queue, so no worker slot idles through them. A
+	// second (asynq's due times are whole seconds) plus sendLead: what a
+	// task queued for its slot may have to sleep.
 	maxInlineWait time.Duration
 	quotaWait     time.Duration
 	accountWait   time.Duration
@@ -112,7 +114,7 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		indexed:       d.IndexForWebhooks,
 		log:           d.Log,
 		now:           time.Now,
-		maxInlineWait: time.Second,
+		maxInlineWait: time.Second + sendLead,
 		quotaWait:     orDefault(d.QuotaWait, time.Minute),
 		accountWait:   30 * time.Second,
 		claimLease:    orDefault(d.ClaimLease, 45*time.Second),

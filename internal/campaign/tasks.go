@@ -32,6 +32,9 @@ type sendPayload struct {
 	Campaign string `json:"c"`
 	Seq      int64  `json:"s"`
 	Round    int64  `json:"r,omitempty"`
+	// Slot is the pacing slot the task was booked (unix ms; 0: none): it
+	// is queued a little ahead of it (sendLead) and sleeps until it.
+	Slot int64 `json:"t,omitempty"`
 }
 
 // startPayload names a campaign to start (a scheduled one at send_at, a
@@ -79,7 +82,6 @@ func (e *Enqueuer) enqueueSend(ctx context.Context, campaignID string, seq, roun
 
 func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPayload, processAt time.Time) error {
 	campaignID, seq := p.Campaign, p.Seq
-	payload, _ := json.Marshal(p)
 	opts := []asynq.Option{
 		asynq.TaskID(taskID),
 		asynq.Queue(QueueSend),
@@ -87,8 +89,13 @@ func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPaylo
 		asynq.Timeout(2 * time.Minute),
 	}
 	if !processAt.IsZero() {
+		p.Slot = processAt.UnixMilli()
+		processAt = processAt.Add(-sendLead)
+	}
+	if !processAt.IsZero() {
 		opts = append(opts, asynq.ProcessAt(processAt))
 	}
+	payload, _ := json.Marshal(p)
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeSend, payload), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue recipient %d of campaign %s: %w", seq, campaignID, err)
