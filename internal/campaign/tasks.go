@@ -74,10 +74,19 @@ func NewEnqueuer(client *asynq.Client, pacer *quota.Pacer) *Enqueuer {
 // (see IsFailure in send.go).
 const sendMaxRetry = 12
 
-// enqueueSend enqueues one recipient's send task, due at processAt. A task
-// that already exists is not an error: that is the idempotency.
+// enqueueSend enqueues one recipient's send task, due at processAt (zero:
+// now). A task that already exists is not an error: that is the
+// idempotency.
 func (e *Enqueuer) enqueueSend(ctx context.Context, campaignID string, seq, round int64, processAt time.Time) error {
 	return e.enqueueSendAs(ctx, sendTaskID(campaignID, seq, round), sendPayload{Campaign: campaignID, Seq: seq, Round: round}, processAt)
+}
+
+// enqueuePlanned enqueues one recipient's send task for the pacing slot
+// its account's plan booked it: queued sendLead ahead of it, with the slot
+// in the payload for the task to sleep until.
+func (e *Enqueuer) enqueuePlanned(ctx context.Context, taskID string, p sendPayload, slot time.Time) error {
+	p.Slot = slot.UnixMilli()
+	return e.enqueueSendAs(ctx, taskID, p, slot.Add(-sendLead))
 }
 
 func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPayload, processAt time.Time) error {
@@ -87,10 +96,6 @@ func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPaylo
 		asynq.Queue(QueueSend),
 		asynq.MaxRetry(sendMaxRetry),
 		asynq.Timeout(2 * time.Minute),
-	}
-	if !processAt.IsZero() {
-		p.Slot = processAt.UnixMilli()
-		processAt = processAt.Add(-sendLead)
 	}
 	if !processAt.IsZero() {
 		opts = append(opts, asynq.ProcessAt(processAt))
@@ -202,7 +207,8 @@ func (e *Enqueuer) enqueueBatch(ctx context.Context, b sendBatch) (time.Time, er
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
-				if err := e.enqueueSend(ctx, campaignID, seqs[i], round, due[i]); err != nil {
+				p := sendPayload{Campaign: campaignID, Seq: seqs[i], Round: round}
+				if err := e.enqueuePlanned(ctx, sendTaskID(campaignID, seqs[i], round), p, due[i]); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
