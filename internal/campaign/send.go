@@ -49,7 +49,9 @@ type SendHandler struct {
 	audience  AudienceConfig // suppressions, the frequency cap, the last-messaged index
 
 	// maxInlineWait is the longest pacing wait slept in the handler; longer
-	// waits go back to the queue, so no worker slot idles through them.
+	// waits go back to the queue, so no worker slot idles through them. A
+	// second (asynq's due times are whole seconds) plus sendLead: what a
+	// task queued for its slot may have to sleep.
 	maxInlineWait time.Duration
 	quotaWait     time.Duration
 	accountWait   time.Duration
@@ -114,7 +116,7 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		indexed:       d.IndexForWebhooks,
 		log:           d.Log,
 		now:           time.Now,
-		maxInlineWait: time.Second,
+		maxInlineWait: time.Second + sendLead,
 		quotaWait:     orDefault(d.QuotaWait, time.Minute),
 		accountWait:   30 * time.Second,
 		claimLease:    orDefault(d.ClaimLease, 45*time.Second),
@@ -248,7 +250,7 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	if gate.held {
 		// The upload creating the campaign is still arriving: a late field
 		// may yet change it, and a broken upload must leave nothing sent.
-		return nil, &WaitError{Delay: heldWait, Reason: "the upload is still arriving"}
+		return nil, h.whileUploading(ctx, run)
 	}
 	spec, err := h.specs.get(ctx, run.Campaign)
 	if err != nil {
@@ -268,6 +270,29 @@ func (h *SendHandler) admit(ctx context.Context, run *attemptRun) (*sendSpec, er
 	}
 	return spec, nil
 }
+
+// whileUploading is the wait of a task whose campaign's upload is still
+// arriving. Its slot passes meanwhile, so it books its account's next free
+// one and waits for that: when the upload ends, each account sends at its
+// plan, not every task that came due meanwhile at once (a burst whose
+// queue made the sends after it late), and none looks again every heldWait
+// until then. Without the campaign's accounts yet, it looks again soon.
+func (h *SendHandler) whileUploading(ctx context.Context, run *attemptRun) error {
+	accounts, err := h.store.accountsOf(ctx, run.Campaign)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if len(accounts) == 0 {
+		return &WaitError{Delay: heldWait, Reason: reasonUploading}
+	}
+	slot, _, err := h.pacer.Plan(ctx, accountOf(accounts, run.Seq), 1)
+	if err != nil {
+		return err
+	}
+	return &WaitError{Delay: max(time.Until(slot), heldWait), Reason: reasonUploading}
+}
+
+const reasonUploading = "the upload is still arriving"
 
 // chooseAccount picks the sender account, or answers a wait when none of
 // the campaign's accounts is usable.

@@ -17,14 +17,14 @@ import (
 // a send that reached the wire late moving the account's next slot.
 
 // waitForSlot takes the account's pacing slot, sleeping through short waits
-// (and saying whether it slept).
-// A longer wait books this task a slot of its own on the account's timeline
-// and sends it back to the queue until then: retrying "at the next free
-// slot" instead would have every task that missed one collide again at the
-// next, and again, for as long as the backlog lasts.
+// (first until the slot the task was booked, then until the account's) and
+// saying whether it slept. A longer wait sends the task back to the queue
+// (waitLonger).
 func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, error) {
-	account := run.account
-	slept := false
+	slept, err := h.untilBookedSlot(ctx, run)
+	if err != nil {
+		return slept, err
+	}
 	for {
 		wait, err := h.takeOnce(ctx, run)
 		if err != nil {
@@ -34,11 +34,7 @@ func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, e
 			return slept, nil
 		}
 		if wait > h.maxInlineWait {
-			slot, _, err := h.pacer.Plan(ctx, account, 1)
-			if err != nil {
-				return slept, err
-			}
-			return slept, &WaitError{Delay: max(time.Until(slot), wait), Reason: "pacing"}
+			return slept, h.waitLonger(ctx, run, wait)
 		}
 		slept = true
 		timer := time.NewTimer(wait)
@@ -48,6 +44,62 @@ func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, e
 			return slept, ctx.Err()
 		case <-timer.C:
 		}
+	}
+}
+
+// waitLonger sends a task whose account's slot is further than a nap back
+// to the queue. The account's sends running behind its plan (each one a
+// few ms late, which the next slot keeps) is not a backlog: the task comes
+// back for that very slot, which comes before the next task's booked one,
+// so the account sends on rather than idle a slot. A task that the slot
+// would put after the next one's booked slot is the backlog: it books a
+// slot of its own on the timeline, as retrying "at the next free slot"
+// would have every task of a backlog collide again at the next, and
+// again, for as long as the backlog lasts.
+func (h *SendHandler) waitLonger(ctx context.Context, run *attemptRun, wait time.Duration) error {
+	if run.Slot != 0 {
+		interval, err := h.pacer.Interval(ctx, run.account)
+		if err != nil {
+			return err
+		}
+		if time.Now().Add(wait).Before(time.UnixMilli(run.Slot).Add(interval)) {
+			return &WaitError{Delay: wait, Reason: "pacing"}
+		}
+	}
+	slot, _, err := h.pacer.Plan(ctx, run.account, 1)
+	if err != nil {
+		return err
+	}
+	return &WaitError{Delay: max(time.Until(slot), wait), Reason: "pacing"}
+}
+
+// untilBookedSlot sleeps until the slot the task was booked, when it came
+// ahead of it (sendLead): the account's sends then keep to their plan
+// whatever order the queue handed the second's tasks out in. A task that
+// came far ahead of it (a clock change) goes back to the queue.
+func (h *SendHandler) untilBookedSlot(ctx context.Context, run *attemptRun) (bool, error) {
+	if run.Slot == 0 {
+		return false, nil
+	}
+	wait := time.Until(time.UnixMilli(run.Slot))
+	if wait <= 0 {
+		return false, nil
+	}
+	if wait > h.maxInlineWait {
+		return false, &WaitError{Delay: wait - sendLead, Reason: "pacing"}
+	}
+	return true, sleepCtx(ctx, wait)
+}
+
+// sleepCtx sleeps for d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
 	}
 }
 
@@ -119,3 +171,11 @@ func (h *SendHandler) sendOnTime(ctx context.Context, run *attemptRun, msg sende
 	}
 	return receipt, err
 }
+
+// sendLead is how far ahead of its pacing slot a planned task is queued
+// (untilBookedSlot sleeps the rest). asynq keeps due times in whole
+// seconds and dequeues a second's tasks one round trip at a time: queued
+// for its slot, a task whose slot is early in its second often started
+// after it, later in some intervals than in others, and the gaps between
+// an account's sends showed it.
+const sendLead = 200 * time.Millisecond

@@ -50,21 +50,25 @@ func (s *Service) AddRecipient(ctx context.Context, r NewRecipient) error {
 		return err
 	}
 	due := r.DueAt
-	if due.IsZero() {
-		accounts, err := s.store.accountsOf(ctx, r.Campaign)
-		if err != nil {
+	if !due.IsZero() {
+		if err := s.queue.enqueueSend(ctx, r.Campaign, r.Seq, 0, due); err != nil {
 			return err
 		}
-		slots, err := s.queue.plan(ctx, accounts, []int64{r.Seq})
-		if err != nil {
-			return err
-		}
-		due = slots[0]
+		return s.store.notePlanEnd(ctx, r.Campaign, due)
 	}
-	if err := s.queue.enqueueSend(ctx, r.Campaign, r.Seq, 0, due); err != nil {
+	accounts, err := s.store.accountsOf(ctx, r.Campaign)
+	if err != nil {
 		return err
 	}
-	return s.store.notePlanEnd(ctx, r.Campaign, due)
+	slots, err := s.queue.plan(ctx, accounts, []int64{r.Seq})
+	if err != nil {
+		return err
+	}
+	p := sendPayload{Campaign: r.Campaign, Seq: r.Seq}
+	if err := s.queue.enqueuePlanned(ctx, sendTaskID(r.Campaign, r.Seq, 0), p, slots[0]); err != nil {
+		return err
+	}
+	return s.store.notePlanEnd(ctx, r.Campaign, slots[0])
 }
 
 // Resume continues a paused campaign: in a new round, so that the paused
@@ -148,7 +152,7 @@ func (s *Service) requeueInCurrentRound(ctx context.Context, id string, seq, see
 		return err
 	}
 	taskID := sendTaskID(id, seq, g.round) + idSuffix
-	if err := s.queue.enqueueSendAs(ctx, taskID, sendPayload{Campaign: id, Seq: seq, Round: g.round}, due[0]); err != nil {
+	if err := s.queue.enqueuePlanned(ctx, taskID, sendPayload{Campaign: id, Seq: seq, Round: g.round}, due[0]); err != nil {
 		return err
 	}
 	return s.store.notePlanEnd(ctx, id, due[0])

@@ -33,6 +33,9 @@ type sendPayload struct {
 	Campaign string `json:"c"`
 	Seq      int64  `json:"s"`
 	Round    int64  `json:"r,omitempty"`
+	// Slot is the pacing slot the task was booked (unix ms; 0: none): it
+	// is queued a little ahead of it (sendLead) and sleeps until it.
+	Slot int64 `json:"t,omitempty"`
 }
 
 // startPayload names a campaign to start (a scheduled one at send_at, a
@@ -78,15 +81,23 @@ const sendMaxRetry = 12
 // sendTaskTimeout is how long a send task may run.
 const sendTaskTimeout = 2 * time.Minute
 
-// enqueueSend enqueues one recipient's send task, due at processAt. A task
-// that already exists is not an error: that is the idempotency.
+// enqueueSend enqueues one recipient's send task, due at processAt (zero:
+// now). A task that already exists is not an error: that is the
+// idempotency.
 func (e *Enqueuer) enqueueSend(ctx context.Context, campaignID string, seq, round int64, processAt time.Time) error {
 	return e.enqueueSendAs(ctx, sendTaskID(campaignID, seq, round), sendPayload{Campaign: campaignID, Seq: seq, Round: round}, processAt)
 }
 
+// enqueuePlanned enqueues one recipient's send task for the pacing slot
+// its account's plan booked it: queued sendLead ahead of it, with the slot
+// in the payload for the task to sleep until.
+func (e *Enqueuer) enqueuePlanned(ctx context.Context, taskID string, p sendPayload, slot time.Time) error {
+	p.Slot = slot.UnixMilli()
+	return e.enqueueSendAs(ctx, taskID, p, slot.Add(-sendLead))
+}
+
 func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPayload, processAt time.Time) error {
 	campaignID, seq := p.Campaign, p.Seq
-	payload, _ := json.Marshal(p)
 	opts := []asynq.Option{
 		asynq.TaskID(taskID),
 		asynq.Queue(QueueSend),
@@ -96,6 +107,7 @@ func (e *Enqueuer) enqueueSendAs(ctx context.Context, taskID string, p sendPaylo
 	if !processAt.IsZero() {
 		opts = append(opts, asynq.ProcessAt(processAt))
 	}
+	payload, _ := json.Marshal(p)
 	_, err := e.client.EnqueueContext(ctx, asynq.NewTask(TypeSend, payload), opts...)
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue recipient %d of campaign %s: %w", seq, campaignID, err)
@@ -139,22 +151,27 @@ func (e *Enqueuer) enqueueRetry(ctx context.Context, campaignID string, now time
 
 // plan books a pacing slot for each recipient on its account's timeline
 // (recipients are spread over the accounts in turn) and answers their due
-// times, in the order of seqs. One booking per account and batch keeps it
-// to a few Redis calls however many recipients there are.
+// times, in the order of seqs. One booking per account and batch, all in
+// one round trip, however many recipients and accounts there are.
 func (e *Enqueuer) plan(ctx context.Context, accounts []string, seqs []int64) ([]time.Time, error) {
 	byAccount := map[string][]int{} // account → indexes into seqs
 	for i, seq := range seqs {
 		a := accountOf(accounts, seq)
 		byAccount[a] = append(byAccount[a], i)
 	}
+	counts := make(map[string]int, len(byAccount))
+	for account, idx := range byAccount {
+		counts[account] = len(idx)
+	}
+	bookings, err := e.pacer.PlanEach(ctx, counts)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]time.Time, len(seqs))
 	for account, idx := range byAccount {
-		first, step, err := e.pacer.Plan(ctx, account, len(idx))
-		if err != nil {
-			return nil, err
-		}
+		b := bookings[account]
 		for k, i := range idx {
-			out[i] = first.Add(time.Duration(k) * step)
+			out[i] = b.First.Add(time.Duration(k) * b.Step)
 		}
 	}
 	return out, nil

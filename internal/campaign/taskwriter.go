@@ -76,13 +76,18 @@ func newSendTaskEncoder(campaignID string, round int64) sendTaskEncoder {
 	return sendTaskEncoder{campaign: campaignID, round: round, prefix: prefix}
 }
 
-// payload is json.Marshal(sendPayload{...}) without its reflection.
-func (e sendTaskEncoder) payload(buf []byte, seq int64) []byte {
+// payload is json.Marshal(sendPayload{...}) without its reflection; slot
+// is the task's pacing slot in unix ms (0: none).
+func (e sendTaskEncoder) payload(buf []byte, seq, slot int64) []byte {
 	buf = append(buf, e.prefix...)
 	buf = strconv.AppendInt(buf, seq, 10)
 	if e.round != 0 {
 		buf = append(buf, `,"r":`...)
 		buf = strconv.AppendInt(buf, e.round, 10)
+	}
+	if slot != 0 {
+		buf = append(buf, `,"t":`...)
+		buf = strconv.AppendInt(buf, slot, 10)
 	}
 	return append(buf, '}')
 }
@@ -91,9 +96,9 @@ func (e sendTaskEncoder) payload(buf []byte, seq int64) []byte {
 // (enqueueSendAs's options): asynq's TaskMessage protobuf with the fields
 // it sets, in field-number order as proto.Marshal writes them (type 1,
 // payload 2, id 3, queue 4, retry 5, timeout 8; no deadline: 0).
-func (e sendTaskEncoder) message(id string, seq int64) []byte {
-	var scratch [64]byte
-	payload := e.payload(scratch[:0], seq)
+func (e sendTaskEncoder) message(id string, seq, slot int64) []byte {
+	var scratch [80]byte
+	payload := e.payload(scratch[:0], seq, slot)
 	buf := make([]byte, 0, 32+len(TypeSend)+len(payload)+len(id)+len(QueueSend))
 	buf = appendProtoString(buf, 1, TypeSend)
 	buf = protowire.AppendTag(buf, 2, protowire.BytesType)
@@ -111,10 +116,13 @@ func appendProtoString(buf []byte, field protowire.Number, s string) []byte {
 	return protowire.AppendString(buf, s)
 }
 
-// writeSendTasks writes the send tasks of seqs (due at due, in the same
-// order), chunk by chunk, up to parallel chunks at once. Tasks that exist
-// already are left alone, as asynq's ErrTaskIDConflict is ignored.
-func (e *Enqueuer) writeSendTasks(ctx context.Context, campaignID string, round int64, seqs []int64, due []time.Time, parallel int) error {
+// writeSendTasks writes the send tasks of seqs for the pacing slots their
+// accounts' plans booked them (slots, in the same order), as
+// enqueuePlanned does one: queued sendLead ahead of the slot, which the
+// payload carries. Chunk by chunk, up to parallel chunks at once. Tasks
+// that exist already are left alone, as asynq's ErrTaskIDConflict is
+// ignored.
+func (e *Enqueuer) writeSendTasks(ctx context.Context, campaignID string, round int64, seqs []int64, slots []time.Time, parallel int) error {
 	if err := e.publishQueue(ctx); err != nil {
 		return err
 	}
@@ -129,7 +137,7 @@ func (e *Enqueuer) writeSendTasks(ctx context.Context, campaignID string, round 
 			defer wg.Done()
 			for from := range chunks {
 				to := min(from+taskChunk, len(seqs))
-				if err := e.writeChunk(ctx, enc, seqs[from:to], due[from:to]); err != nil {
+				if err := e.writeChunk(ctx, enc, seqs[from:to], slots[from:to]); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
@@ -146,7 +154,7 @@ func (e *Enqueuer) writeSendTasks(ctx context.Context, campaignID string, round 
 // writeChunk writes one chunk's tasks with one script call. A task due
 // by now is pending, a later one scheduled at its due second, as asynq's
 // Enqueue decides.
-func (e *Enqueuer) writeChunk(ctx context.Context, enc sendTaskEncoder, seqs []int64, due []time.Time) error {
+func (e *Enqueuer) writeChunk(ctx context.Context, enc sendTaskEncoder, seqs []int64, slots []time.Time) error {
 	prefix := asynqQueuePrefix(QueueSend)
 	keys := make([]string, 2, 2+len(seqs))
 	keys[0], keys[1] = prefix+"pending", prefix+"scheduled"
@@ -157,10 +165,10 @@ func (e *Enqueuer) writeChunk(ctx context.Context, enc sendTaskEncoder, seqs []i
 		id := sendTaskID(enc.campaign, seq, enc.round)
 		keys = append(keys, prefix+"t:"+id)
 		at := int64(0)
-		if due[i].After(now) {
-			at = due[i].Unix()
+		if due := slots[i].Add(-sendLead); due.After(now) {
+			at = due.Unix()
 		}
-		args = append(args, enc.message(id, seq), id, at)
+		args = append(args, enc.message(id, seq, slots[i].UnixMilli()), id, at)
 	}
 	if err := writeTasksScript.Run(ctx, e.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("enqueue recipients %d to %d of campaign %s: %w", seqs[0], seqs[len(seqs)-1], enc.campaign, err)

@@ -14,9 +14,10 @@ import (
 )
 
 // The batch writer must leave in Redis exactly what asynq's Enqueue with
-// enqueueSendAs's options leaves: the same task hash (message bytes, state)
-// and the same entry in the pending list or the scheduled set. Each task is
-// written once by each path on a flushed Redis, and the two states compared.
+// enqueueSendAs's options leaves for a planned task (enqueuePlanned): the
+// same task hash (message bytes, state) and the same entry in the pending
+// list or the scheduled set. Each task is written once by each path on a
+// flushed Redis, and the two states compared.
 func TestWriteSendTasksMatchesAsynqEnqueue(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -26,10 +27,11 @@ func TestWriteSendTasksMatchesAsynqEnqueue(t *testing.T) {
 		name  string
 		seq   int64
 		round int64
-		due   time.Time
+		slot  time.Time
 	}{
 		{"pending, first round", 7, 0, time.Now().Add(-time.Second)},
 		{"pending, later round", 1 << 40, 3, time.Now()},
+		{"pending, slot within the lead", 9, 0, time.Now().Add(sendLead / 2)},
 		{"scheduled", 12, 0, later},
 		{"scheduled, later round", 0, 2, later},
 	}
@@ -40,12 +42,12 @@ func TestWriteSendTasksMatchesAsynqEnqueue(t *testing.T) {
 		client := asynq.NewClientFromRedisClient(rdb)
 		e := NewEnqueuer(client, rdb, quota.NewPacer(rdb, 0, 0))
 		rdb.FlushAll(ctx)
-		if err := e.enqueueSend(ctx, "cmp1", c.seq, c.round, c.due); err != nil {
+		if err := e.enqueuePlanned(ctx, id, sendPayload{Campaign: "cmp1", Seq: c.seq, Round: c.round}, c.slot); err != nil {
 			t.Fatal(err)
 		}
 		want := queueState(t, rdb, id)
 		rdb.FlushAll(ctx)
-		if err := e.writeSendTasks(ctx, "cmp1", c.round, []int64{c.seq}, []time.Time{c.due}, 4); err != nil {
+		if err := e.writeSendTasks(ctx, "cmp1", c.round, []int64{c.seq}, []time.Time{c.slot}, 4); err != nil {
 			t.Fatal(err)
 		}
 		if got := queueState(t, rdb, id); got != want {
@@ -111,7 +113,7 @@ func TestWriteSendTasksIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p sendPayload
-	if err := json.Unmarshal(info.Payload, &p); err != nil || p != (sendPayload{Campaign: "c2", Seq: 131}) {
+	if err := json.Unmarshal(info.Payload, &p); err != nil || p != (sendPayload{Campaign: "c2", Seq: 131, Slot: due[131].UnixMilli()}) {
 		t.Errorf("task 131: payload %s (%v)", info.Payload, err)
 	}
 	if info.Type != TypeSend || info.MaxRetry != sendMaxRetry || info.Timeout != sendTaskTimeout || info.State != asynq.TaskStateScheduled {
@@ -123,9 +125,11 @@ func TestWriteSendTasksIdempotent(t *testing.T) {
 func TestSendTaskPayloadIsJSON(t *testing.T) {
 	for _, id := range []string{"mx34q46d58jm41", "a.t1", `q"u\o<te>`, "é"} {
 		for _, round := range []int64{0, 5} {
-			want, _ := json.Marshal(sendPayload{Campaign: id, Seq: 42, Round: round})
-			if got := newSendTaskEncoder(id, round).payload(nil, 42); string(got) != string(want) {
-				t.Errorf("payload %s, json.Marshal %s", got, want)
+			for _, slot := range []int64{0, time.Now().UnixMilli()} {
+				want, _ := json.Marshal(sendPayload{Campaign: id, Seq: 42, Round: round, Slot: slot})
+				if got := newSendTaskEncoder(id, round).payload(nil, 42, slot); string(got) != string(want) {
+					t.Errorf("payload %s, json.Marshal %s", got, want)
+				}
 			}
 		}
 	}

@@ -308,11 +308,13 @@ func (p *Pacer) effectiveIntervals(raw map[string]string) map[string]time.Durati
 }
 
 // planScript books ARGV[1] slots ARGV[2] ms apart on the timeline KEYS[1]:
-// first = max(tail, now), tail = first + n*step. Answers first (ms).
+// first = the tail, or ARGV[3] ms from now when the timeline is idle (its
+// tail passed); tail = first + n*step. Answers first (ms).
 var planScript = redis.NewScript(luaNowMillis + `
 local n, step = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = tonumber(now_ms)
-local first = math.max(tonumber(redis.call('HGET', KEYS[1], 'tail')) or now, now)
+local first = tonumber(redis.call('HGET', KEYS[1], 'tail')) or 0
+if first < now then first = now + tonumber(ARGV[3]) end
 local tail = first + n * step
 redis.call('HSET', KEYS[1], 'tail', string.format('%d', tail), 'last', string.format('%d', tail - step))
 -- Once the tail has passed, an empty timeline means the same thing.
@@ -324,10 +326,11 @@ return first
 // the first is and the step between them: the slots are first, first+step,
 // ..., first+(n-1)*step (Redis clock). Booking is atomic, so campaigns that
 // share an account queue behind each other, and an idle account's first
-// slot is now. The step is the account's interval plus a jitter drawn once
-// per plan.
+// slot is within IdleSpread of now. The step is the account's interval
+// plus PlanSlack and a jitter drawn once per plan.
 //
-// Enqueuers give each task its slot as its asynq ProcessAt, so tasks become
+// Enqueuers give each task its slot (a little ahead) as its asynq
+// ProcessAt, so tasks become
 // due at the rate they may be sent and a slow or paused account's tasks
 // never sit in front of another account's; Take stays the safety net.
 func (p *Pacer) Plan(ctx context.Context, account string, n int) (first time.Time, step time.Duration, err error) {
@@ -341,12 +344,113 @@ func (p *Pacer) Plan(ctx context.Context, account string, n int) (first time.Tim
 	if interval == 0 {
 		return time.Now(), 0, nil // pacing is off: everything is due now
 	}
-	stepMillis := ceilMillis(interval + p.randomJitter())
-	firstMillis, err := planScript.Run(ctx, p.rdb, []string{planKey(account)}, n, stepMillis).Int64()
+	stepMillis := ceilMillis(interval + p.randomJitter() + PlanSlack(interval))
+	firstMillis, err := planScript.Run(ctx, p.rdb, []string{planKey(account)}, n, stepMillis, idleOffset(interval).Milliseconds()).Int64()
 	if err != nil {
 		return time.Time{}, 0, fmt.Errorf("quota: plan %d send slots of account %q: %w", n, account, err)
 	}
 	return time.UnixMilli(firstMillis), time.Duration(stepMillis) * time.Millisecond, nil
+}
+
+// IdleSpread is the most an idle account's first planned slot is put off.
+// Were it now, every account of a campaign uploaded at once would send in
+// the same instant of each interval: a thousand accounts at 2 s made a
+// thousand tasks due in one second of every two (asynq keeps due times in
+// whole seconds), more than three workers dequeue, one round trip each,
+// before their slots. Spread over the interval, a second's share comes due
+// each second.
+const IdleSpread = 2 * time.Second
+
+// idleOffset is how far from now an idle account's timeline starts: a
+// random point of the interval, of IdleSpread at most, so that a long
+// interval does not hold back a first message.
+func idleOffset(interval time.Duration) time.Duration {
+	return rand.N(min(interval, IdleSpread))
+}
+
+// PlanSlack is what a plan's step adds to the interval: 1 %. Each send
+// reaches the wire a little after its slot (a round trip for the claim, a
+// timer waking), and the account's next slot is counted from the wire, so
+// a plan stepping by the bare interval books faster than the account can
+// send: the account falls further behind its plan at every send, until
+// its tasks come too early for a nap and one gives its slot up. The slack
+// lets sends catch up with the plan by up to 20 ms a send at 2 s.
+func PlanSlack(interval time.Duration) time.Duration {
+	return interval / 100
+}
+
+// Booking is one account's share of PlanEach: its slots are First,
+// First+Step, ... (a zero Step: pacing is off, all of them are due now).
+type Booking struct {
+	First time.Time
+	Step  time.Duration
+}
+
+// PlanEach is Plan for several accounts at once (counts: the slots each
+// needs), in one round trip: a campaign of a thousand accounts books a
+// batch of its recipients in one, not in a thousand. Each account's
+// booking is atomic, as Plan's is.
+func (p *Pacer) PlanEach(ctx context.Context, counts map[string]int) (map[string]Booking, error) {
+	out := make(map[string]Booking, len(counts))
+	var accounts []string
+	var args [][]any
+	for account, n := range counts {
+		if n < 1 {
+			return nil, fmt.Errorf("quota: plan %d send slots of account %q: need at least 1", n, account)
+		}
+		interval, err := p.Interval(ctx, account)
+		if err != nil {
+			return nil, err
+		}
+		if interval == 0 {
+			out[account] = Booking{First: time.Now()} // pacing is off: everything is due now
+			continue
+		}
+		step := ceilMillis(interval + p.randomJitter() + PlanSlack(interval))
+		accounts = append(accounts, account)
+		args = append(args, []any{n, step, idleOffset(interval).Milliseconds()})
+	}
+	firsts, err := p.runPlans(ctx, accounts, args)
+	if err != nil {
+		return nil, err
+	}
+	for i, account := range accounts {
+		out[account] = Booking{First: time.UnixMilli(firsts[i]), Step: time.Duration(args[i][1].(int64)) * time.Millisecond}
+	}
+	return out, nil
+}
+
+// runPlans runs planScript for each account in one pipeline, loading the
+// script first when Redis does not have it (a pipeline cannot fall back
+// from EVALSHA to EVAL command by command, as Script.Run does).
+func (p *Pacer) runPlans(ctx context.Context, accounts []string, args [][]any) ([]int64, error) {
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		cmds, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, account := range accounts {
+				planScript.EvalSha(ctx, pipe, []string{planKey(account)}, args[i]...)
+			}
+			return nil
+		})
+		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			if err := planScript.Load(ctx, p.rdb).Err(); err != nil {
+				return nil, fmt.Errorf("quota: load the plan script: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("quota: plan send slots of %d accounts: %w", len(accounts), err)
+		}
+		firsts := make([]int64, len(cmds))
+		for i, c := range cmds {
+			if firsts[i], err = c.(*redis.Cmd).Int64(); err != nil {
+				return nil, fmt.Errorf("quota: plan send slots of account %q: %w", accounts[i], err)
+			}
+		}
+		return firsts, nil
+	}
 }
 
 // PlanTail answers when the account's last booked slot is (for ETAs): zero
