@@ -37,12 +37,8 @@ func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, e
 			return slept, h.waitLonger(ctx, run, wait)
 		}
 		slept = true
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return slept, ctx.Err()
-		case <-timer.C:
+		if err := sleepCtx(ctx, wait); err != nil {
+			return slept, err
 		}
 	}
 }
