@@ -420,37 +420,33 @@ func (p *Pacer) PlanEach(ctx context.Context, counts map[string]int) (map[string
 	return out, nil
 }
 
-// runPlans runs planScript for each account in one pipeline, loading the
-// script first when Redis does not have it (a pipeline cannot fall back
-// from EVALSHA to EVAL command by command, as Script.Run does).
+// runPlans runs planScript for each account in one pipeline. A pipeline
+// cannot fall back from EVALSHA to EVAL as Script.Run does, so a plan that
+// found its node without the script (a restarted Redis, a Cluster node that
+// has not seen it yet) runs again alone through Run: NOSCRIPT means it
+// did not run.
 func (p *Pacer) runPlans(ctx context.Context, accounts []string, args [][]any) ([]int64, error) {
 	if len(accounts) == 0 {
 		return nil, nil
 	}
-	for attempt := 0; ; attempt++ {
-		cmds, err := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for i, account := range accounts {
-				planScript.EvalSha(ctx, pipe, []string{planKey(account)}, args[i]...)
-			}
-			return nil
-		})
-		if err != nil && attempt == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			if err := planScript.Load(ctx, p.rdb).Err(); err != nil {
-				return nil, fmt.Errorf("quota: load the plan script: %w", err)
-			}
-			continue
+	cmds, _ := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, account := range accounts {
+			planScript.EvalSha(ctx, pipe, []string{planKey(account)}, args[i]...)
+		}
+		return nil
+	}) // each command keeps its own answer and error
+	firsts := make([]int64, len(cmds))
+	for i, c := range cmds {
+		first, err := c.(*redis.Cmd).Int64()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			first, err = planScript.Run(ctx, p.rdb, []string{planKey(accounts[i])}, args[i]...).Int64()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("quota: plan send slots of %d accounts: %w", len(accounts), err)
+			return nil, fmt.Errorf("quota: plan send slots of account %q: %w", accounts[i], err)
 		}
-		firsts := make([]int64, len(cmds))
-		for i, c := range cmds {
-			if firsts[i], err = c.(*redis.Cmd).Int64(); err != nil {
-				return nil, fmt.Errorf("quota: plan send slots of account %q: %w", accounts[i], err)
-			}
-		}
-		return firsts, nil
+		firsts[i] = first
 	}
+	return firsts, nil
 }
 
 // PlanTail answers when the account's last booked slot is (for ETAs): zero
