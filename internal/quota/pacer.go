@@ -330,26 +330,15 @@ return first
 // plus PlanSlack and a jitter drawn once per plan.
 //
 // Enqueuers give each task its slot (a little ahead) as its asynq
-// ProcessAt, so tasks become
-// due at the rate they may be sent and a slow or paused account's tasks
-// never sit in front of another account's; Take stays the safety net.
+// ProcessAt, so tasks become due at the rate they may be sent and a slow
+// or paused account's tasks never sit in front of another account's; Take
+// stays the safety net. It is PlanEach for one account.
 func (p *Pacer) Plan(ctx context.Context, account string, n int) (first time.Time, step time.Duration, err error) {
-	if n < 1 {
-		return time.Time{}, 0, fmt.Errorf("quota: plan %d send slots of account %q: need at least 1", n, account)
-	}
-	interval, err := p.Interval(ctx, account)
+	bookings, err := p.PlanEach(ctx, map[string]int{account: n})
 	if err != nil {
 		return time.Time{}, 0, err
 	}
-	if interval == 0 {
-		return time.Now(), 0, nil // pacing is off: everything is due now
-	}
-	stepMillis := ceilMillis(interval + p.randomJitter() + PlanSlack(interval))
-	firstMillis, err := planScript.Run(ctx, p.rdb, []string{planKey(account)}, n, stepMillis, idleOffset(interval).Milliseconds()).Int64()
-	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("quota: plan %d send slots of account %q: %w", n, account, err)
-	}
-	return time.UnixMilli(firstMillis), time.Duration(stepMillis) * time.Millisecond, nil
+	return bookings[account].First, bookings[account].Step, nil
 }
 
 // IdleSpread is the most an idle account's first planned slot is put off.
