@@ -162,9 +162,11 @@ type Admission struct {
 	Reserved    bool      // a cap slot was reserved for the message: release it if it does not go out
 }
 
-// Admit is the send path's one round trip to the audience (admitScript):
-// a suppressed address, a full cap, or a reserved cap slot. A message no
-// cap holds needs only the suppression list: one HGET, not a script.
+// Admit is one round trip to the audience (admitScript): a suppressed
+// address, a full cap, or a reserved cap slot. A message no cap holds
+// needs only the suppression list: one HGET (Get), not a script; the send
+// path reads that with its claim instead (QueueSuppressed) and calls Admit
+// only for a capped message.
 func (s *Store) Admit(ctx context.Context, p AdmitParams) (Admission, error) {
 	if !p.Cap.On() {
 		return s.admitUncapped(ctx, p.Address)
@@ -186,15 +188,14 @@ func (s *Store) Admit(ctx context.Context, p AdmitParams) (Admission, error) {
 }
 
 func (s *Store) admitUncapped(ctx context.Context, address string) (Admission, error) {
-	entry, err := s.rdb.HGet(ctx, suppressedKey, address).Result()
+	e, suppressed, err := s.Get(ctx, address)
 	switch {
-	case errors.Is(err, redis.Nil):
-		return Admission{}, nil
 	case err != nil:
 		return Admission{}, fmt.Errorf("check the audience of %s: %w", address, err)
+	case suppressed:
+		return Admission{Suppressed: &e}, nil
 	}
-	e := decodeEntry(address, entry)
-	return Admission{Suppressed: &e}, nil
+	return Admission{}, nil
 }
 
 // SuppressionRead is a look-up of one address queued in a round trip of
