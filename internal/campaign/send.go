@@ -152,9 +152,13 @@ type attemptRun struct {
 	sendPayload
 	id      string // the attempt, the owner of the claim once it holds one
 	account string
-	hold    *quota.Hold           // the account's slot, held until the answer (a provider that answers after sending)
-	day     *quota.DayReservation // one of the account's messages of today
-	winner  string                // the campaign's A/B winner once chosen
+	hold    *quota.Hold // the account's slot, held until the answer (a provider that answers after sending)
+	// slotTaken is when the account's pacing slot was taken (zero: not
+	// yet): a send that reaches the wire well after it moves the account's
+	// next slot (sendOnTime).
+	slotTaken time.Time
+	day       *quota.DayReservation // one of the account's messages of today
+	winner    string                // the campaign's A/B winner once chosen
 	// created and started are the campaign's created_at and whether its
 	// started_at is set, as the caches know them: the claim need not read
 	// them.

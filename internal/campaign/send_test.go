@@ -566,17 +566,22 @@ func (l slowCallLimiter) Wait(ctx context.Context) error {
 // TestLateSendHoldsTheAccountAnIntervalAfterIt: a send that reaches the wire
 // 150 ms after its slot keeps the account's next slot a whole interval after
 // the send, not after the slot, so the provider never sees the two closer
-// than the interval.
+// than the interval. The slot moves as the request is written, not when the
+// answer comes: here the answer takes a second, longer than the interval.
 func TestLateSendHoldsTheAccountAnIntervalAfterIt(t *testing.T) {
 	const interval, held = 300 * time.Millisecond, 150 * time.Millisecond
 	f := newFixture(t, sandbox.Config{}, sender.WithCallLimiter(slowCallLimiter{held}))
 	f.handler.pacer = quota.NewPacer(f.rdb, interval, 0)
+	f.sandbox.Inject(sandbox.Fault{Op: sandbox.OpSend, Process: true, Delay: time.Second})
 	c := f.importCSV("Hi", "phone\n+12025550101\n")
-	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.sandbox.Messages()) != 1 {
-		t.Fatalf("%d messages at the sandbox, want 1", len(f.sandbox.Messages()))
+	sent := make(chan error, 1)
+	go func() { sent <- f.handler.ProcessTask(context.Background(), f.task(c.ID, 0)) }()
+	for len(f.sandbox.Messages()) == 0 {
+		select {
+		case err := <-sent:
+			t.Fatalf("the send ended (%v) before the sandbox had its message", err)
+		case <-time.After(2 * time.Millisecond):
+		}
 	}
 	wait, err := quota.NewPacer(f.rdb, interval, 0).Take(context.Background(), "")
 	if err != nil {
@@ -585,7 +590,10 @@ func TestLateSendHoldsTheAccountAnIntervalAfterIt(t *testing.T) {
 	// Unmoved, the slot would free up an interval after it was taken: about
 	// interval-held from now.
 	if wait < interval-held/2 {
-		t.Errorf("the account's next slot is %s away right after a send %s late; want about the interval %s", wait, held, interval)
+		t.Errorf("the account's next slot is %s away right after a send %s late, its answer still to come; want about the interval %s", wait, held, interval)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
 

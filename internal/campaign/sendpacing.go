@@ -3,7 +3,6 @@ package campaign
 import (
 	"context"
 	"net/http/httptrace"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +30,7 @@ func (h *SendHandler) waitForSlot(ctx context.Context, run *attemptRun) (bool, e
 			return slept, err
 		}
 		if wait <= 0 {
+			run.slotTaken = time.Now()
 			return slept, nil
 		}
 		if wait > h.maxInlineWait {
@@ -127,9 +127,9 @@ func (h *SendHandler) endHold(ctx context.Context, run *attemptRun, ago time.Dur
 
 // lateSendSlack is how long a send may take from its pacing slot to the
 // wire before the account's next slot is moved after it. A few ms is the
-// normal cost of the API-call limiter and the HTTP client; more means the
-// process was held back, and without the move the provider would see this
-// send and the account's next one closer than the interval.
+// normal cost of the claim's round trip and the HTTP client; more means
+// the process was held back, and without the move the provider would see
+// this send and the account's next one closer than the interval.
 const lateSendSlack = 5 * time.Millisecond
 
 // sendOnTime calls the provider right after the account's pacing slot was
@@ -145,27 +145,34 @@ func (h *SendHandler) sendOnTime(ctx context.Context, run *attemptRun, msg sende
 		h.endHold(ctx, run, ago)
 		return receipt, err
 	}
-	account, log := run.account, run.log
-	slotAt := time.Now()
-	var wroteAfter atomic.Int64 // since slotAt, of the last request written; 0: none
+	slotAt := run.slotTaken
+	if slotAt.IsZero() {
+		slotAt = time.Now()
+	}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
-				wroteAfter.Store(int64(max(time.Since(slotAt), 1)))
+				h.wentOut(ctx, run, time.Since(slotAt))
 			}
 		},
 	})
-	receipt, err := h.provider.Send(ctx, msg)
-	if late := time.Duration(wroteAfter.Load()); late > 0 {
-		metrics.PacingLateness(late)
+	return h.provider.Send(ctx, msg)
+}
+
+// wentOut notes a request written late after its account's slot. It moves
+// the account's next slot from the write itself, before the answer: the
+// account's next slot may come while this answer is still on its way (a
+// slow provider, a stalled machine), and a move made only then would let
+// that send go out closer than the interval to this one.
+func (h *SendHandler) wentOut(ctx context.Context, run *attemptRun, late time.Duration) {
+	late = max(late, time.Nanosecond)
+	metrics.PacingLateness(late)
+	if late <= lateSendSlack {
+		return
 	}
-	if late := time.Duration(wroteAfter.Load()); late > lateSendSlack {
-		wentOutAgo := time.Since(slotAt) - late
-		if perr := h.pacer.WentOutLate(context.WithoutCancel(ctx), account, wentOutAgo); perr != nil {
-			log.Warn("move the account's next send slot after a late send", zap.Duration("late", late), zap.Error(perr))
-		}
+	if err := h.pacer.WentOutLate(context.WithoutCancel(ctx), run.account, 0); err != nil {
+		run.log.Warn("move the account's next send slot after a late send", zap.Duration("late", late), zap.Error(err))
 	}
-	return receipt, err
 }
 
 // sendLead is how far ahead of its pacing slot a planned task is queued
