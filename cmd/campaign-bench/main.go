@@ -13,7 +13,8 @@
 //  3. worker: messages per second, CPU per message (worker and Redis) and
 //     Redis script calls and commands per message through the whole send
 //     path of one campaign-worker, against a bare asynq handler making the
-//     same HTTP POST to the same sandbox (the fair baseline) and, for
+//     same HTTP POST to the same sandbox (the fair baseline; the two run
+//     three times, alternated, and the median pair is shown) and, for
 //     reference, a no-op asynq handler;
 //  4. pacing: 1,000 accounts at 2 s with 3 workers for 60 s: utilisation,
 //     lateness against the slot, least gap;
