@@ -165,7 +165,6 @@ func (h *SendHandler) sendOnTime(ctx context.Context, run *attemptRun, msg sende
 // slow provider, a stalled machine), and a move made only then would let
 // that send go out closer than the interval to this one.
 func (h *SendHandler) wentOut(ctx context.Context, run *attemptRun, late time.Duration) {
-	late = max(late, time.Nanosecond)
 	metrics.PacingLateness(late)
 	if late <= lateSendSlack {
 		return
