@@ -84,14 +84,25 @@ func (s *Store) Unsuppress(ctx context.Context, address string) (bool, error) {
 
 // Get is the entry of address; false when it is not suppressed.
 func (s *Store) Get(ctx context.Context, address string) (Entry, bool, error) {
-	v, err := s.rdb.HGet(ctx, suppressedKey, address).Result()
-	if errors.Is(err, redis.Nil) {
-		return Entry{}, false, nil
-	}
-	if err != nil {
+	e, err := readSuppressed(s.rdb.HGet(ctx, suppressedKey, address), address)
+	if e == nil || err != nil {
 		return Entry{}, false, err
 	}
-	return decodeEntry(address, v), true, nil
+	return *e, true, nil
+}
+
+// readSuppressed reads the answer of an HGET of address's entry: nil when
+// it is not suppressed.
+func readSuppressed(cmd *redis.StringCmd, address string) (*Entry, error) {
+	v, err := cmd.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("check the suppression of %s: %w", address, err)
+	}
+	e := decodeEntry(address, v)
+	return &e, nil
 }
 
 // Count is how many addresses are suppressed.
@@ -191,7 +202,7 @@ func (s *Store) admitUncapped(ctx context.Context, address string) (Admission, e
 	e, suppressed, err := s.Get(ctx, address)
 	switch {
 	case err != nil:
-		return Admission{}, fmt.Errorf("check the audience of %s: %w", address, err)
+		return Admission{}, err // it names the address
 	case suppressed:
 		return Admission{Suppressed: &e}, nil
 	}
@@ -215,15 +226,7 @@ func (s *Store) QueueSuppressed(ctx context.Context, p redis.Pipeliner, address 
 
 // Entry is why the address is suppressed, nil when it is not.
 func (r *SuppressionRead) Entry() (*Entry, error) {
-	v, err := r.cmd.Result()
-	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("check the suppression of %s: %w", r.address, err)
-	}
-	e := decodeEntry(r.address, v)
-	return &e, nil
+	return readSuppressed(r.cmd, r.address)
 }
 
 // ReleaseCap gives back the cap slot of a message that did not go out.
