@@ -165,3 +165,13 @@ func winnerLockKey(id string) string { return KeyPrefix + "winner-lock:" + id }
 func unknownIndexKey(phone string) string { return KeyPrefix + "unknown:" + phone }
 
 func recentEventsKey(phone string) string { return KeyPrefix + "sentev:" + phone }
+
+// asynq's own keys, which the batch task writer (taskwriter.go) writes as
+// asynq's enqueue does (asynq's internal/base; metrics/state.go reads the
+// same layout, and cannot import this package, which reports to it): per
+// queue, under the hash tag {queue}, "pending" (a list), "scheduled" (a
+// set scored by due time in unix seconds) and "t:<task id>" (a task's
+// hash); and the set of queue names its servers and tools list.
+func asynqQueuePrefix(queue string) string { return "asynq:{" + queue + "}:" }
+
+const asynqAllQueues = "asynq:queues"

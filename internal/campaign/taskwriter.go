@@ -25,11 +25,6 @@ import (
 // list or the scheduled set. taskwriter_test.go checks that what it writes
 // is what asynq writes, byte for byte, and that asynq runs it.
 
-// asynq's key layout for a queue (asynq's internal/base).
-func asynqQueuePrefix(queue string) string { return "asynq:{" + queue + "}:" }
-
-const asynqAllQueues = "asynq:queues" // the set of queue names asynq's servers and tools list
-
 // taskChunk is how many tasks one script writes: big enough that the call
 // and its round trip are a small part of the work, small enough that the
 // script holds Redis's thread for about a millisecond (sends wait meanwhile).
