@@ -42,7 +42,9 @@ type sendSpec struct {
 	presence *bool
 	maxText  int // the provider's text limit (0: templating's)
 	created  *time.Time
-	loadedAt time.Time
+	// fixedList: see fFixedList.
+	fixedList bool
+	loadedAt  time.Time
 }
 
 // key is the recipient's address in its row.
@@ -189,6 +191,7 @@ func (c *specCache) get(ctx context.Context, id string) (*sendSpec, error) {
 	s.testOf = h[fTestOf]
 	s.transactional = h[fTransactional] == "1" || s.testOf != ""
 	s.capPolicy = h[fCapPolicy]
+	s.fixedList = h[fFixedList] == "1"
 	if err := s.parseVariants(id, h); err != nil {
 		return nil, err
 	}

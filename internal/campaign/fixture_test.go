@@ -162,6 +162,21 @@ func (f *fixture) recipient(id string, seq int64) Recipient {
 
 func addsUp(c Counts) bool { return c.Sum() == c.Total }
 
+// eachRunKind runs test for both kinds of a send task's run: one after a
+// failure, which reads the recipient's state before spending anything, and
+// an untroubled one, which leaves the state to the claim (SendHandler.look).
+func eachRunKind(t *testing.T, test func(t *testing.T, untroubled bool)) {
+	t.Run("after a failure", func(t *testing.T) { test(t, false) })
+	t.Run("untroubled", func(t *testing.T) { test(t, true) })
+}
+
+// runsUntroubled makes the send handler take every run for an untroubled
+// one, as an asynq server says of a task's first run (ProcessTask is called
+// outside one here).
+func (f *fixture) runsUntroubled(untroubled bool) {
+	f.handler.untroubled = func(context.Context) bool { return untroubled }
+}
+
 // runQueued runs, by hand and at once, every task of type typ whose id ends
 // with idSuffix waiting in queue (scheduled or pending) with handler h, and
 // answers how many it ran. Tasks are deleted first, as asynq would once it

@@ -138,6 +138,12 @@ const (
 	fTotal        = "total"
 	fTestOf       = "test_of"    // on a test send: the campaign it tests
 	fTestsMade    = "tests_made" // test sends made of the campaign so far
+	// fFixedList "1": a listed campaign, whose recipients came as one list,
+	// and whose queued recipients nothing but a cancel settles behind their
+	// send tasks (unlike a sequence step's, see Store.SkipQueued): a send
+	// task's untroubled run need not read its recipient's state first
+	// (SendHandler.look). Absent on campaigns made before it: read first.
+	fFixedList = "fixed_list"
 	// Audience (audience.go, inbound.go):
 	fSuppressed    = "suppressed"    // rows not imported because their address is suppressed
 	fTransactional = "transactional" // "1": exempt from FREQUENCY_CAP (a transactional sequence's step)

@@ -114,6 +114,11 @@ local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', deliv
 // dispatch mark, written before claims and marks were one step, never
 // reached the provider and is simply claimed again.)
 //
+// A claim also clears the campaign's "waiting for ..." reason: a send is
+// going out, so the campaign is moving again. (The settle that follows
+// need not read the reason: it reads the campaign only when its send was
+// the last in flight, to see whether the campaign is complete.)
+//
 // Answers {"claimed"}, {"free"} (inspect: nothing held it), {"settled",
 // state} (an earlier attempt finished, or reconciliation has it),
 // {"inflight", lease end}, {"unconfirmed", dispatched at, account},
@@ -122,7 +127,7 @@ local codes = {queued = 'q', sending = 'g', unconfirmed = 'c', sent = 's', deliv
 var claimScript = redis.NewScript(luaLib + `
 local ck, sk, hk = KEYS[1], KEYS[2], KEYS[3]
 local seq, now = ARGV[1], ARGV[2]
-local v = redis.call('HMGET', ck, 'status', 'round')
+local v = redis.call('HMGET', ck, 'status', 'round', 'reason')
 local status = v[1]
 if not status then return {'gone'} end
 if (v[2] or '0') ~= ARGV[6] then return {'stale'} end
@@ -153,6 +158,9 @@ if not retaken then
   redis.call('HINCRBY', ck, 'sending', 1)
 end
 if ARGV[10] ~= '1' then redis.call('HSETNX', ck, 'started_at', now) end
+if v[3] and string.sub(v[3], 1, 12) == 'waiting for ' then
+  redis.call('HDEL', ck, 'reason') -- a send is going out: it is moving again
+end
 return {'claimed'}
 `)
 
@@ -219,7 +227,7 @@ if to == 'queued' then
 else
   redis.call('HSET', sk, seq, rec)
 end
-redis.call('HINCRBY', ck, from, -1)
+local left = redis.call('HINCRBY', ck, from, -1)
 redis.call('HINCRBY', ck, to, 1)
 table.insert(entries, entry(codes[to], now, ARGV[8], created))
 append_hist(hk, seq, table.concat(entries, ';'))
@@ -227,11 +235,9 @@ if credits ~= 0 then redis.call('HINCRBY', ck, 'credits_spent', credits) end
 if to == 'sent' and (ARGV[9] or '') ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[9], seq)
 end
-local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed', 'reason')
-if to == 'sent' and v[6] and string.sub(v[6], 1, 12) == 'waiting for ' then
-  redis.call('HDEL', ck, 'reason') -- it is moving again
-end
-maybe_complete(ck, now, v)
+-- A campaign with other sends in flight cannot be complete: the last of
+-- them to settle looks.
+if from ~= 'sending' or left == 0 then maybe_complete(ck, now) end
 return 1
 `)
 

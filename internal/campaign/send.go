@@ -46,7 +46,11 @@ type SendHandler struct {
 	now       func() time.Time
 	specs     specCache
 	gates     gateCache
-	audience  AudienceConfig // suppressions, the frequency cap, the last-messaged index
+	rows      rowCache
+	// untroubled reports whether this run of a task follows no failed run
+	// of it (untroubledRun; tests replace it).
+	untroubled func(context.Context) bool
+	audience   AudienceConfig // suppressions, the frequency cap, the last-messaged index
 
 	// maxInlineWait is the longest pacing wait slept in the handler; longer
 	// waits go back to the queue, so no worker slot idles through them. A
@@ -122,9 +126,19 @@ func NewSendHandler(d SendDeps) *SendHandler {
 		claimLease:    orDefault(d.ClaimLease, 45*time.Second),
 		apiCallsWait:  orDefault(d.APICallsWait, apiCallsWait),
 		audience:      d.Audience,
+		untroubled:    untroubledRun,
 	}
 	h.specs.store, h.specs.caps = d.Store, h.caps
 	return h
+}
+
+// untroubledRun reports whether this run of a task follows no failed run of
+// it: asynq counts failures, and not waits (IsFailure), and a worker that
+// died mid-send counts as one when asynq hands its task on. False outside
+// an asynq server.
+func untroubledRun(ctx context.Context) bool {
+	n, ok := asynq.GetRetryCount(ctx)
+	return ok && n == 0
 }
 
 func orDefault(d, fallback time.Duration) time.Duration {
@@ -323,7 +337,21 @@ func (h *SendHandler) chooseAccount(ctx context.Context, spec *sendSpec, run *at
 // row; a nil row means there is nothing to do (gone, settled, or held by
 // an attempt that died after its request may have left: reconciliation
 // takes that one, see settleDeadClaim).
+//
+// An untroubled run of a fixed list's task reads only the row, from the
+// worker's row cache (most often without a round trip), and not the
+// state: such a run all but always finds its recipient queued. The claim
+// checks the state anyway before the request is written, and turns the
+// rare other one away (a duplicate of a task still running, a campaign
+// cancelled within the gate's cache time); that costs only the account
+// a pacing slot. Any run after a failure (a worker that died mid-send
+// counts as one) reads the state first, as does every run of a campaign
+// that keeps taking recipients, whose queued ones a sequence may skip
+// behind their tasks.
 func (h *SendHandler) look(ctx context.Context, spec *sendSpec, run *attemptRun) ([]string, error) {
+	if spec.fixedList && h.untroubled(ctx) {
+		return h.rows.row(ctx, h.store, run.Campaign, run.Seq)
+	}
 	row, rec, err := h.store.candidate(ctx, run.Campaign, run.Seq)
 	if row == nil || err != nil || rec == nil {
 		return row, err

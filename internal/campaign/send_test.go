@@ -19,8 +19,11 @@ import (
 	"github.com/wacampaign/wacampaign/internal/sender/sandbox"
 )
 
-func TestSameTaskManyTimesSendsOnce(t *testing.T) {
+func TestSameTaskManyTimesSendsOnce(t *testing.T) { eachRunKind(t, sameTaskManyTimesSendsOnce) }
+
+func sameTaskManyTimesSendsOnce(t *testing.T, untroubled bool) {
 	f := newFixture(t, sandbox.Config{})
+	f.runsUntroubled(untroubled)
 	c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
 	// asynq is at-least-once: the same task may run again, even at once. A
 	// run that meets another's live claim waits for its lease (it must not
@@ -124,10 +127,15 @@ func TestAttemptThatDiedBeforeDispatchIsSimplySentAgain(t *testing.T) {
 // its dispatch mark may have sent the message. The next run does not send:
 // the recipient is unconfirmed until the provider's chat history says.
 func TestAttemptThatDiedAfterDispatchIsReconciled(t *testing.T) {
+	eachRunKind(t, attemptThatDiedAfterDispatchIsReconciled)
+}
+
+func attemptThatDiedAfterDispatchIsReconciled(t *testing.T, untroubled bool) {
 	for _, reachedProvider := range []bool{true, false} {
 		name := map[bool]string{true: "the message had gone out", false: "the message never left"}[reachedProvider]
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, sandbox.Config{})
+			f.runsUntroubled(untroubled)
 			c := f.importCSV("Hi {{.name}}", "phone,name\n+12025550101,Ann\n")
 			f.deadAttempt(c.ID, 0, true)
 			if reachedProvider {
@@ -283,7 +291,12 @@ func TestOutcomeLostToARedisOutageIsNotStranded(t *testing.T) {
 // for a recipient already settled, in a campaign still running (others
 // queued), sends nothing.
 func TestSettledRecipientIsNotSentAgainWhileTheCampaignRuns(t *testing.T) {
+	eachRunKind(t, settledRecipientIsNotSentAgainWhileTheCampaignRuns)
+}
+
+func settledRecipientIsNotSentAgainWhileTheCampaignRuns(t *testing.T, untroubled bool) {
 	f := newFixture(t, sandbox.Config{})
+	f.runsUntroubled(untroubled)
 	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
 	ctx := context.Background()
 	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
@@ -441,9 +454,9 @@ func closedAddress(t *testing.T) string {
 
 func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {
 	f := newFixture(t, sandbox.Config{Credits: 2})
-	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n+12025550104\n")
 	var waits int
-	for seq := int64(0); seq < 3; seq++ {
+	for seq := int64(0); seq < 4; seq++ {
 		err := f.handler.ProcessTask(context.Background(), f.task(c.ID, seq))
 		var wait *WaitError
 		if errors.As(err, &wait) {
@@ -453,8 +466,8 @@ func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {
 		}
 	}
 	got := f.get(c.ID)
-	if waits != 1 || got.Counts.Sent != 2 || got.Counts.Queued != 1 || got.Reason != ReasonWaitingForQuota || got.Status != StatusRunning {
-		t.Fatalf("waits %d, campaign %s %q %+v; want 2 sent, 1 waiting for quota", waits, got.Status, got.Reason, got.Counts)
+	if waits != 2 || got.Counts.Sent != 2 || got.Counts.Queued != 2 || got.Reason != ReasonWaitingForQuota || got.Status != StatusRunning {
+		t.Fatalf("waits %d, campaign %s %q %+v; want 2 sent, 2 waiting for quota", waits, got.Status, got.Reason, got.Counts)
 	}
 	if f.sandbox.CreditsUsed() != 2 {
 		t.Errorf("spent %d credits of 2", f.sandbox.CreditsUsed())
@@ -465,8 +478,15 @@ func TestQuotaExhaustedWaitsInsteadOfFailing(t *testing.T) {
 	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 2)); err != nil {
 		t.Fatal(err)
 	}
+	// The campaign is moving again: its reason goes with the first send.
+	if got = f.get(c.ID); got.Status != StatusRunning || got.Reason != "" || got.Counts.Sent != 3 {
+		t.Errorf("after the quota came back and one more was sent: %s %q %+v; want running, no reason", got.Status, got.Reason, got.Counts)
+	}
+	if err := f.handler.ProcessTask(context.Background(), f.task(c.ID, 3)); err != nil {
+		t.Fatal(err)
+	}
 	got = f.get(c.ID)
-	if got.Status != StatusCompleted || got.Reason != "" || got.Counts.Sent != 3 {
+	if got.Status != StatusCompleted || got.Reason != "" || got.Counts.Sent != 4 {
 		t.Errorf("after the quota came back: %s %q %+v", got.Status, got.Reason, got.Counts)
 	}
 }
@@ -786,5 +806,105 @@ func TestClaimsSendingEntryIsWrittenWithTheOutcome(t *testing.T) {
 	r = f.recipient(c.ID, 1)
 	if !hasStates(r.History, StateQueued, StateSending, StateUnconfirmed) {
 		t.Errorf("history %+v of a dead claim; want queued, sending, unconfirmed", r.History)
+	}
+}
+
+// TestUntroubledRunOfAStepsSkippedRecipientTakesNoPacingSlot: a sequence
+// step's queued recipients may be skipped behind their tasks (an
+// unenrolled contact), so even an untroubled run of such a task reads the
+// state first and takes nothing. A fixed list's untroubled run leaves the
+// state to the claim, which turns a settled recipient away after its
+// account's slot was taken: the price of the read it saves.
+func TestUntroubledRunOfAStepsSkippedRecipientTakesNoPacingSlot(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	ctx := context.Background()
+	deps := f.sendDeps
+	deps.Pacer = quota.NewPacer(f.rdb, time.Hour, 0)
+	h := NewSendHandler(deps)
+	h.untroubled = func(context.Context) bool { return true }
+	slotTaken := func(account string) bool {
+		t.Helper()
+		wait, err := deps.Pacer.Take(ctx, account)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wait > 0
+	}
+
+	const stepAccount, listAccount = "+14155550001", "+14155550002"
+	step := &Campaign{ID: "step1", Name: "Welcome", Status: StatusRunning, CreatedAt: time.Now(), Template: "Hi",
+		Columns: []string{"phone"}, Accounts: []string{stepAccount}}
+	if err := f.store.CreateOpen(ctx, step, "phone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.addRecipientOnce(ctx, step.ID, 0, []string{"+12025550101"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.store.SkipQueued(ctx, step.ID, 0, "unenrolled", time.Now()); err != nil || !ok {
+		t.Fatalf("skip: %v %v", ok, err)
+	}
+	if err := h.ProcessTask(ctx, f.task(step.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if slotTaken(stepAccount) {
+		t.Error("the skipped step recipient's task took its account's pacing slot")
+	}
+
+	c := f.importCSV("Hi", "phone\n+12025550102\n+12025550103\n", func(d *Draft) { d.Accounts = []string{listAccount} })
+	if err := f.handler.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessTask(ctx, f.task(c.ID, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if !slotTaken(listAccount) {
+		t.Error("the fixed list's rerun took no pacing slot: did it read the state first?")
+	}
+	if n := len(f.sandbox.Messages()); n != 1 {
+		t.Errorf("the sandbox got %d messages; want the list's one", n)
+	}
+	if got := f.get(c.ID); got.Counts.Sent != 1 || got.Counts.Queued != 1 || !addsUp(got.Counts) {
+		t.Errorf("campaign %+v; the rerun changed the counts", got.Counts)
+	}
+}
+
+// TestCampaignCompletesWhenItsLastSendInFlightSettles: sends settle in any
+// order; the campaign completes with the last of them, not before, and
+// not while a recipient is still queued.
+func TestCampaignCompletesWhenItsLastSendInFlightSettles(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	ctx := context.Background()
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n+12025550103\n")
+	claim := func(seq int64) string {
+		t.Helper()
+		attempt := NewAttemptID()
+		res, err := f.store.claim(ctx, claimParams{Campaign: c.ID, Seq: seq, Account: "", Attempt: attempt, Lease: time.Minute, Now: time.Now()})
+		if err != nil || res.outcome != claimTaken {
+			t.Fatalf("claim %d: %+v %v", seq, res, err)
+		}
+		return attempt
+	}
+	settle := func(seq int64, attempt string) {
+		t.Helper()
+		ok, err := f.store.settle(ctx, settleParams{Campaign: c.ID, Seq: seq, From: StateSending, Attempt: attempt,
+			Record: record{State: StateSent, UID: "uid-" + strconv.FormatInt(seq, 10)}, Credits: 1, Now: time.Now()})
+		if err != nil || !ok {
+			t.Fatalf("settle %d: %v %v", seq, ok, err)
+		}
+	}
+	status := func() Status { return f.get(c.ID).Status }
+
+	first, second := claim(0), claim(1)
+	settle(1, second)
+	if s := status(); s != StatusRunning {
+		t.Fatalf("with one send in flight and one queued: %s", s)
+	}
+	settle(0, first)
+	if s := status(); s != StatusRunning {
+		t.Fatalf("with nothing in flight but one queued: %s", s)
+	}
+	settle(2, claim(2))
+	if got := f.get(c.ID); got.Status != StatusCompleted || got.Counts.Sent != 3 || got.Credits.Spent != 3 || !addsUp(got.Counts) {
+		t.Errorf("after the last settled: %s %+v credits %+v; want completed", got.Status, got.Counts, got.Credits)
 	}
 }

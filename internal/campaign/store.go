@@ -58,6 +58,9 @@ func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, lis
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if listed {
+			fields[fFixedList] = "1"
+		}
 		p.HSet(ctx, campaignKey(c.ID), fields)
 		if listed {
 			p.ZAdd(ctx, campaignsIndex, redis.Z{Score: float64(c.CreatedAt.UnixMilli()), Member: c.ID})
@@ -389,7 +392,7 @@ func (s *Store) accountsOf(ctx context.Context, id string) ([]string, error) {
 
 // sendingSpec reads what every recipient of a campaign shares.
 func (s *Store) sendingSpec(ctx context.Context, id string) (map[string]string, error) {
-	names := []string{fName, fCreatedAt, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner, fConfirms}
+	names := []string{fName, fCreatedAt, fTemplate, fAccounts, fLabel, fFileUID, fColumns, fPhoneColumn, fWindow, fTestOf, fKeyColumns, fTyping, fPresence, fTransactional, fCapPolicy, fVariants, fWinner, fConfirms, fFixedList}
 	h, err := s.rdb.HMGet(ctx, campaignKey(id), names...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read campaign %s: %w", id, err)

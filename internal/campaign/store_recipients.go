@@ -354,6 +354,26 @@ func (s *Store) row(ctx context.Context, id string, seq int64) ([]string, error)
 	return decodeRow(row), nil
 }
 
+// rowsFrom reads the CSV values of recipients first to first+n-1, all in
+// one bucket; a recipient without a row (not added yet, or gone) is nil.
+func (s *Store) rowsFrom(ctx context.Context, id string, first int64, n int) ([][]string, error) {
+	fields := make([]string, n)
+	for i := range fields {
+		fields[i] = strconv.FormatInt(first+int64(i), 10)
+	}
+	vals, err := s.rdb.HMGet(ctx, rowsKey(id, first), fields...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read recipients %d to %d of campaign %s: %w", first, first+int64(n)-1, id, err)
+	}
+	rows := make([][]string, n)
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			rows[i] = decodeRow(str)
+		}
+	}
+	return rows, nil
+}
+
 // tracking reads what a status poll needs: the recipient's record and
 // history. ErrNotFound when the campaign is gone.
 func (s *Store) tracking(ctx context.Context, id string, seq int64) (record, []HistoryEntry, error) {
