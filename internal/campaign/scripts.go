@@ -132,36 +132,48 @@ local status = v[1]
 if not status then return {'gone'} end
 if (v[2] or '0') ~= ARGV[6] then return {'stale'} end
 if status ~= 'running' then return {'status', status} end
-local cur = redis.call('HGET', sk, seq)
-local retaken = false
-if cur then
-  local rec = cjson.decode(cur)
-  if rec.s ~= 'sending' then return {'settled', rec.s} end
-  if tonumber(rec.l or '0') > tonumber(now) then return {'inflight', rec.l or '0'} end
-  if rec.d and rec.d ~= '' then
-    local created = created_of(ck, tonumber(ARGV[9]))
-    local e = with_claimed(rec, created, entry('c', now, ARGV[7], created))
-    rec.s, rec.r, rec.t, rec.l, rec.w = 'unconfirmed', ARGV[7], now, nil, nil
-    redis.call('HSET', sk, seq, cjson.encode(rec))
-    redis.call('HINCRBY', ck, 'sending', -1)
-    redis.call('HINCRBY', ck, 'unconfirmed', 1)
-    append_hist(hk, seq, e)
-    return {'unconfirmed', rec.d, rec.a or ''}
+local dispatch = ARGV[8] == 'dispatch'
+local claim
+if dispatch then
+  local lease = string.format('%d', tonumber(now) + tonumber(ARGV[5]))
+  claim = cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease, d = now, w = '1'})
+end
+
+-- claimed finishes a claim written over no record (a queued recipient) or
+-- over a lapsed undispatched one (retaken: already counted sending).
+local function claimed(retaken)
+  if not retaken then
+    redis.call('HINCRBY', ck, 'queued', -1)
+    redis.call('HINCRBY', ck, 'sending', 1)
   end
-  retaken = true
+  if ARGV[10] ~= '1' then redis.call('HSETNX', ck, 'started_at', now) end
+  if v[3] and string.sub(v[3], 1, 12) == 'waiting for ' then
+    redis.call('HDEL', ck, 'reason') -- a send is going out: it is moving again
+  end
+  return {'claimed'}
 end
-if ARGV[8] ~= 'dispatch' then return {'free'} end
-local lease = string.format('%d', tonumber(now) + tonumber(ARGV[5]))
-redis.call('HSET', sk, seq, cjson.encode({s = 'sending', a = ARGV[3], t = now, o = ARGV[4], l = lease, d = now, w = '1'}))
-if not retaken then
-  redis.call('HINCRBY', ck, 'queued', -1)
-  redis.call('HINCRBY', ck, 'sending', 1)
+
+-- A queued recipient has no record: the common case claims it in one
+-- command, and only a recipient with a record is read.
+if dispatch and redis.call('HSETNX', sk, seq, claim) == 1 then return claimed(false) end
+local cur = redis.call('HGET', sk, seq)
+if not cur then return {'free'} end -- inspecting: nothing holds it (dispatching, HSETNX claimed it)
+local rec = cjson.decode(cur)
+if rec.s ~= 'sending' then return {'settled', rec.s} end
+if tonumber(rec.l or '0') > tonumber(now) then return {'inflight', rec.l or '0'} end
+if rec.d and rec.d ~= '' then
+  local created = created_of(ck, tonumber(ARGV[9]))
+  local e = with_claimed(rec, created, entry('c', now, ARGV[7], created))
+  rec.s, rec.r, rec.t, rec.l, rec.w = 'unconfirmed', ARGV[7], now, nil, nil
+  redis.call('HSET', sk, seq, cjson.encode(rec))
+  redis.call('HINCRBY', ck, 'sending', -1)
+  redis.call('HINCRBY', ck, 'unconfirmed', 1)
+  append_hist(hk, seq, e)
+  return {'unconfirmed', rec.d, rec.a or ''}
 end
-if ARGV[10] ~= '1' then redis.call('HSETNX', ck, 'started_at', now) end
-if v[3] and string.sub(v[3], 1, 12) == 'waiting for ' then
-  redis.call('HDEL', ck, 'reason') -- a send is going out: it is moving again
-end
-return {'claimed'}
+if not dispatch then return {'free'} end
+redis.call('HSET', sk, seq, claim)
+return claimed(true)
 `)
 
 // settleScript moves a recipient from the state the caller saw to a new one.

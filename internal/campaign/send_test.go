@@ -908,3 +908,36 @@ func TestCampaignCompletesWhenItsLastSendInFlightSettles(t *testing.T) {
 		t.Errorf("after the last settled: %s %+v credits %+v; want completed", got.Status, got.Counts, got.Credits)
 	}
 }
+
+// TestClaimOfAQueuedRecipient: the claim of a queued recipient takes it
+// (counted sending), a second claim meanwhile finds it in flight, and an
+// inspection claims nothing: it answers free for a queued recipient and
+// leaves it queued.
+func TestClaimOfAQueuedRecipient(t *testing.T) {
+	f := newFixture(t, sandbox.Config{})
+	ctx := context.Background()
+	c := f.importCSV("Hi", "phone\n+12025550101\n+12025550102\n")
+	claim := func(seq int64, inspect bool) claimResult {
+		t.Helper()
+		res, err := f.store.claim(ctx, claimParams{Campaign: c.ID, Seq: seq, Attempt: NewAttemptID(), Lease: time.Minute, Now: time.Now(), InspectOnly: inspect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := claim(1, true); res.outcome != claimFree {
+		t.Errorf("inspecting a queued recipient: %+v; want free", res)
+	}
+	if r := f.recipient(c.ID, 1); r.State != StateQueued {
+		t.Errorf("after the inspection the recipient is %s; want queued", r.State)
+	}
+	if res := claim(0, false); res.outcome != claimTaken {
+		t.Fatalf("claiming a queued recipient: %+v", res)
+	}
+	if res := claim(0, false); res.outcome != claimInflight {
+		t.Errorf("claiming it again: %+v; want in flight", res)
+	}
+	if got := f.get(c.ID); got.Counts.Sending != 1 || got.Counts.Queued != 1 || !addsUp(got.Counts) {
+		t.Errorf("counts %+v; want one sending, one queued", got.Counts)
+	}
+}
