@@ -47,10 +47,10 @@ type SendHandler struct {
 	specs     specCache
 	gates     gateCache
 	rows      rowCache
+	audience  AudienceConfig // suppressions, the frequency cap, the last-messaged index
 	// untroubled reports whether this run of a task follows no failed run
 	// of it (untroubledRun; tests replace it).
 	untroubled func(context.Context) bool
-	audience   AudienceConfig // suppressions, the frequency cap, the last-messaged index
 
 	// maxInlineWait is the longest pacing wait slept in the handler; longer
 	// waits go back to the queue, so no worker slot idles through them. A

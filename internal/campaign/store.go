@@ -55,12 +55,12 @@ func ParseUnixMilli(s string) *time.Time {
 // the campaigns (a sequence's steps are not).
 func (s *Store) create(ctx context.Context, c *Campaign, phoneColumn string, listed bool) error {
 	fields := campaignFields(c, phoneColumn)
+	if listed {
+		fields[fFixedList] = "1" // an unlisted one keeps taking recipients
+	}
 	// Not a transaction: the keys live in different cluster slots. The
 	// record goes first, so an index never names a missing campaign.
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		if listed {
-			fields[fFixedList] = "1"
-		}
 		p.HSet(ctx, campaignKey(c.ID), fields)
 		if listed {
 			p.ZAdd(ctx, campaignsIndex, redis.Z{Score: float64(c.CreatedAt.UnixMilli()), Member: c.ID})
