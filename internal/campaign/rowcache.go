@@ -38,6 +38,15 @@ type rowChunkKey struct {
 	first    int64
 }
 
+// seqs are the recipients of the chunk.
+func (k rowChunkKey) seqs() []int64 {
+	seqs := make([]int64, rowChunkSize)
+	for i := range seqs {
+		seqs[i] = k.first + int64(i)
+	}
+	return seqs
+}
+
 // rowChunk is one read. ready is closed once rows (or err) and readAt are
 // set; the tasks that want the chunk meanwhile wait for that one read.
 type rowChunk struct {
@@ -53,7 +62,7 @@ func (c *rowCache) row(ctx context.Context, store *Store, id string, seq int64) 
 	key := rowChunkKey{campaign: id, first: seq - seq%rowChunkSize}
 	chunk, mine := c.chunk(key)
 	if mine {
-		chunk.rows, chunk.err = store.rowsFrom(ctx, id, key.first, rowChunkSize)
+		chunk.rows, chunk.err = store.rows(ctx, id, key.seqs())
 		chunk.readAt = time.Now()
 		close(chunk.ready)
 		if chunk.err != nil {

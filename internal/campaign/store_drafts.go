@@ -197,29 +197,6 @@ func (s *Store) testIDs(ctx context.Context, id string, n int) ([]string, error)
 // file they came from (rowNumbersKey): as many as a preview shows at most.
 const previewRows = 50
 
-// rows reads the rows of recipients seqs, which lie in one bucket; a
-// recipient without a row is left out.
-func (s *Store) rows(ctx context.Context, id string, seqs []int64) ([][]string, error) {
-	if len(seqs) == 0 {
-		return nil, nil
-	}
-	fields := make([]string, len(seqs))
-	for i, seq := range seqs {
-		fields[i] = strconv.FormatInt(seq, 10)
-	}
-	vals, err := s.rdb.HMGet(ctx, rowsKey(id, seqs[0]), fields...).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read recipients of campaign %s: %w", id, err)
-	}
-	out := make([][]string, 0, len(vals))
-	for _, v := range vals {
-		if row, ok := v.(string); ok {
-			out = append(out, decodeRow(row))
-		}
-	}
-	return out, nil
-}
-
 // rowNumbers answers the row of the file each of the first recipients
 // came from, by seq (0 where it is not kept).
 func (s *Store) rowNumbers(ctx context.Context, id string, seqs []int64) (map[int64]int, error) {

@@ -354,24 +354,27 @@ func (s *Store) row(ctx context.Context, id string, seq int64) ([]string, error)
 	return decodeRow(row), nil
 }
 
-// rowsFrom reads the CSV values of recipients first to first+n-1, all in
-// one bucket; a recipient without a row (not added yet, or gone) is nil.
-func (s *Store) rowsFrom(ctx context.Context, id string, first int64, n int) ([][]string, error) {
-	fields := make([]string, n)
-	for i := range fields {
-		fields[i] = strconv.FormatInt(first+int64(i), 10)
+// rows reads the rows of recipients seqs, which lie in one bucket, in
+// their order; a recipient without a row (not added yet, or gone) is nil.
+func (s *Store) rows(ctx context.Context, id string, seqs []int64) ([][]string, error) {
+	if len(seqs) == 0 {
+		return nil, nil
 	}
-	vals, err := s.rdb.HMGet(ctx, rowsKey(id, first), fields...).Result()
+	fields := make([]string, len(seqs))
+	for i, seq := range seqs {
+		fields[i] = strconv.FormatInt(seq, 10)
+	}
+	vals, err := s.rdb.HMGet(ctx, rowsKey(id, seqs[0]), fields...).Result()
 	if err != nil {
-		return nil, fmt.Errorf("read recipients %d to %d of campaign %s: %w", first, first+int64(n)-1, id, err)
+		return nil, fmt.Errorf("read recipients of campaign %s: %w", id, err)
 	}
-	rows := make([][]string, n)
+	out := make([][]string, len(vals))
 	for i, v := range vals {
-		if str, ok := v.(string); ok {
-			rows[i] = decodeRow(str)
+		if row, ok := v.(string); ok {
+			out[i] = decodeRow(row)
 		}
 	}
-	return rows, nil
+	return out, nil
 }
 
 // tracking reads what a status poll needs: the recipient's record and

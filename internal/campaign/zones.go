@@ -108,7 +108,7 @@ func (s *Store) queuedPhones(ctx context.Context, c *Campaign, limit int) ([]str
 		if err != nil {
 			return err
 		}
-		for _, values := range rows {
+		for _, values := range rows { // nil: a recipient without a row
 			if phoneIdx >= 0 && phoneIdx < len(values) {
 				phones = append(phones, values[phoneIdx])
 			}
