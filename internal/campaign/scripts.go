@@ -26,11 +26,9 @@ import "github.com/redis/go-redis/v9"
 
 // luaLib is shared by the scripts: completion, history, counters.
 const luaLib = `
--- maybe_complete completes a running campaign with nothing left to send; v,
--- when the caller has read them (after its own counter moves), are the
--- campaign's status, importing, queued, sending and unconfirmed.
-local function maybe_complete(ck, now, v)
-  v = v or redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed')
+-- maybe_complete completes a running campaign with nothing left to send.
+local function maybe_complete(ck, now)
+  local v = redis.call('HMGET', ck, 'status', 'importing', 'queued', 'sending', 'unconfirmed')
   if v[1] == 'running' and v[2] == '0' and tonumber(v[3] or '0') == 0 and tonumber(v[4] or '0') == 0
      and tonumber(v[5] or '0') == 0 then
     redis.call('HSET', ck, 'status', 'completed', 'finished_at', now)
